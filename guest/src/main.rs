@@ -1,0 +1,193 @@
+//! The sockbox guest command: the classic TCP client and server, and an echo server.
+//!
+//! Output lines are a contract: `listening on ADDR` (printed and flushed before the
+//! first accept), `Received: <bytes>`, and on failure one `Error: <op> tcp <addr>:
+//! <reason>` line on stderr. Exit status: 0 done, 1 a network error, 2 bad usage.
+
+#![no_main]
+
+use std::io::{self, Read, Write};
+
+use sockbox_guest::net::{self, Conn};
+use wasi::cli::{environment, exit, stderr, stdout};
+use wasi::io::streams::OutputStream;
+
+wasi::cli::command::export!(Command);
+
+/// The component's `wasi:cli/run` export.
+struct Command;
+
+impl wasi::exports::cli::run::Guest for Command {
+    fn run() -> Result<(), ()> {
+        let args = environment::get_arguments();
+        let args: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+        match run(&args) {
+            Ok(()) => Ok(()),
+            Err(Failure::Usage(why)) => {
+                let _ = print_to(
+                    &stderr::get_stderr(),
+                    format!("Error: {why}\n\n{USAGE}\n").as_bytes(),
+                );
+                exit::exit_with_code(2);
+                Err(())
+            }
+            Err(Failure::Net(err)) => {
+                let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
+                Err(())
+            }
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: sockbox-guest <command> [arguments]
+
+commands:
+  dial ADDR [MESSAGE]    connect to ADDR, send MESSAGE (default \"Hello, World!\"),
+                         half-close, print the reply as `Received: <reply>`
+  listen ADDR            accept one connection on ADDR, print its first message as
+                         `Received: <msg>`, reply \"Hello, World!\", close
+  echo ADDR [--count N]  send every connection's bytes back until it half-closes;
+                         exit after N connections (default: serve forever)
+
+ADDR is 1.2.3.4:80, [::1]:80 or name:80; port 0 picks a free port, and servers print
+`listening on <addr>` with the real one before they accept.
+exit status: 0 done, 1 network error, 2 bad usage";
+
+/// The classic programs' message, sent by `dial` and replied by `listen`.
+const HELLO: &[u8] = b"Hello, World!";
+
+/// The most `dial` reads of a reply.
+const MAX_REPLY: u64 = 64 * 1024;
+
+/// What went wrong, and so which exit status to give.
+enum Failure {
+    Usage(String),
+    Net(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Self {
+        Self::Net(err)
+    }
+}
+
+impl From<net::Error> for Failure {
+    fn from(err: net::Error) -> Self {
+        Self::Net(err.into())
+    }
+}
+
+fn run(args: &[&str]) -> Result<(), Failure> {
+    match args {
+        ["dial", addr] => dial(addr, HELLO),
+        ["dial", addr, message] => dial(addr, message.as_bytes()),
+        ["listen", addr] => listen(addr),
+        ["echo", addr] => echo(addr, None),
+        ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?)),
+        ["help" | "--help" | "-h"] => Ok(print_to(
+            &stdout::get_stdout(),
+            format!("{USAGE}\n").as_bytes(),
+        )?),
+        [] => Err(Failure::Usage("no command given".into())),
+        [cmd @ ("dial" | "listen" | "echo"), ..] => {
+            Err(Failure::Usage(format!("wrong arguments for {cmd}")))
+        }
+        [cmd, ..] => Err(Failure::Usage(format!("unknown command {cmd:?}"))),
+    }
+}
+
+fn parse_count(n: &str) -> Result<u64, Failure> {
+    n.parse()
+        .map_err(|_| Failure::Usage(format!("--count wants a whole number, not {n:?}")))
+}
+
+/// Rejects an address that cannot be parsed before any network use: that is bad usage.
+fn check_addr(op: &str, addr: &str) -> Result<(), Failure> {
+    match net::split_host_port(addr) {
+        Ok(_) => Ok(()),
+        Err(reason) => Err(Failure::Usage(format!("{op} tcp: {reason}"))),
+    }
+}
+
+/// The classic client: send a message, half-close, print the reply.
+fn dial(addr: &str, message: &[u8]) -> Result<(), Failure> {
+    check_addr("dial", addr)?;
+    let mut conn = net::dial(addr)?;
+    conn.write_all(message)?;
+    conn.close_write()?;
+    let mut reply = Vec::new();
+    (&mut conn).take(MAX_REPLY).read_to_end(&mut reply)?;
+    received(&reply)?;
+    Ok(conn.close()?)
+}
+
+/// The classic server: accept one connection, print its message, reply, close.
+fn listen(addr: &str) -> Result<(), Failure> {
+    check_addr("listen", addr)?;
+    let listener = net::listen(addr)?;
+    announce(&listener)?;
+    let mut conn = listener.accept()?;
+    let mut buf = [0; 1024];
+    let n = conn.read(&mut buf)?;
+    received(&buf[..n])?;
+    conn.write_all(HELLO)?;
+    Ok(conn.close()?)
+}
+
+/// Serves connections one after another, sending back every byte each one sends.
+fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
+    check_addr("echo", addr)?;
+    let listener = net::listen(addr)?;
+    announce(&listener)?;
+    let mut served = 0;
+    while count.is_none_or(|count| served < count) {
+        let mut conn = listener.accept()?;
+        // One connection's failure is that connection's: report it and serve the next.
+        if let Err(err) = echo_one(&mut conn) {
+            let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
+        }
+        served += 1;
+    }
+    Ok(())
+}
+
+fn echo_one(conn: &mut Conn) -> io::Result<()> {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match conn.read(&mut buf)? {
+            0 => break,
+            n => conn.write_all(&buf[..n])?,
+        }
+    }
+    conn.close_write()?;
+    Ok(())
+}
+
+fn announce(listener: &net::Listener) -> io::Result<()> {
+    let line = format!(
+        "listening on {}
+",
+        listener.local_addr()
+    );
+    print_to(&stdout::get_stdout(), line.as_bytes())
+}
+
+fn received(bytes: &[u8]) -> io::Result<()> {
+    let mut line = Vec::with_capacity(bytes.len() + 11);
+    line.extend_from_slice(b"Received: ");
+    line.extend_from_slice(bytes);
+    line.push(b'\n');
+    print_to(&stdout::get_stdout(), &line)
+}
+
+/// Writes `bytes` to a `wasi:cli` stream and waits until they are out.
+fn print_to(stream: &OutputStream, bytes: &[u8]) -> io::Result<()> {
+    // `blocking-write-and-flush` takes at most 4096 bytes a call.
+    for chunk in bytes.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|err| io::Error::other(format!("write output: {err:?}")))?;
+    }
+    Ok(())
+}

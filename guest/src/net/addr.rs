@@ -1,0 +1,105 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::lookup::lookup_host;
+use super::{Error, Reason};
+
+/// Splits `host:port` as Go's `net.SplitHostPort` does: `[v6]:port`, `v4:port`, `name:port`.
+pub fn split_host_port(addr: &str) -> Result<(&str, u16), Reason> {
+    let bad = |why| Reason::Address {
+        addr: addr.to_owned(),
+        why,
+    };
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(bad("missing ']' in address"))?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port,
+            None if after.is_empty() => return Err(bad("missing port in address")),
+            None => return Err(bad("unexpected ']' in address")),
+        };
+        (host, port)
+    } else {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or(bad("missing port in address"))?;
+        if host.contains(':') {
+            return Err(bad("too many colons in address"));
+        }
+        if host.contains('[') {
+            return Err(bad("unexpected '[' in address"));
+        }
+        if host.contains(']') {
+            return Err(bad("unexpected ']' in address"));
+        }
+        (host, port)
+    };
+    let port = if port.is_empty() {
+        0
+    } else if port.bytes().all(|b| b.is_ascii_digit()) {
+        port.parse().map_err(|_| bad("invalid port"))?
+    } else {
+        return Err(bad("invalid port"));
+    };
+    Ok((host, port))
+}
+
+/// What an empty host means: Go dials the local system and listens on every interface.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EmptyHost {
+    Loopback,
+    Unspecified,
+}
+
+/// Resolves `addr` to the socket addresses to try, in order, for operation `op`.
+pub(crate) fn resolve(
+    op: &'static str,
+    addr: &str,
+    empty: EmptyHost,
+) -> Result<Vec<SocketAddr>, Error> {
+    let fail = |reason| Error::new(op, "tcp", None, reason);
+    let (host, port) = split_host_port(addr).map_err(fail)?;
+    if host.is_empty() {
+        let ip: IpAddr = match empty {
+            EmptyHost::Loopback => Ipv4Addr::LOCALHOST.into(),
+            EmptyHost::Unspecified => Ipv4Addr::UNSPECIFIED.into(),
+        };
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        return Ok(vec![SocketAddr::new(v4.into(), port)]);
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        if addr.starts_with('[') {
+            return Ok(vec![SocketAddr::new(v6.into(), port)]);
+        }
+    }
+    let ips = lookup_host(host).map_err(fail)?;
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form Go accepts splits as Go splits it, and every malformed one fails with Go's words.
+    #[test]
+    fn splits_like_go() {
+        assert_eq!(split_host_port("1.2.3.4:80"), Ok(("1.2.3.4", 80)));
+        assert_eq!(split_host_port("[::1]:443"), Ok(("::1", 443)));
+        assert_eq!(split_host_port("localhost:0"), Ok(("localhost", 0)));
+        assert_eq!(split_host_port(":8080"), Ok(("", 8080)));
+        let why = |addr: &str| match split_host_port(addr) {
+            Err(Reason::Address { why, .. }) => why,
+            other => panic!("{addr}: {other:?}"),
+        };
+        assert_eq!(why("1.2.3.4"), "missing port in address");
+        assert_eq!(why("::1:80"), "too many colons in address");
+        assert_eq!(why("[::1:80"), "missing ']' in address");
+        assert_eq!(why("[::1]"), "missing port in address");
+        assert_eq!(why("[::1]x:80"), "unexpected ']' in address");
+        assert_eq!(why("host:http"), "invalid port");
+        assert_eq!(why("host:70000"), "invalid port");
+    }
+}

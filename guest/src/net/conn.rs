@@ -1,0 +1,179 @@
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use wasi::io::poll::Pollable;
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
+use wasi::sockets::network::ErrorCode;
+use wasi::sockets::tcp::{ShutdownType, TcpSocket};
+use wasi::sockets::tcp_create_socket::create_tcp_socket;
+
+use super::addr::{EmptyHost, resolve};
+use super::{Error, Reason};
+use crate::sys;
+
+/// Largest read asked of the host at once.
+const MAX_READ: usize = 64 * 1024;
+
+/// Opens a TCP connection to `addr` (`1.2.3.4:80`, `[::1]:80` or `name:80`).
+///
+/// A name's addresses are tried in order; if every one fails, the last error is returned.
+pub fn dial(addr: &str) -> Result<Conn, Error> {
+    let mut last = None;
+    for remote in resolve("dial", addr, EmptyHost::Loopback)? {
+        match connect(remote) {
+            Ok(conn) => return Ok(conn),
+            Err(reason) => last = Some(Error::new("dial", "tcp", Some(remote.to_string()), reason)),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::new("dial", "tcp", None, Reason::NoSuchHost)))
+}
+
+fn connect(remote: SocketAddr) -> Result<Conn, Reason> {
+    let socket = create_tcp_socket(sys::family(&remote)).map_err(Reason::from_code)?;
+    socket
+        .start_connect(&sys::network(), sys::to_wasi(remote))
+        .map_err(Reason::from_code)?;
+    let (input, output) =
+        sys::retry(&socket.subscribe(), || socket.finish_connect()).map_err(Reason::from_code)?;
+    Conn::new(socket, input, output).map_err(Reason::from_code)
+}
+
+/// A TCP connection: `Read` and `Write` block until the host has bytes or room.
+///
+/// Dropping a `Conn` waits for the bytes already written to reach the OS, then closes it.
+#[derive(Debug)]
+pub struct Conn {
+    // Children before their parents: fields drop in this order.
+    readable: Pollable,
+    writable: Pollable,
+    input: InputStream,
+    output: OutputStream,
+    socket: TcpSocket,
+    local: SocketAddr,
+    peer: SocketAddr,
+    unflushed: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        socket: TcpSocket,
+        input: InputStream,
+        output: OutputStream,
+    ) -> Result<Self, ErrorCode> {
+        let local = sys::from_wasi(socket.local_address()?);
+        let peer = sys::from_wasi(socket.remote_address()?);
+        Ok(Self {
+            readable: input.subscribe(),
+            writable: output.subscribe(),
+            input,
+            output,
+            socket,
+            local,
+            peer,
+            unflushed: false,
+        })
+    }
+
+    /// Returns the local address of the connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Returns the remote address of the connection.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Shuts down the writing side: the peer reads end-of-file once it has everything written.
+    pub fn close_write(&mut self) -> Result<(), Error> {
+        self.flush_output()?;
+        self.socket
+            .shutdown(ShutdownType::Send)
+            .map_err(|code| self.error("close", Reason::from_code(code)))
+    }
+
+    /// Waits for everything written to reach the OS, then closes the connection.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.flush_output()
+    }
+
+    fn flush_output(&mut self) -> Result<(), Error> {
+        if !self.unflushed {
+            return Ok(());
+        }
+        self.unflushed = false;
+        self.output
+            .blocking_flush()
+            .map_err(|err| self.stream_error("write", err))
+    }
+
+    fn error(&self, op: &'static str, reason: Reason) -> Error {
+        Error::new(
+            op,
+            "tcp",
+            Some(format!("{}->{}", self.local, self.peer)),
+            reason,
+        )
+    }
+
+    fn stream_error(&self, op: &'static str, err: StreamError) -> Error {
+        self.error(op, Reason::from_stream(err).unwrap_or(Reason::BrokenPipe))
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(MAX_READ) as u64;
+        loop {
+            match self.input.read(want) {
+                Ok(chunk) if chunk.is_empty() => self.readable.block(),
+                Ok(chunk) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(err) => {
+                    return match Reason::from_stream(err) {
+                        None => Ok(0),
+                        Some(reason) => Err(self.error("read", reason).into()),
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let permit = loop {
+            match self.output.check_write() {
+                Ok(0) => self.writable.block(),
+                Ok(permit) => break permit,
+                Err(err) => return Err(self.stream_error("write", err).into()),
+            }
+        };
+        let n = buf.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+        self.output
+            .write(&buf[..n])
+            .map_err(|err| self.stream_error("write", err))?;
+        self.unflushed = true;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(self.flush_output()?)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Writes run on the host in the background; closing under one would cut it short.
+        let _ = self.flush_output();
+    }
+}

@@ -1,0 +1,71 @@
+use std::net::SocketAddr;
+
+use wasi::io::poll::Pollable;
+use wasi::sockets::network::ErrorCode;
+use wasi::sockets::tcp::TcpSocket;
+use wasi::sockets::tcp_create_socket::create_tcp_socket;
+
+use super::addr::{EmptyHost, resolve};
+use super::{Conn, Error, Reason};
+use crate::sys;
+
+/// Announces on the local address `addr` (`127.0.0.1:0`, `[::1]:8080`, `:8080`, `localhost:0`).
+///
+/// Port 0 picks a free port; [`Listener::local_addr`] tells which.
+pub fn listen(addr: &str) -> Result<Listener, Error> {
+    let local = resolve("listen", addr, EmptyHost::Unspecified)?[0];
+    bind_and_listen(local).map_err(|code| {
+        Error::new(
+            "listen",
+            "tcp",
+            Some(local.to_string()),
+            Reason::from_code(code),
+        )
+    })
+}
+
+fn bind_and_listen(local: SocketAddr) -> Result<Listener, ErrorCode> {
+    let socket = create_tcp_socket(sys::family(&local))?;
+    let network = sys::network();
+    socket.start_bind(&network, sys::to_wasi(local))?;
+    let ready = socket.subscribe();
+    sys::retry(&ready, || socket.finish_bind())?;
+    socket.start_listen()?;
+    sys::retry(&ready, || socket.finish_listen())?;
+    let local = sys::from_wasi(socket.local_address()?);
+    Ok(Listener {
+        ready,
+        socket,
+        local,
+    })
+}
+
+/// A TCP listener.
+#[derive(Debug)]
+pub struct Listener {
+    // The pollable is the socket's child, so it drops first.
+    ready: Pollable,
+    socket: TcpSocket,
+    local: SocketAddr,
+}
+
+impl Listener {
+    /// Waits for the next connection and returns it.
+    pub fn accept(&self) -> Result<Conn, Error> {
+        sys::retry(&self.ready, || self.socket.accept())
+            .and_then(|(socket, input, output)| Conn::new(socket, input, output))
+            .map_err(|code| {
+                Error::new(
+                    "accept",
+                    "tcp",
+                    Some(self.local.to_string()),
+                    Reason::from_code(code),
+                )
+            })
+    }
+
+    /// Returns the address the listener is bound to, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}

@@ -1,0 +1,18 @@
+//! A small library shaped like Go's `net`, over `wasi:sockets`.
+//!
+//! [`dial`] opens a [`Conn`], [`listen`] opens a [`Listener`] whose [`Listener::accept`]
+//! hands out more of them; a [`Conn`] is `std::io::Read + Write`, half-closes with
+//! [`Conn::close_write`] and closes when dropped. Every failure is an [`Error`] that
+//! prints as Go prints it: `dial tcp 10.0.0.1:80: access denied`.
+
+mod addr;
+mod conn;
+mod error;
+mod listener;
+mod lookup;
+
+pub use addr::split_host_port;
+pub use conn::{Conn, dial};
+pub use error::{Error, Reason};
+pub use listener::{Listener, listen};
+pub use lookup::lookup_host;

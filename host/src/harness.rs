@@ -1,0 +1,263 @@
+//! Start a guest the way a person would and drive it from ordinary, blocking code.
+//!
+//! [`Harness::start`] runs a component in the background with a policy and captured
+//! output; [`Guest::listening_addr`] waits for its `listening on ADDR` line; native
+//! sockets then talk to ADDR; [`Guest::wait`] returns its exit status and output.
+//! Dropping a [`Guest`] stops the instance. Every failure message carries the guest's
+//! captured stdout and stderr.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use sockbox_host::{harness::Harness, Policy};
+//!
+//! let harness = Harness::new()?;
+//! let guest = harness.builtin_guest()?;
+//! let policy = Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?;
+//! let server = harness.start(&guest, policy, ["echo", "127.0.0.1:0", "--count", "1"])?;
+//! let addr = server.listening_addr(Duration::from_secs(10))?;
+//! let mut conn = std::net::TcpStream::connect(addr)?;
+//! conn.write_all(b"ping")?;
+//! conn.shutdown(std::net::Shutdown::Write)?;
+//! let mut echoed = String::new();
+//! conn.read_to_string(&mut echoed)?;
+//! assert_eq!(echoed, "ping");
+//! assert!(server.wait(Duration::from_secs(10))?.status.success());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+use wasmtime::component::Component;
+
+use crate::output::{Capture, Stdio};
+use crate::policy::{Denial, DenialLog, Policy};
+use crate::runner::{Exit, Prepared, RunOptions, Runner};
+
+/// The program name guests see as `argv[0]`.
+const PROGRAM: &str = "sockbox-guest";
+
+/// Runs guests in the background for blocking callers: tests, CI tools, `sockbox demo`.
+#[derive(Debug)]
+pub struct Harness {
+    runner: Arc<Runner>,
+    handle: Handle,
+    /// The runtime the harness made for itself, if it was not given one.
+    _runtime: Option<Runtime>,
+}
+
+impl Harness {
+    /// Creates a harness with its own engine and its own tokio runtime.
+    pub fn new() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sockbox-guest")
+            .enable_all()
+            .build()
+            .context("start the tokio runtime")?;
+        Ok(Self {
+            runner: Arc::new(Runner::new()?),
+            handle: runtime.handle().clone(),
+            _runtime: Some(runtime),
+        })
+    }
+
+    /// Creates a harness that runs guests on an existing runtime.
+    pub fn with_runtime(runner: Arc<Runner>, handle: Handle) -> Self {
+        Self {
+            runner,
+            handle,
+            _runtime: None,
+        }
+    }
+
+    /// Returns the runner, to compile components with.
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// Compiles and links the built-in guest.
+    pub fn builtin_guest(&self) -> Result<Prepared> {
+        self.runner.prepare(&self.runner.builtin_guest()?)
+    }
+
+    /// Compiles and links a component from its bytes.
+    pub fn component(&self, bytes: &[u8]) -> Result<Prepared> {
+        let component: Component = self.runner.compile(bytes)?;
+        self.runner.prepare(&component)
+    }
+
+    /// Starts `guest` with `args` (without `argv[0]`) under `policy`, capturing its output.
+    pub fn start<I, S>(&self, guest: &Prepared, policy: Policy, args: I) -> Result<Guest>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.start_with(guest, policy, args, Capture::new(), Capture::new())
+    }
+
+    /// Like [`Harness::start`], with the captures for stdout and stderr given.
+    pub fn start_with<I, S>(
+        &self,
+        guest: &Prepared,
+        policy: Policy,
+        args: I,
+        stdout: Capture,
+        stderr: Capture,
+    ) -> Result<Guest>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let args: Vec<String> = std::iter::once(PROGRAM.to_owned())
+            .chain(args.into_iter().map(Into::into))
+            .collect();
+        let denials = Arc::new(DenialLog::default());
+        let options = RunOptions {
+            args: args.clone(),
+            policy,
+            stdout: Stdio::Capture(stdout.clone()),
+            stderr: Stdio::Capture(stderr.clone()),
+            denials: Arc::clone(&denials),
+        };
+        let runner = Arc::clone(&self.runner);
+        let guest = guest.clone();
+        let task = self
+            .handle
+            .spawn(async move { runner.run(&guest, options).await });
+        Ok(Guest {
+            args,
+            stdout,
+            stderr,
+            denials,
+            task: Some(task),
+            handle: self.handle.clone(),
+        })
+    }
+}
+
+/// A guest instance running in the background; dropping it stops the instance.
+#[derive(Debug)]
+pub struct Guest {
+    args: Vec<String>,
+    stdout: Capture,
+    stderr: Capture,
+    denials: Arc<DenialLog>,
+    task: Option<JoinHandle<Result<Exit>>>,
+    handle: Handle,
+}
+
+impl Guest {
+    /// Waits for the guest's `listening on ADDR` line and returns ADDR.
+    pub fn listening_addr(&self, timeout: Duration) -> Result<SocketAddr> {
+        let line = self.stdout.wait_for(timeout, |out| {
+            let text = std::str::from_utf8(out).ok()?;
+            text.lines()
+                .find_map(|line| line.strip_prefix("listening on "))
+                .map(str::to_owned)
+        });
+        let Some(addr) = line else {
+            bail!(
+                "{} printed no `listening on` line within {timeout:?}\n{}",
+                self.describe(),
+                self.output_report()
+            );
+        };
+        addr.parse().map_err(|err| {
+            anyhow!(
+                "`listening on {addr}`: not a socket address: {err}\n{}",
+                self.output_report()
+            )
+        })
+    }
+
+    /// Returns the guest's stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.text()
+    }
+
+    /// Returns the guest's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Returns the socket uses the policy refused so far, each distinct one once.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.denials.denials()
+    }
+
+    /// Waits for the guest to finish, at most `timeout`, and returns how it ended.
+    pub fn wait(mut self, timeout: Duration) -> Result<Output> {
+        let mut task = self.task.take().context("guest already waited for")?;
+        let ended = self
+            .handle
+            .block_on(async { tokio::time::timeout(timeout, &mut task).await });
+        let status = match ended {
+            Ok(joined) => joined.context("guest task failed")??,
+            Err(_) => {
+                task.abort();
+                bail!(
+                    "{} did not finish within {timeout:?}\n{}",
+                    self.describe(),
+                    self.output_report()
+                );
+            }
+        };
+        Ok(Output {
+            status,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+            denials: self.denials.denials(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("guest `{}`", self.args.join(" "))
+    }
+
+    /// The guest's captured output, for failure messages.
+    pub fn output_report(&self) -> String {
+        format!(
+            "--- guest stdout ---\n{}--- guest stderr ---\n{}---",
+            self.stdout.text(),
+            self.stderr.text()
+        )
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How a guest ended, and what it printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Its exit status.
+    pub status: Exit,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+    /// The socket uses the policy refused, each distinct one once.
+    pub denials: Vec<Denial>,
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- guest stdout ---\n{}--- guest stderr ---\n{}---",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}

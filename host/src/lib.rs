@@ -1,0 +1,46 @@
+//! sockbox-host: run network programs in a WebAssembly sandbox and grant them exactly
+//! the network a policy allows.
+//!
+//! # Layout
+//!
+//! - [`policy`]: rules (`tcp://10.0.0.0/8:443`), parsing, and the verdict on each socket
+//!   use wasmtime-wasi reports; the one place that turns a verdict into `access-denied`.
+//! - [`runner`]: the wasmtime 48 embedding (async, tokio) — engine, linker, store and
+//!   instance lifecycle for `wasi:cli/run` components.
+//! - [`output`]: where a guest's stdout and stderr go, including in-memory captures
+//!   that can be waited on line by line.
+//! - [`harness`]: start a guest, await its `listening on` line, drive it with native
+//!   sockets, collect its exit status and output — for tests, CI and `sockbox demo`.
+//! - `main.rs`: the `sockbox` command line (`run`, `demo`, `guest`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use sockbox_host::{Policy, RunOptions, Runner, output::Stdio};
+//!
+//! # async fn example() -> anyhow::Result<()> {
+//! let runner = Runner::new()?;
+//! let guest = runner.prepare(&runner.builtin_guest()?)?;
+//! let options = RunOptions {
+//!     args: vec!["sockbox-guest".into(), "dial".into(), "127.0.0.1:8080".into()],
+//!     policy: Policy::deny_all().allow("tcp://127.0.0.1:8080")?,
+//!     stdout: Stdio::Inherit,
+//!     stderr: Stdio::Inherit,
+//!     ..RunOptions::default()
+//! };
+//! let exit = runner.run(&guest, options).await?;
+//! println!("guest exited with {}", exit.code());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod harness;
+pub mod output;
+pub mod policy;
+pub mod runner;
+
+pub use policy::{Policy, RuleError};
+pub use runner::{Exit, Prepared, RunOptions, Runner};
+
+/// The built-in guest component (`sockbox-guest.wasm`), built from `guest/` by `build.rs`.
+pub const GUEST_WASM: &[u8] = include_bytes!(env!("SOCKBOX_GUEST_WASM"));
