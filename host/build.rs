@@ -63,7 +63,7 @@ fn main() {
     let wasm = target_dir
         .join(TARGET)
         .join("release")
-        .join("sockbox-guest.wasm");
+        .join("sockbox_guest.wasm");
     assert!(wasm.is_file(), "the guest build made no {}", wasm.display());
     println!("cargo:rustc-env=SOCKBOX_GUEST_WASM={}", wasm.display());
 }

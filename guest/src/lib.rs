@@ -7,8 +7,8 @@
 //!   [`net::Listener::accept`], [`net::Conn`] as `Read + Write` — with every
 //!   `wasi:sockets` error mapped, in one place, to Go's words.
 //! - `sys`: thin blocking helpers over the raw bindings (the seed's `syscall`).
-//! - `main.rs`: the command, `dial`, `listen` and `echo`, whose output lines are a
-//!   contract the host's tests and users parse.
+//! - `command`: the component's `wasi:cli/run` export — `dial`, `listen` and `echo`,
+//!   whose output lines are a contract the host's tests and users parse.
 //!
 //! The `wasi` crate's bindings are used directly, not `std::net`: driving
 //! `wasi:sockets` and its pollables explicitly is the point of this crate.
@@ -26,5 +26,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod command;
 pub mod net;
 mod sys;

@@ -11,7 +11,7 @@
 //!   that can be waited on line by line.
 //! - [`harness`]: start a guest, await its `listening on` line, drive it with native
 //!   sockets, collect its exit status and output — for tests, CI and `sockbox demo`.
-//! - `main.rs`: the `sockbox` command line (`run`, `demo`, `guest`).
+//! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`); `main.rs` only calls it.
 //!
 //! # Example
 //!
@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod cli;
 pub mod harness;
 pub mod output;
 pub mod policy;

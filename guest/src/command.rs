@@ -1,14 +1,13 @@
-//! The sockbox guest command: the classic TCP client and server, and an echo server.
+//! The command, exported as `wasi:cli/run`: the classic TCP client and server, and an
+//! echo server.
 //!
 //! Output lines are a contract: `listening on ADDR` (printed and flushed before the
 //! first accept), `Received: <bytes>`, and on failure one `Error: <op> tcp <addr>:
 //! <reason>` line on stderr. Exit status: 0 done, 1 a network error, 2 bad usage.
 
-#![no_main]
-
 use std::io::{self, Read, Write};
 
-use sockbox_guest::net::{self, Conn};
+use crate::net::{self, Conn};
 use wasi::cli::{environment, exit, stderr, stdout};
 use wasi::io::streams::OutputStream;
 

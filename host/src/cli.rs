@@ -1,0 +1,217 @@
+//! The `sockbox` command line: `run`, `demo`, `guest`.
+//!
+//! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule,
+//! unreadable or invalid component), reported in one line before any guest code runs;
+//! 134 when the guest traps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::harness::Harness;
+use crate::output::{Capture, Stdio};
+use crate::policy::DenialLog;
+use crate::{Exit, GUEST_WASM, Policy, RunOptions, Runner};
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// Exit status for sockbox's own errors, as for bad usage.
+const SETUP_ERROR: u8 = 2;
+
+/// How long the demo waits for each of its steps.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sockbox",
+    version,
+    about = "Run network programs in a WebAssembly sandbox, with exactly the network you grant",
+    after_help = "Rules are SCHEME://HOST:PORTS: tcp://127.0.0.1:8080, tcp://10.0.0.0/8:1000-2000, tcp://[::1]:*"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the built-in guest (or --wasm FILE) with a network policy; no flag, no network.
+    Run(RunArgs),
+    /// Run the classic server and client as two sandboxed instances in this process.
+    Demo,
+    /// Write the built-in guest component to FILE (it also runs under `wasmtime run`).
+    Guest {
+        /// Where to write the component.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Run this component instead of the built-in guest.
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// Allow connecting to what RULE matches (repeatable), e.g. tcp://127.0.0.1:8080.
+    #[arg(long, value_name = "RULE")]
+    allow: Vec<String>,
+    /// Allow binding and listening on what RULE matches, and accepting peers (repeatable).
+    #[arg(long, value_name = "RULE")]
+    allow_listen: Vec<String>,
+    /// Allow every network use, like `wasmtime run -S inherit-network`.
+    #[arg(long, conflicts_with_all = ["allow", "allow_listen"])]
+    inherit_network: bool,
+    /// Arguments for the guest, after `--`: e.g. `-- dial 127.0.0.1:8080`.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Runs the `sockbox` command line with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => {
+            // --help and --version.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("sockbox: {first} (see `sockbox --help`)");
+            return ExitCode::from(SETUP_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("sockbox: start the tokio runtime: {err}");
+            return ExitCode::from(SETUP_ERROR);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run(&runtime, args),
+        Command::Demo => demo(&runtime),
+        Command::Guest { output } => std::fs::write(&output, GUEST_WASM)
+            .with_context(|| format!("write the guest to {}", output.display()))
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::Setup),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Setup(err)) => {
+            eprintln!("sockbox: {}", one_line(&err));
+            ExitCode::from(SETUP_ERROR)
+        }
+        Err(Failure::Demo(err)) => {
+            eprintln!("sockbox: demo: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line: `compile component x.wasm: failed to parse …`.
+fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// sockbox's failures, by when they happen.
+enum Failure {
+    /// Before any guest code runs: exit 2.
+    Setup(anyhow::Error),
+    /// While the demo's guests run: exit 1.
+    Demo(anyhow::Error),
+}
+
+fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
+    let (runner, prepared, policy, argv0) = (|| {
+        let policy = policy_from(&args)?;
+        let runner = Runner::new()?;
+        let (bytes, argv0) = match &args.wasm {
+            Some(path) => (
+                std::fs::read(path)
+                    .with_context(|| format!("read component {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (GUEST_WASM.to_vec(), "sockbox-guest".to_owned()),
+        };
+        let component = runner
+            .compile(&bytes)
+            .with_context(|| format!("compile component {argv0}"))?;
+        let prepared = runner
+            .prepare(&component)
+            .with_context(|| format!("prepare component {argv0}"))?;
+        anyhow::Ok((runner, prepared, policy, argv0))
+    })()
+    .map_err(Failure::Setup)?;
+
+    let options = RunOptions {
+        args: std::iter::once(argv0).chain(args.args).collect(),
+        policy,
+        stdout: Stdio::Inherit,
+        stderr: Stdio::Inherit,
+        denials: Arc::new(DenialLog::printing()),
+    };
+    let exit = runtime
+        .block_on(runner.run(&prepared, options))
+        .map_err(Failure::Setup)?;
+    if let Exit::Trap(message) = &exit {
+        eprintln!(
+            "sockbox: guest trapped: {}",
+            message.lines().next().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
+}
+
+fn policy_from(args: &RunArgs) -> Result<Policy> {
+    if args.inherit_network {
+        return Ok(Policy::inherit_network());
+    }
+    let mut policy = Policy::deny_all();
+    for rule in &args.allow {
+        policy = policy.allow(rule)?;
+    }
+    for rule in &args.allow_listen {
+        policy = policy.allow_listen(rule)?;
+    }
+    Ok(policy)
+}
+
+/// The classic server and client, each in its own instance with only what it needs.
+fn demo(runtime: &tokio::runtime::Runtime) -> Result<ExitCode, Failure> {
+    let runner = Runner::new().map_err(Failure::Setup)?;
+    let harness = Harness::with_runtime(Arc::new(runner), runtime.handle().clone());
+    let guest = harness.builtin_guest().map_err(Failure::Setup)?;
+    (|| {
+        let server = harness.start_with(
+            &guest,
+            Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?,
+            ["listen", "127.0.0.1:0"],
+            Capture::tee("[server] "),
+            Capture::tee("[server] "),
+        )?;
+        let addr = server.listening_addr(DEMO_TIMEOUT)?;
+        let client = harness.start_with(
+            &guest,
+            Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?,
+            ["dial".to_owned(), addr.to_string()],
+            Capture::tee("[client] "),
+            Capture::tee("[client] "),
+        )?;
+        let client = client.wait(DEMO_TIMEOUT)?;
+        let server = server.wait(DEMO_TIMEOUT)?;
+        for (name, output) in [("client", client), ("server", server)] {
+            if !output.status.success() {
+                bail!("the {name} exited with {}", output.status.code());
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })()
+    .map_err(Failure::Demo)
+}

@@ -1,0 +1,235 @@
+//! What every end-to-end test shares: one harness and compiled guest per test binary,
+//! the `sockbox` binary, and child processes read line by line.
+//!
+//! Everything here uses real wasmtime and real sockets on loopback, binds port 0, and
+//! waits for `listening on` lines rather than sleeping.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use sockbox_host::harness::{Guest, Harness};
+use sockbox_host::{Policy, Prepared};
+use wait_timeout::ChildExt as _;
+
+/// How long any one step may take before a test fails instead of hanging.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One harness (engine, tokio runtime) per test binary.
+pub static HARNESS: LazyLock<Harness> =
+    LazyLock::new(|| Harness::new().expect("start the test harness"));
+
+/// The built-in guest, compiled once per test binary.
+pub static GUEST: LazyLock<Prepared> =
+    LazyLock::new(|| HARNESS.builtin_guest().expect("compile the built-in guest"));
+
+/// Starts the built-in guest with `args` under `policy`.
+pub fn start(policy: Policy, args: &[&str]) -> Result<Guest> {
+    HARNESS.start(&GUEST, policy, args.iter().copied())
+}
+
+/// A policy that lets a guest serve on `host` (`127.0.0.1` or `[::1]`), any port.
+pub fn serve_on(host: &str) -> Policy {
+    Policy::deny_all()
+        .allow_listen(&format!("tcp://{host}:*"))
+        .expect("a valid rule")
+}
+
+/// A policy that lets a guest connect to exactly `addr`.
+pub fn connect_to(addr: SocketAddr) -> Policy {
+    let host = match addr {
+        SocketAddr::V4(v4) => v4.ip().to_string(),
+        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+    };
+    Policy::deny_all()
+        .allow(&format!("tcp://{host}:{}", addr.port()))
+        .expect("a valid rule")
+}
+
+/// The loopback hosts to run a flow on: IPv4 always, IPv6 when the machine has `::1`.
+pub fn loopbacks() -> Vec<&'static str> {
+    if TcpListener::bind("[::1]:0").is_ok() {
+        vec!["127.0.0.1", "[::1]"]
+    } else {
+        eprintln!("skipping [::1]: this machine has no IPv6 loopback");
+        vec!["127.0.0.1"]
+    }
+}
+
+/// Reports whether this run is CI's, where a missing tool is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|ci| !ci.is_empty() && ci != "false")
+}
+
+/// The `sockbox` binary of this build, brought up to date once per test binary.
+///
+/// Cargo builds a package's binary only for that package's own tests, so the suite
+/// asks cargo for it (a no-op when it is fresh) in the profile it runs in.
+pub fn sockbox() -> Command {
+    static BIN: LazyLock<PathBuf> = LazyLock::new(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("test binaries live in target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "sockbox-host", "--bin", "sockbox"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo to build sockbox");
+        assert!(status.success(), "building the sockbox binary failed");
+        profile_dir.join("sockbox")
+    });
+    Command::new(&*BIN)
+}
+
+/// A child process whose stdout is read line by line as it runs; killed when dropped.
+pub struct Process {
+    name: String,
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// How a child process ended, and what it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The exit code, or a failure naming the signal that killed it.
+    pub fn code(&self) -> Result<i32> {
+        self.status
+            .code()
+            .ok_or_else(|| anyhow!("killed by a signal: {:?}\n{self}", self.status))
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout ---\n{}--- stderr ---\n{}---",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Process {
+    /// Starts `command` with stdout and stderr piped to this test.
+    pub fn spawn(mut command: Command) -> Result<Self> {
+        let name = format!("{command:?}");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawn {name}"))?;
+        let (tx, lines) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out_pipe = child.stdout.take().context("stdout is piped")?;
+        let err_pipe = child.stderr.take().context("stderr is piped")?;
+        let out_text = Arc::clone(&stdout);
+        let err_text = Arc::clone(&stderr);
+        let readers = vec![
+            std::thread::spawn(move || {
+                for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                    out_text
+                        .lock()
+                        .expect("not poisoned")
+                        .push_str(&format!("{line}\n"));
+                    let _ = tx.send(line);
+                }
+            }),
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = BufReader::new(err_pipe).read_to_string(&mut text);
+                err_text.lock().expect("not poisoned").push_str(&text);
+            }),
+        ];
+        Ok(Self {
+            name,
+            child,
+            lines,
+            stdout,
+            stderr,
+            readers,
+        })
+    }
+
+    /// Runs `command` to completion (at most [`TIMEOUT`]).
+    pub fn run(command: Command) -> Result<Finished> {
+        Self::spawn(command)?.wait()
+    }
+
+    /// Waits for a `listening on ADDR` line and returns ADDR.
+    pub fn listening_addr(&self) -> Result<SocketAddr> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        return addr.parse().with_context(|| format!("parse `{line}`"));
+                    }
+                }
+                Err(_) => bail!(
+                    "{} printed no `listening on` line\n--- stdout ---\n{}--- stderr ---\n{}",
+                    self.name,
+                    self.stdout.lock().expect("not poisoned"),
+                    self.stderr.lock().expect("not poisoned")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit (at most [`TIMEOUT`]) and returns its output.
+    pub fn wait(mut self) -> Result<Finished> {
+        let status = match self.child.wait_timeout(TIMEOUT)? {
+            Some(status) => status,
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "{} did not exit within {TIMEOUT:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+                    self.name,
+                    self.stdout.lock().expect("not poisoned"),
+                    self.stderr.lock().expect("not poisoned")
+                );
+            }
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        Ok(Finished {
+            status,
+            stdout: self.stdout.lock().expect("not poisoned").clone(),
+            stderr: self.stderr.lock().expect("not poisoned").clone(),
+        })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.readers.is_empty() {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

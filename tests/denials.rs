@@ -1,0 +1,128 @@
+//! What the policy refuses never happens: the guest sees `access denied` in Go's words,
+//! exits 1, the peer sees nothing, and sockbox names the refused use.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+
+use crate::common::{Process, TIMEOUT, serve_on, sockbox, start};
+use anyhow::{Result, ensure};
+use sockbox_host::Policy;
+use sockbox_host::policy::{Denial, UseKind};
+
+/// A connect to a port no rule allows fails with `access denied`, and no connection reaches the listener.
+#[test]
+fn connect_outside_the_rules_is_denied() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let other_port = if addr.port() == 65535 {
+        1
+    } else {
+        addr.port() + 1
+    };
+    let policy = Policy::deny_all().allow(&format!("tcp://127.0.0.1:{other_port}"))?;
+    let client = start(policy, &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+    assert_eq!(client.status.code(), 1, "{client}");
+    assert_eq!(
+        client.stderr,
+        format!("Error: dial tcp {addr}: access denied\n")
+    );
+    assert_eq!(client.stdout, "");
+    assert_eq!(
+        client.denials,
+        [Denial {
+            socket_use: UseKind::TcpConnect,
+            addr
+        }]
+    );
+    let accepted = listener.accept();
+    ensure!(
+        matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
+        "the listener saw a connection: {accepted:?}"
+    );
+    Ok(())
+}
+
+/// With no rule at all the guest has no network: TCP itself is off.
+#[test]
+fn no_rules_means_no_network() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let client = start(Policy::deny_all(), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+    assert_eq!(client.status.code(), 1, "{client}");
+    assert_eq!(
+        client.stderr,
+        format!("Error: dial tcp {addr}: access denied\n")
+    );
+    ensure!(listener.accept().is_err(), "the listener saw a connection");
+    Ok(())
+}
+
+/// Listening where no rule allows it fails with `listen tcp …: access denied`.
+#[test]
+fn listen_outside_the_rules_is_denied() -> Result<()> {
+    let only_v6 = serve_on("[::1]");
+    let server = start(only_v6, &["listen", "127.0.0.1:0"])?.wait(TIMEOUT)?;
+    assert_eq!(server.status.code(), 1, "{server}");
+    assert_eq!(
+        server.stderr,
+        "Error: listen tcp 127.0.0.1:0: access denied\n"
+    );
+    assert_eq!(server.stdout, "", "nothing is announced");
+    Ok(())
+}
+
+/// Listening on a fixed port outside the rule's range is denied even though the host matches.
+#[test]
+fn listen_port_outside_the_range_is_denied() -> Result<()> {
+    let policy = Policy::deny_all().allow_listen("tcp://127.0.0.1:1-1023")?;
+    let server = start(policy, &["listen", "127.0.0.1:0"])?.wait(TIMEOUT)?;
+    assert_eq!(server.status.code(), 1, "{server}");
+    assert_eq!(
+        server.stderr,
+        "Error: listen tcp 127.0.0.1:0: access denied\n"
+    );
+    Ok(())
+}
+
+/// A connect grant does not let the guest listen.
+#[test]
+fn connect_rules_do_not_grant_listening() -> Result<()> {
+    let policy = Policy::deny_all().allow("tcp://127.0.0.1:*")?;
+    let server = start(policy, &["listen", "127.0.0.1:0"])?.wait(TIMEOUT)?;
+    assert_eq!(server.status.code(), 1, "{server}");
+    assert_eq!(
+        server.stderr,
+        "Error: listen tcp 127.0.0.1:0: access denied\n"
+    );
+    Ok(())
+}
+
+/// `sockbox run` prints one line naming the denied use, and exits with the guest's status 1.
+#[test]
+fn cli_names_the_denied_use() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let mut run = sockbox();
+    run.args([
+        "run",
+        "--allow",
+        "tcp://10.0.0.0/8:*",
+        "--",
+        "dial",
+        &addr.to_string(),
+    ]);
+    let done = Process::run(run)?;
+    assert_eq!(done.code()?, 1, "{done}");
+    assert_eq!(
+        done.stderr,
+        format!(
+            "sockbox: denied tcp connect to {addr} (no rule allows it)\n\
+             Error: dial tcp {addr}: access denied\n"
+        )
+    );
+    ensure!(listener.accept().is_err(), "the listener saw a connection");
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The classic flows, end to end: the guest as server and as client, against itself and
+//! against native `std::net` peers, over IPv4, IPv6 and a name.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+
+use crate::common::{Process, TIMEOUT, connect_to, loopbacks, serve_on, sockbox, start};
+use anyhow::{Context as _, Result, ensure};
+use sockbox_host::Policy;
+
+/// A guest server and a guest client, each with only its own grant, exchange the classic messages.
+#[test]
+fn guest_server_and_guest_client() -> Result<()> {
+    for host in loopbacks() {
+        let server = start(serve_on(host), &["listen", &format!("{host}:0")])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let client = start(connect_to(addr), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+        let server = server.wait(TIMEOUT)?;
+        ensure!(client.status.success(), "client: {client}");
+        ensure!(server.status.success(), "server: {server}");
+        assert_eq!(client.stdout, "Received: Hello, World!\n", "{client}");
+        assert_eq!(
+            server.stdout,
+            format!("listening on {addr}\nReceived: Hello, World!\n"),
+            "{server}"
+        );
+    }
+    Ok(())
+}
+
+/// A native `std::net` client gets the guest server's reply, and the guest prints the client's bytes.
+#[test]
+fn guest_server_and_native_client() -> Result<()> {
+    for host in loopbacks() {
+        let server = start(serve_on(host), &["listen", &format!("{host}:0")])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let mut conn = TcpStream::connect(addr)?;
+        conn.write_all(b"ping from std::net")?;
+        let mut reply = Vec::new();
+        conn.read_to_end(&mut reply)?;
+        assert_eq!(reply, b"Hello, World!");
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+        assert!(
+            server.stdout.ends_with("Received: ping from std::net\n"),
+            "{server}"
+        );
+    }
+    Ok(())
+}
+
+/// The guest client reads a native server's whole reply and prints it byte for byte.
+#[test]
+fn native_server_and_guest_client() -> Result<()> {
+    for host in loopbacks() {
+        let listener = TcpListener::bind(format!("{host}:0"))?;
+        let addr = listener.local_addr()?;
+        let client = start(connect_to(addr), &["dial", &addr.to_string(), "hi there"])?;
+        let (mut conn, peer) = listener.accept()?;
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got)?; // the guest half-closes after sending
+        assert_eq!(got, b"hi there");
+        conn.write_all(b"reply from std::net")?;
+        drop(conn);
+        let client = client.wait(TIMEOUT)?;
+        ensure!(client.status.success(), "{client}");
+        assert_eq!(client.stdout, "Received: reply from std::net\n");
+        assert!(peer.ip().is_loopback());
+    }
+    Ok(())
+}
+
+/// `localhost:PORT` is resolved through wasi:sockets/ip-name-lookup and connects.
+#[test]
+fn dial_by_name() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let policy = Policy::deny_all().allow(&format!("tcp://127.0.0.0/8:{port}"))?;
+    let client = start(policy, &["dial", &format!("localhost:{port}")])?;
+    let (mut conn, _) = listener.accept()?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)?;
+    conn.write_all(b"by name")?;
+    drop(conn);
+    let client = client.wait(TIMEOUT)?;
+    ensure!(client.status.success(), "{client}");
+    assert_eq!(got, b"Hello, World!");
+    assert_eq!(client.stdout, "Received: by name\n");
+    Ok(())
+}
+
+/// `echo --count 2` serves two connections one after another, then exits 0.
+#[test]
+fn echo_serves_count_connections_then_exits() -> Result<()> {
+    let server = start(
+        serve_on("127.0.0.1"),
+        &["echo", "127.0.0.1:0", "--count", "2"],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    for message in [&b"first"[..], b"second"] {
+        let mut conn = TcpStream::connect(addr)?;
+        conn.write_all(message)?;
+        conn.shutdown(Shutdown::Write)?;
+        let mut echoed = Vec::new();
+        conn.read_to_end(&mut echoed)?;
+        assert_eq!(echoed, message);
+    }
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    Ok(())
+}
+
+/// `sockbox demo` runs both programs sandboxed in one process and prints their lines, prefixed.
+#[test]
+fn demo_prints_both_instances() -> Result<()> {
+    let mut demo = sockbox();
+    demo.arg("demo");
+    let done = Process::run(demo)?;
+    ensure!(done.code()? == 0, "{done}");
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{done}");
+    let addr = lines[0]
+        .strip_prefix("[server] listening on 127.0.0.1:")
+        .context("first line announces the server")?;
+    addr.parse::<u16>().context("a real port")?;
+    assert_eq!(
+        &lines[1..],
+        [
+            "[server] Received: Hello, World!",
+            "[client] Received: Hello, World!"
+        ]
+    );
+    Ok(())
+}
+
+/// `sockbox run` passes the guest's output through and exits with its status.
+#[test]
+fn run_cli_serves_and_passes_output_through() -> Result<()> {
+    let mut run = sockbox();
+    run.args([
+        "run",
+        "--allow-listen",
+        "tcp://127.0.0.1:*",
+        "--",
+        "echo",
+        "127.0.0.1:0",
+        "--count",
+        "1",
+    ]);
+    let server = Process::spawn(run)?;
+    let addr = server.listening_addr()?;
+    let mut conn = TcpStream::connect(addr)?;
+    conn.write_all(b"through the CLI")?;
+    conn.shutdown(Shutdown::Write)?;
+    let mut echoed = Vec::new();
+    conn.read_to_end(&mut echoed)?;
+    assert_eq!(echoed, b"through the CLI");
+    let done = server.wait()?;
+    ensure!(done.code()? == 0, "{done}");
+    assert_eq!(done.stdout, format!("listening on {addr}\n"));
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Bytes survive the sandbox exactly: large random streams in uneven chunks, and
+//! half-closed connections that still receive everything.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+
+use crate::common::{TIMEOUT, serve_on, start};
+use anyhow::{Result, ensure};
+use rand::rngs::StdRng;
+use rand::{Rng as _, RngExt as _, SeedableRng as _};
+
+/// 8 MiB of random bytes written in uneven chunks come back from `echo` identical, in order.
+#[test]
+fn eight_mib_random_through_echo() -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(0x50c6b0c5);
+    let mut payload = vec![0; 8 << 20];
+    rng.fill_bytes(&mut payload);
+    let chunks: Vec<usize> = std::iter::repeat_with(|| rng.random_range(1..=70_000))
+        .take(1000)
+        .collect();
+
+    let server = start(
+        serve_on("127.0.0.1"),
+        &["echo", "127.0.0.1:0", "--count", "1"],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    let mut writer = conn.try_clone()?;
+    let sent = payload.clone();
+    let sending = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut rest = &sent[..];
+        for size in chunks.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+            writer.write_all(chunk)?;
+            rest = tail;
+        }
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut echoed = Vec::with_capacity(payload.len());
+    (&conn).read_to_end(&mut echoed)?;
+    sending.join().expect("the sender does not panic")?;
+
+    assert_eq!(echoed.len(), payload.len(), "echoed length");
+    let first_difference = echoed.iter().zip(&payload).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "echoed bytes differ");
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    Ok(())
+}
+
+/// A client that half-closes first still receives everything echoed after its FIN.
+#[test]
+fn half_closed_client_still_receives() -> Result<()> {
+    let server = start(
+        serve_on("127.0.0.1"),
+        &["echo", "127.0.0.1:0", "--count", "1"],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    let message = vec![b'x'; 300_000];
+    conn.write_all(&message)?;
+    conn.shutdown(Shutdown::Write)?;
+    let mut echoed = Vec::new();
+    conn.read_to_end(&mut echoed)?;
+    assert_eq!(echoed.len(), message.len());
+    assert!(echoed == message);
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    Ok(())
+}
+
+/// The guest's `dial` half-closes after sending, and still reads a reply the peer sends afterwards.
+#[test]
+fn guest_half_close_then_reads_reply() -> Result<()> {
+    let server = start(
+        serve_on("127.0.0.1"),
+        &["echo", "127.0.0.1:0", "--count", "1"],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let client = start(
+        crate::common::connect_to(addr),
+        &["dial", &addr.to_string(), "round trip"],
+    )?;
+    let client = client.wait(TIMEOUT)?;
+    ensure!(client.status.success(), "{client}");
+    assert_eq!(client.stdout, "Received: round trip\n");
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    Ok(())
+}

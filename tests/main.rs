@@ -1,0 +1,12 @@
+//! sockbox's end-to-end suite: real wasmtime, real sockets on loopback, real processes.
+//!
+//! One module per concern. Every server binds port 0 and is awaited through its
+//! `listening on` line; every wait is bounded by [`common::TIMEOUT`].
+
+mod bad_input;
+mod common;
+mod denials;
+mod flows;
+mod integrity;
+mod stock_wasmtime;
+mod wit_world;
