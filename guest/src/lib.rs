@@ -26,6 +26,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// A unit-test build is itself a command (libtest's); it must not export a second `run`.
+#[cfg(not(test))]
 mod command;
 pub mod net;
 mod sys;

@@ -67,10 +67,10 @@ pub(crate) fn resolve(
     if let Ok(v4) = host.parse::<Ipv4Addr>() {
         return Ok(vec![SocketAddr::new(v4.into(), port)]);
     }
-    if let Ok(v6) = host.parse::<Ipv6Addr>() {
-        if addr.starts_with('[') {
-            return Ok(vec![SocketAddr::new(v6.into(), port)]);
-        }
+    if addr.starts_with('[')
+        && let Ok(v6) = host.parse::<Ipv6Addr>()
+    {
+        return Ok(vec![SocketAddr::new(v6.into(), port)]);
     }
     let ips = lookup_host(host).map_err(fail)?;
     Ok(ips
