@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod denials;
 mod flows;
+mod go_interop;
 mod integrity;
 mod stock_wasmtime;
 mod wit_world;

@@ -430,7 +430,15 @@ mod tests {
     #[test]
     fn verdicts() {
         use SocketAddrUse::*;
-        let cases: &[(&[&str], &[&str], SocketAddrUse, &str, bool)] = &[
+        // (allow rules, allow-listen rules, use, address, allowed?)
+        type Case = (
+            &'static [&'static str],
+            &'static [&'static str],
+            SocketAddrUse,
+            &'static str,
+            bool,
+        );
+        let cases: &[Case] = &[
             // Outbound: host forms and port forms.
             (
                 &["tcp://127.0.0.1:8080"],
