@@ -160,3 +160,42 @@ fn run_cli_serves_and_passes_output_through() -> Result<()> {
     assert_eq!(done.stdout, format!("listening on {addr}\n"));
     Ok(())
 }
+
+/// A guest that fails before listening is reported as such at once, with its output.
+#[test]
+fn harness_reports_a_server_that_exits_before_listening() -> Result<()> {
+    let server = start(Policy::deny_all(), &["listen", "127.0.0.1:0"])?;
+    let err = server
+        .listening_addr(TIMEOUT)
+        .expect_err("a denied listen never announces itself");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("exited before printing a `listening on` line")
+            && message.contains("Error: listen tcp 127.0.0.1:0: access denied"),
+        "{message}"
+    );
+    Ok(())
+}
+
+/// `sockbox run --inherit-network` grants everything, as `wasmtime run -S inherit-network` does.
+#[test]
+fn run_cli_inherit_network_dials_anywhere() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut run = sockbox();
+    run.args(["run", "--inherit-network", "--", "dial", &addr.to_string()]);
+    let client = Process::spawn(run)?;
+    let (mut conn, _) = listener.accept()?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)?;
+    conn.write_all(b"inherited")?;
+    drop(conn);
+    let done = client.wait()?;
+    ensure!(done.code()? == 0, "{done}");
+    assert_eq!(got, b"Hello, World!");
+    assert_eq!(
+        (done.stdout.as_str(), done.stderr.as_str()),
+        ("Received: inherited\n", "")
+    );
+    Ok(())
+}

@@ -163,11 +163,12 @@ impl Guest {
                 .map(str::to_owned)
         });
         let Some(addr) = line else {
-            bail!(
-                "{} printed no `listening on` line within {timeout:?}\n{}",
-                self.describe(),
-                self.output_report()
-            );
+            let what = if self.stdout.is_closed() {
+                "exited before printing a `listening on` line".to_owned()
+            } else {
+                format!("printed no `listening on` line within {timeout:?}")
+            };
+            bail!("{} {what}\n{}", self.describe(), self.output_report());
         };
         addr.parse().map_err(|err| {
             anyhow!(

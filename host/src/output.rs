@@ -72,6 +72,11 @@ impl Capture {
         String::from_utf8_lossy(&self.state().bytes).into_owned()
     }
 
+    /// Reports whether the guest's stream is finished (the guest has exited).
+    pub fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
     /// Waits until `find` returns something for the output so far, the stream is closed,
     /// or `timeout` passes; returns what `find` found, if anything.
     pub fn wait_for<T>(

@@ -74,6 +74,11 @@ impl Policy {
         !self.is_empty()
     }
 
+    /// Reports whether any UDP use could be allowed, so UDP is enabled in the sandbox.
+    pub fn uses_udp(&self) -> bool {
+        self.inherit
+    }
+
     /// Reports whether name lookups are allowed: when any rule is given.
     pub fn allows_name_lookup(&self) -> bool {
         !self.is_empty()
@@ -681,6 +686,9 @@ mod tests {
             assert!(Policy::inherit_network().allows(addr("10.0.0.1:80"), socket_use));
         }
         assert!(!Policy::deny_all().uses_tcp() && !Policy::deny_all().allows_name_lookup());
+        assert!(!Policy::deny_all().uses_udp() && !policy(&["tcp://127.0.0.1:1"], &[]).uses_udp());
+        let inherit = Policy::inherit_network();
+        assert!(inherit.uses_tcp() && inherit.uses_udp() && inherit.allows_name_lookup());
         assert!(policy(&["tcp://127.0.0.1:1"], &[]).allows_name_lookup());
     }
 

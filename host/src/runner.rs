@@ -94,7 +94,7 @@ impl Runner {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&args)
             .allow_tcp(policy.uses_tcp())
-            .allow_udp(false)
+            .allow_udp(policy.uses_udp())
             .allow_ip_name_lookup(policy.allows_name_lookup());
         let check_denials = Arc::clone(&denials);
         wasi.socket_addr_check(move |addr, socket_use| {
