@@ -2,9 +2,11 @@
 //! against native `std::net` peers, over IPv4, IPv6 and a name.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 
-use crate::common::{Process, TIMEOUT, connect_to, loopbacks, serve_on, sockbox, start};
+use crate::common::{
+    Process, TIMEOUT, answer_once, connect_to, echo_round_trip, loopbacks, serve_on, sockbox, start,
+};
 use anyhow::{Context as _, Result, ensure};
 use sockbox_host::Policy;
 
@@ -56,16 +58,12 @@ fn native_server_and_guest_client() -> Result<()> {
         let listener = TcpListener::bind(format!("{host}:0"))?;
         let addr = listener.local_addr()?;
         let client = start(connect_to(addr), &["dial", &addr.to_string(), "hi there"])?;
-        let (mut conn, peer) = listener.accept()?;
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got)?; // the guest half-closes after sending
+        // The guest half-closes after sending, so the server reads to the end.
+        let got = answer_once(&listener, b"reply from std::net")?;
         assert_eq!(got, b"hi there");
-        conn.write_all(b"reply from std::net")?;
-        drop(conn);
         let client = client.wait(TIMEOUT)?;
         ensure!(client.status.success(), "{client}");
         assert_eq!(client.stdout, "Received: reply from std::net\n");
-        assert!(peer.ip().is_loopback());
     }
     Ok(())
 }
@@ -77,11 +75,7 @@ fn dial_by_name() -> Result<()> {
     let port = listener.local_addr()?.port();
     let policy = Policy::deny_all().allow(&format!("tcp://127.0.0.0/8:{port}"))?;
     let client = start(policy, &["dial", &format!("localhost:{port}")])?;
-    let (mut conn, _) = listener.accept()?;
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got)?;
-    conn.write_all(b"by name")?;
-    drop(conn);
+    let got = answer_once(&listener, b"by name")?;
     let client = client.wait(TIMEOUT)?;
     ensure!(client.status.success(), "{client}");
     assert_eq!(got, b"Hello, World!");
@@ -98,12 +92,7 @@ fn echo_serves_count_connections_then_exits() -> Result<()> {
     )?;
     let addr = server.listening_addr(TIMEOUT)?;
     for message in [&b"first"[..], b"second"] {
-        let mut conn = TcpStream::connect(addr)?;
-        conn.write_all(message)?;
-        conn.shutdown(Shutdown::Write)?;
-        let mut echoed = Vec::new();
-        conn.read_to_end(&mut echoed)?;
-        assert_eq!(echoed, message);
+        assert_eq!(echo_round_trip(addr, message)?, message);
     }
     let server = server.wait(TIMEOUT)?;
     ensure!(server.status.success(), "{server}");
@@ -149,12 +138,10 @@ fn run_cli_serves_and_passes_output_through() -> Result<()> {
     ]);
     let server = Process::spawn(run)?;
     let addr = server.listening_addr()?;
-    let mut conn = TcpStream::connect(addr)?;
-    conn.write_all(b"through the CLI")?;
-    conn.shutdown(Shutdown::Write)?;
-    let mut echoed = Vec::new();
-    conn.read_to_end(&mut echoed)?;
-    assert_eq!(echoed, b"through the CLI");
+    assert_eq!(
+        echo_round_trip(addr, b"through the CLI")?,
+        b"through the CLI"
+    );
     let done = server.wait()?;
     ensure!(done.code()? == 0, "{done}");
     assert_eq!(done.stdout, format!("listening on {addr}\n"));
@@ -185,11 +172,7 @@ fn run_cli_inherit_network_dials_anywhere() -> Result<()> {
     let mut run = sockbox();
     run.args(["run", "--inherit-network", "--", "dial", &addr.to_string()]);
     let client = Process::spawn(run)?;
-    let (mut conn, _) = listener.accept()?;
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got)?;
-    conn.write_all(b"inherited")?;
-    drop(conn);
+    let got = answer_once(&listener, b"inherited")?;
     let done = client.wait()?;
     ensure!(done.code()? == 0, "{done}");
     assert_eq!(got, b"Hello, World!");

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use crate::common::{TIMEOUT, serve_on, start};
+use crate::common::{TIMEOUT, echo_round_trip, serve_on, start};
 use anyhow::{Result, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -60,13 +60,8 @@ fn half_closed_client_still_receives() -> Result<()> {
         &["echo", "127.0.0.1:0", "--count", "1"],
     )?;
     let addr = server.listening_addr(TIMEOUT)?;
-    let mut conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(TIMEOUT))?;
     let message = vec![b'x'; 300_000];
-    conn.write_all(&message)?;
-    conn.shutdown(Shutdown::Write)?;
-    let mut echoed = Vec::new();
-    conn.read_to_end(&mut echoed)?;
+    let echoed = echo_round_trip(addr, &message)?;
     assert_eq!(echoed.len(), message.len());
     assert!(echoed == message);
     let server = server.wait(TIMEOUT)?;

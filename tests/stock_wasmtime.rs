@@ -1,11 +1,10 @@
 //! The guest `sockbox guest -o` writes is a plain WASI 0.2 command: stock
 //! `wasmtime run -S inherit-network` runs it against a native listener.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 
-use crate::common::{Process, in_ci, sockbox};
+use crate::common::{Process, answer_once, in_ci, sockbox};
 use anyhow::{Result, bail, ensure};
 
 /// `wasmtime run -S inherit-network guest.wasm dial ADDR` exchanges the classic messages.
@@ -37,11 +36,7 @@ fn stock_wasmtime_runs_the_exported_guest() -> Result<()> {
         .arg(&wasm)
         .args(["dial", &addr.to_string()]);
     let client = Process::spawn(run)?;
-    let (mut conn, _) = listener.accept()?;
-    let mut got = Vec::new();
-    conn.read_to_end(&mut got)?;
-    conn.write_all(b"from a native server")?;
-    drop(conn);
+    let got = answer_once(&listener, b"from a native server")?;
     let done = client.wait()?;
     ensure!(done.code()? == 0, "{done}");
     assert_eq!(got, b"Hello, World!");

@@ -4,8 +4,8 @@
 //! Everything here uses real wasmtime and real sockets on loopback, binds port 0, and
 //! waits for `listening on` lines rather than sleeping.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -232,4 +232,26 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `bytes` to an echo server at `addr`, half-closes, and returns everything echoed.
+pub fn echo_round_trip(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    conn.write_all(bytes)?;
+    conn.shutdown(Shutdown::Write)?;
+    let mut echoed = Vec::new();
+    conn.read_to_end(&mut echoed)?;
+    Ok(echoed)
+}
+
+/// Accepts one connection on `listener`, reads until the peer half-closes, answers
+/// `reply`, closes, and returns what the peer sent.
+pub fn answer_once(listener: &TcpListener, reply: &[u8]) -> Result<Vec<u8>> {
+    let (mut conn, _) = listener.accept()?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got)?;
+    conn.write_all(reply)?;
+    Ok(got)
 }
