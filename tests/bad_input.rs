@@ -193,3 +193,48 @@ fn not_a_component() -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes a component given in WAT text to a file in `dir` and returns its path.
+fn component_file(dir: &tempfile::TempDir, name: &str, wat: &str) -> Result<String> {
+    let path = dir.path().join(name);
+    std::fs::write(&path, wat::parse_str(wat)?)?;
+    Ok(path.to_str().expect("a UTF-8 temp path").to_owned())
+}
+
+/// A component that does not export `wasi:cli/run` is refused before it runs: one line, exit 2.
+#[test]
+fn component_without_run_export() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = component_file(&dir, "empty.wasm", "(component)")?;
+    let (code, stdout, stderr) = sockbox_with(&["run", "--wasm", &path])?;
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("sockbox: prepare component {path}: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wasi:cli/run"), "{stderr}");
+    Ok(())
+}
+
+/// A guest that traps ends sockbox with status 134, as `wasmtime run` does, and one line saying so.
+#[test]
+fn trapping_guest_exits_134() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = component_file(
+        &dir,
+        "trap.wasm",
+        r#"(component
+            (core module $m (func (export "run") (result i32) unreachable))
+            (core instance $i (instantiate $m))
+            (func $run (result (result)) (canon lift (core func $i "run")))
+            (instance $cli (export "run" (func $run)))
+            (export "wasi:cli/run@0.2.12" (instance $cli)))"#,
+    )?;
+    let (code, stdout, stderr) = sockbox_with(&["run", "--wasm", &path])?;
+    assert_eq!((code, stdout.as_str()), (134, ""), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("sockbox: guest trapped: "), "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+    Ok(())
+}

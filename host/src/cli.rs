@@ -161,10 +161,8 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Fai
         .block_on(runner.run(&prepared, options))
         .map_err(Failure::Setup)?;
     if let Exit::Trap(message) = &exit {
-        eprintln!(
-            "sockbox: guest trapped: {}",
-            message.lines().next().unwrap_or("")
-        );
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("sockbox: guest trapped: {message}");
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
 }

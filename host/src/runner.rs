@@ -143,7 +143,9 @@ impl Runner {
             Ok(Err(())) => Exit::Code(1),
             Err(err) => match err.downcast_ref::<I32Exit>() {
                 Some(I32Exit(code)) => Exit::Code(*code),
-                None => Exit::Trap(format!("{err:#}")),
+                // The root cause names the trap (`wasm trap: wasm `unreachable` instruction
+                // executed`); the outer layers are only a backtrace.
+                None => Exit::Trap(err.root_cause().to_string()),
             },
         })
     }
@@ -187,7 +189,7 @@ pub struct RunOptions {
 pub enum Exit {
     /// It returned or called `exit` with this status.
     Code(i32),
-    /// It trapped; the message says where and why.
+    /// It trapped; the message says why.
     Trap(String),
 }
 
