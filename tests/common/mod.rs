@@ -70,7 +70,9 @@ pub fn in_ci() -> bool {
 /// The `sockbox` binary of this build, brought up to date once per test binary.
 ///
 /// Cargo builds a package's binary only for that package's own tests, so the suite
-/// asks cargo for it (a no-op when it is fresh) in the profile it runs in.
+/// asks cargo for it (a no-op when it is fresh) in the profile it runs in — from the
+/// workspace root, so it resolves the same packages, features and artifacts as
+/// `cargo test` there.
 pub fn sockbox() -> Command {
     static BIN: LazyLock<PathBuf> = LazyLock::new(|| {
         let exe = std::env::current_exe().expect("the test binary's path");
@@ -81,7 +83,9 @@ pub fn sockbox() -> Command {
             .to_path_buf();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "sockbox-host", "--bin", "sockbox"]);
+        build
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["build", "--quiet", "--bin", "sockbox"]);
         if profile_dir.ends_with("release") {
             build.arg("--release");
         }
