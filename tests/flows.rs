@@ -182,3 +182,18 @@ fn run_cli_inherit_network_dials_anywhere() -> Result<()> {
     );
     Ok(())
 }
+
+/// Stopping a serving guest closes its listener: the port refuses new connections.
+#[test]
+fn stopped_guest_closes_its_sockets() -> Result<()> {
+    let server = start(serve_on("127.0.0.1"), &["echo", "127.0.0.1:0"])?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    assert_eq!(echo_round_trip(addr, b"still here")?, b"still here");
+    server.stop();
+    let refused = TcpStream::connect(addr);
+    ensure!(
+        matches!(&refused, Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused),
+        "the stopped guest's port still answers: {refused:?}"
+    );
+    Ok(())
+}

@@ -194,6 +194,8 @@ impl Guest {
     }
 
     /// Waits for the guest to finish, at most `timeout`, and returns how it ended.
+    ///
+    /// This blocks the calling thread: call it from ordinary code, not from async code.
     pub fn wait(mut self, timeout: Duration) -> Result<Output> {
         let mut task = self.task.take().context("guest already waited for")?;
         let ended = self
@@ -216,6 +218,18 @@ impl Guest {
             stderr: self.stderr.text(),
             denials: self.denials.denials(),
         })
+    }
+
+    /// Stops the instance and waits until it is gone, its sockets closed.
+    ///
+    /// Dropping a `Guest` stops it too, without waiting.
+    pub fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The instance's store, and with it every socket, is dropped when the
+            // aborted task finishes; its result is only "cancelled".
+            let _ = self.handle.block_on(task);
+        }
     }
 
     fn describe(&self) -> String {
