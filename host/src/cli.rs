@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
 use crate::policy::DenialLog;
-use crate::{Exit, GUEST_WASM, Policy, RunOptions, Runner};
+use crate::{Exit, GUEST_WASM, Policy, Prepared, RunOptions, Runner};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
@@ -129,27 +129,7 @@ enum Failure {
 }
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
-    let (runner, prepared, policy, argv0) = (|| {
-        let policy = policy_from(&args)?;
-        let runner = Runner::new()?;
-        let (bytes, argv0) = match &args.wasm {
-            Some(path) => (
-                std::fs::read(path)
-                    .with_context(|| format!("read component {}", path.display()))?,
-                path.display().to_string(),
-            ),
-            None => (GUEST_WASM.to_vec(), "sockbox-guest".to_owned()),
-        };
-        let component = runner
-            .compile(&bytes)
-            .with_context(|| format!("compile component {argv0}"))?;
-        let prepared = runner
-            .prepare(&component)
-            .with_context(|| format!("prepare component {argv0}"))?;
-        anyhow::Ok((runner, prepared, policy, argv0))
-    })()
-    .map_err(Failure::Setup)?;
-
+    let (runner, prepared, policy, argv0) = prepare_run(&args).map_err(Failure::Setup)?;
     let options = RunOptions {
         args: std::iter::once(argv0).chain(args.args).collect(),
         policy,
@@ -165,6 +145,26 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Fai
         eprintln!("sockbox: guest trapped: {message}");
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
+}
+
+/// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
+fn prepare_run(args: &RunArgs) -> Result<(Runner, Prepared, Policy, String)> {
+    let policy = policy_from(args)?;
+    let runner = Runner::new()?;
+    let (bytes, argv0) = match &args.wasm {
+        Some(path) => (
+            std::fs::read(path).with_context(|| format!("read component {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (GUEST_WASM.to_vec(), "sockbox-guest".to_owned()),
+    };
+    let component = runner
+        .compile(&bytes)
+        .with_context(|| format!("compile component {argv0}"))?;
+    let prepared = runner
+        .prepare(&component)
+        .with_context(|| format!("prepare component {argv0}"))?;
+    Ok((runner, prepared, policy, argv0))
 }
 
 fn policy_from(args: &RunArgs) -> Result<Policy> {
@@ -186,30 +186,32 @@ fn demo(runtime: &tokio::runtime::Runtime) -> Result<ExitCode, Failure> {
     let runner = Runner::new().map_err(Failure::Setup)?;
     let harness = Harness::with_runtime(Arc::new(runner), runtime.handle().clone());
     let guest = harness.builtin_guest().map_err(Failure::Setup)?;
-    (|| {
-        let server = harness.start_with(
-            &guest,
-            Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?,
-            ["listen", "127.0.0.1:0"],
-            Capture::tee("[server] "),
-            Capture::tee("[server] "),
-        )?;
-        let addr = server.listening_addr(DEMO_TIMEOUT)?;
-        let client = harness.start_with(
-            &guest,
-            Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?,
-            ["dial".to_owned(), addr.to_string()],
-            Capture::tee("[client] "),
-            Capture::tee("[client] "),
-        )?;
-        let client = client.wait(DEMO_TIMEOUT)?;
-        let server = server.wait(DEMO_TIMEOUT)?;
-        for (name, output) in [("client", client), ("server", server)] {
-            if !output.status.success() {
-                bail!("the {name} exited with {}", output.status.code());
-            }
+    run_demo(&harness, &guest).map_err(Failure::Demo)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_demo(harness: &Harness, guest: &Prepared) -> Result<()> {
+    let server = harness.start_with(
+        guest,
+        Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?,
+        ["listen", "127.0.0.1:0"],
+        Capture::tee("[server] "),
+        Capture::tee("[server] "),
+    )?;
+    let addr = server.listening_addr(DEMO_TIMEOUT)?;
+    let client = harness.start_with(
+        guest,
+        Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?,
+        ["dial".to_owned(), addr.to_string()],
+        Capture::tee("[client] "),
+        Capture::tee("[client] "),
+    )?;
+    let client = client.wait(DEMO_TIMEOUT)?;
+    let server = server.wait(DEMO_TIMEOUT)?;
+    for (name, output) in [("client", client), ("server", server)] {
+        if !output.status.success() {
+            bail!("the {name} exited with {}", output.status.code());
         }
-        Ok(ExitCode::SUCCESS)
-    })()
-    .map_err(Failure::Demo)
+    }
+    Ok(())
 }
