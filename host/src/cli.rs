@@ -102,22 +102,20 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Setup(err)) => {
-            eprintln!("sockbox: {}", one_line(&err));
+            eprintln!("sockbox: {}", one_line(&format!("{err:#}")));
             ExitCode::from(SETUP_ERROR)
         }
         Err(Failure::Demo(err)) => {
-            eprintln!("sockbox: demo: {}", one_line(&err));
+            eprintln!("sockbox: demo: {}", one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
-/// An error and its causes on one line: `compile component x.wasm: failed to parse …`.
-fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Text folded onto one line: an error and its causes read `compile component x.wasm:
+/// failed to parse …`, however the layers below laid them out.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// sockbox's failures, by when they happen.
@@ -141,8 +139,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Fai
         .block_on(runner.run(&prepared, options))
         .map_err(Failure::Setup)?;
     if let Exit::Trap(message) = &exit {
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        eprintln!("sockbox: guest trapped: {message}");
+        eprintln!("sockbox: guest trapped: {}", one_line(message));
     }
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
 }
