@@ -88,3 +88,34 @@ fn guest_half_close_then_reads_reply() -> Result<()> {
     ensure!(server.status.success(), "{server}");
     Ok(())
 }
+
+/// A peer that resets its connection costs `echo` that connection only: one error line
+/// in Go's words, and the next connection is served.
+#[test]
+fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
+    let server = start(
+        serve_on("127.0.0.1"),
+        &["echo", "127.0.0.1:0", "--count", "2"],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let mut rude = TcpStream::connect(addr)?;
+    rude.set_read_timeout(Some(TIMEOUT))?;
+    // One echo back proves the guest has accepted this connection and reads from it.
+    rude.write_all(b"x")?;
+    let mut first = [0; 1];
+    rude.read_exact(&mut first)?;
+    // Closing with a zero linger sends RST instead of FIN.
+    socket2::SockRef::from(&rude).set_linger(Some(std::time::Duration::ZERO))?;
+    drop(rude);
+    assert_eq!(echo_round_trip(addr, b"polite")?, b"polite");
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    let lines: Vec<&str> = server.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{server}");
+    assert!(
+        lines[0].starts_with(&format!("Error: read tcp {addr}->127.0.0.1:"))
+            && lines[0].ends_with(": connection reset by peer"),
+        "{server}"
+    );
+    Ok(())
+}

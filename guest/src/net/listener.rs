@@ -51,17 +51,20 @@ pub struct Listener {
 
 impl Listener {
     /// Waits for the next connection and returns it.
+    ///
+    /// A connection its peer reset before it could be accepted is skipped, as Go skips it.
     pub fn accept(&self) -> Result<Conn, Error> {
-        sys::retry(&self.ready, || self.socket.accept())
-            .and_then(|(socket, input, output)| Conn::new(socket, input, output))
-            .map_err(|code| {
-                Error::new(
-                    "accept",
-                    "tcp",
-                    Some(self.local.to_string()),
-                    Reason::from_code(code),
-                )
-            })
+        loop {
+            let (socket, input, output) = sys::retry(&self.ready, || self.socket.accept())
+                .map_err(|code| {
+                    let reason = Reason::from_code(code);
+                    Error::new("accept", "tcp", Some(self.local.to_string()), reason)
+                })?;
+            // Only a connection that is already gone has no addresses to ask for.
+            if let Ok(conn) = Conn::new(socket, input, output) {
+                return Ok(conn);
+            }
+        }
     }
 
     /// Returns the address the listener is bound to, with the real port when 0 was asked for.
