@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
 use crate::policy::DenialLog;
+use crate::runner::GUEST_PROGRAM;
 use crate::{Exit, GUEST_WASM, Policy, Prepared, RunOptions, Runner};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -148,16 +149,17 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Fai
 fn prepare_run(args: &RunArgs) -> Result<(Runner, Prepared, Policy, String)> {
     let policy = policy_from(args)?;
     let runner = Runner::new()?;
-    let (bytes, argv0) = match &args.wasm {
-        Some(path) => (
-            std::fs::read(path).with_context(|| format!("read component {}", path.display()))?,
-            path.display().to_string(),
-        ),
-        None => (GUEST_WASM.to_vec(), "sockbox-guest".to_owned()),
+    let (component, argv0) = match &args.wasm {
+        Some(path) => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).with_context(|| format!("read component {name}"))?;
+            let component = runner
+                .compile(&bytes)
+                .with_context(|| format!("compile component {name}"))?;
+            (component, name)
+        }
+        None => (runner.builtin_guest()?, GUEST_PROGRAM.to_owned()),
     };
-    let component = runner
-        .compile(&bytes)
-        .with_context(|| format!("compile component {argv0}"))?;
     let prepared = runner
         .prepare(&component)
         .with_context(|| format!("prepare component {argv0}"))?;

@@ -38,10 +38,7 @@ use wasmtime::component::Component;
 
 use crate::output::{Capture, Stdio};
 use crate::policy::{Denial, DenialLog, Policy};
-use crate::runner::{Exit, Prepared, RunOptions, Runner};
-
-/// The program name guests see as `argv[0]`.
-const PROGRAM: &str = "sockbox-guest";
+use crate::runner::{Exit, GUEST_PROGRAM, Prepared, RunOptions, Runner};
 
 /// Runs guests in the background for blocking callers: tests, CI tools, `sockbox demo`.
 #[derive(Debug)]
@@ -115,7 +112,7 @@ impl Harness {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let args: Vec<String> = std::iter::once(PROGRAM.to_owned())
+        let args: Vec<String> = std::iter::once(GUEST_PROGRAM.to_owned())
             .chain(args.into_iter().map(Into::into))
             .collect();
         let denials = Arc::new(DenialLog::default());

@@ -19,6 +19,9 @@ use crate::policy::{Denial, DenialLog, Policy};
 /// stops even inside a busy loop).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The program name the built-in guest is given as `argv[0]`.
+pub const GUEST_PROGRAM: &str = "sockbox-guest";
+
 /// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
 
@@ -107,15 +110,16 @@ impl Runner {
             }
             Box::pin(async move { allowed })
         });
-        for (stdio, is_stdout) in [(&stdout, true), (&stderr, false)] {
-            match (stdio, is_stdout) {
-                (Stdio::Inherit, true) => wasi.inherit_stdout(),
-                (Stdio::Inherit, false) => wasi.inherit_stderr(),
-                (Stdio::Null, _) => &mut wasi,
-                (Stdio::Capture(capture), true) => wasi.stdout(capture.clone()),
-                (Stdio::Capture(capture), false) => wasi.stderr(capture.clone()),
-            };
-        }
+        match &stdout {
+            Stdio::Inherit => wasi.inherit_stdout(),
+            Stdio::Null => &mut wasi,
+            Stdio::Capture(capture) => wasi.stdout(capture.clone()),
+        };
+        match &stderr {
+            Stdio::Inherit => wasi.inherit_stderr(),
+            Stdio::Null => &mut wasi,
+            Stdio::Capture(capture) => wasi.stderr(capture.clone()),
+        };
 
         let state = GuestState {
             wasi: wasi.build(),
