@@ -110,12 +110,12 @@ fn bad_rules() -> Result<()> {
         (
             "--allow",
             "tcp://127.0.0.1:70000",
-            "sockbox: invalid rule `tcp://127.0.0.1:70000`: ports `70000` is not a port (1-65535)\n",
+            "sockbox: invalid rule `tcp://127.0.0.1:70000`: ports port 70000 is out of range (1-65535)\n",
         ),
         (
             "--allow-listen",
             "tcp://",
-            "sockbox: invalid rule `tcp://`: rule expected HOST:PORTS after the scheme, for example 127.0.0.1:8080\n",
+            "sockbox: invalid rule `tcp://`: rule has nothing after the scheme: expected HOST:PORTS, for example 127.0.0.1:8080\n",
         ),
         (
             "--allow",
@@ -125,12 +125,22 @@ fn bad_rules() -> Result<()> {
         (
             "--allow",
             "ftp://127.0.0.1:21",
-            "sockbox: invalid rule `ftp://127.0.0.1:21`: scheme `ftp` is not a scheme; use tcp\n",
+            "sockbox: invalid rule `ftp://127.0.0.1:21`: scheme `ftp` is not a scheme: use tcp, udp or *\n",
         ),
         (
             "--allow",
             "tcp://127.0.0.1:90-80",
             "sockbox: invalid rule `tcp://127.0.0.1:90-80`: ports range `90-80` runs backwards\n",
+        ),
+        (
+            "--deny",
+            "tcp://{}:80",
+            "sockbox: invalid rule `tcp://{}:80`: host list `{}` is empty: give at least one of the hosts\n",
+        ),
+        (
+            "--allow-accept",
+            "tcp://peer.example:*",
+            "sockbox: invalid rule `tcp://peer.example:*`: rule names a host by DNS name, but accept rules match peers by address (a peer's name is not known): use an address, a CIDR or *\n",
         ),
     ];
     for (flag, rule, line) in cases {

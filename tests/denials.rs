@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use crate::common::{Process, TIMEOUT, serve_on, sockbox, start};
 use anyhow::{Result, ensure};
 use sockbox_host::Policy;
-use sockbox_host::policy::{Denial, UseKind};
+use sockbox_host::policy::{DecidedBy, Decision, Subject, UseKind};
 
 /// A connect to a port no rule allows fails with `access denied`, and no connection reaches the listener.
 #[test]
@@ -30,9 +30,11 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
     assert_eq!(client.stdout, "");
     assert_eq!(
         client.denials,
-        [Denial {
-            socket_use: UseKind::TcpConnect,
-            addr
+        [Decision {
+            use_kind: UseKind::TcpConnect,
+            subject: Subject::Addr(addr),
+            allowed: false,
+            by: DecidedBy::DefaultDeny,
         }]
     );
     let accepted = listener.accept();

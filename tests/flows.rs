@@ -73,7 +73,7 @@ fn native_server_and_guest_client() -> Result<()> {
 fn dial_by_name() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
-    let policy = Policy::deny_all().allow(&format!("tcp://127.0.0.0/8:{port}"))?;
+    let policy = Policy::deny_all().allow(&format!("tcp://localhost:{port}"))?;
     let client = start(policy, &["dial", &format!("localhost:{port}")])?;
     let got = answer_once(&listener, b"by name")?;
     let client = client.wait(TIMEOUT)?;

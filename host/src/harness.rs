@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use wasmtime::component::Component;
 
 use crate::output::{Capture, Stdio};
-use crate::policy::{Denial, DenialLog, Policy};
+use crate::policy::{Decision, DenialLog, Policy};
 use crate::runner::{Exit, GUEST_PROGRAM, Prepared, RunOptions, Runner};
 
 /// Runs guests in the background for blocking callers: tests, CI tools, `sockbox demo`.
@@ -122,6 +122,7 @@ impl Harness {
             stdout: Stdio::Capture(stdout.clone()),
             stderr: Stdio::Capture(stderr.clone()),
             denials: Arc::clone(&denials),
+            ..RunOptions::default()
         };
         let runner = Arc::clone(&self.runner);
         let guest = guest.clone();
@@ -186,7 +187,7 @@ impl Guest {
     }
 
     /// Returns the socket uses the policy refused so far, each distinct one once.
-    pub fn denials(&self) -> Vec<Denial> {
+    pub fn denials(&self) -> Vec<Decision> {
         self.denials.denials()
     }
 
@@ -261,7 +262,7 @@ pub struct Output {
     /// Everything it wrote to stderr.
     pub stderr: String,
     /// The socket uses the policy refused, each distinct one once.
-    pub denials: Vec<Denial>,
+    pub denials: Vec<Decision>,
 }
 
 impl fmt::Display for Output {

@@ -252,10 +252,22 @@ pub fn echo_round_trip(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u8>> {
 /// Accepts one connection on `listener`, reads until the peer half-closes, answers
 /// `reply`, closes, and returns what the peer sent.
 pub fn answer_once(listener: &TcpListener, reply: &[u8]) -> Result<Vec<u8>> {
-    let (mut conn, _) = listener.accept()?;
+    let mut conn = accept_within(listener, TIMEOUT)?;
     conn.set_read_timeout(Some(TIMEOUT))?;
     let mut got = Vec::new();
     conn.read_to_end(&mut got)?;
     conn.write_all(reply)?;
     Ok(got)
+}
+
+/// Accepts one connection on `listener`, failing instead of hanging if none comes
+/// within `timeout` (the accepting thread is left blocked; the test has failed anyway).
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<TcpStream> {
+    let listener = listener.try_clone()?;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || sender.send(listener.accept()));
+    match receiver.recv_timeout(timeout) {
+        Ok(accepted) => Ok(accepted?.0),
+        Err(_) => bail!("no connection arrived within {timeout:?}"),
+    }
 }

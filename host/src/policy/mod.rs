@@ -1,44 +1,189 @@
-//! Network policy: which socket uses a guest may make.
+//! Network policy: which socket uses and name lookups a guest may make.
 //!
-//! A [`Policy`] holds outbound rules (`--allow`: TCP connect) and inbound rules
-//! (`--allow-listen`: bind, listen, and accepting peers once listening). A rule is
-//! `SCHEME://HOST:PORTS` — today SCHEME is `tcp`, HOST an IPv4 address, `[IPv6]` or a
-//! CIDR (`10.0.0.0/8`, `[fd00::]/8`), PORTS `N`, `A-B` or `*`. Nothing is allowed
-//! unless a rule allows it.
+//! A [`Policy`] holds rules in four directions and decides every socket use that
+//! wasmtime-wasi reports, and every name lookup sockbox's resolver is asked for. A rule
+//! is `SCHEME://HOST:PORTS` (see [`Rule`] for the grammar). Nothing is allowed unless a
+//! rule allows it, and a `deny` rule wins over every allow.
 //!
-//! wasmtime-wasi asks [`Policy::allows`] about every socket use it reports; how each
-//! [`SocketAddrUse`] is judged:
+//! | direction | flag / file key | covers |
+//! |---|---|---|
+//! | [`Direction::Allow`] | `--allow` / `allow` | outbound: TCP connect, UDP send (and replies from those peers) |
+//! | [`Direction::Listen`] | `--allow-listen` / `listen` | inbound: TCP bind and listen, UDP bind for receiving |
+//! | [`Direction::Accept`] | `--allow-accept` / `accept` | which peers a listener may accept (default: any, once listening is allowed) |
+//! | [`Direction::Deny`] | `--deny` / `deny` | any use of what it matches, in every direction |
 //!
-//! | use | judged by |
-//! |---|---|
-//! | `TcpConnect` | an `--allow` rule matching the remote address |
-//! | `TcpBind` to the unspecified address, port 0 | allowed when any `--allow` rule exists: it is the implicit bind before a connect, which is then judged itself |
-//! | `TcpBind` (explicit) | an `--allow-listen` rule matching the local address |
-//! | `TcpListen` | an `--allow-listen` rule matching the bound address |
-//! | `TcpAccept` | allowed when any `--allow-listen` rule exists |
-//! | `Udp*` | denied: no UDP rules yet |
+//! How each [`SocketAddrUse`] is decided, after `deny` rules (the first matching deny
+//! rule denies):
 //!
-//! An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is judged as the IPv4 address it
-//! carries. Port 0 ("any port") is matched only by `*`; the unspecified address only
-//! by a host pattern that contains it (`0.0.0.0/0`, `0.0.0.0`).
+//! | use | address wasmtime-wasi passes | allowed by |
+//! |---|---|---|
+//! | `TcpConnect` | the remote address | the first `allow` rule matching it |
+//! | `UdpSend` | the remote address | the first `allow` rule matching it |
+//! | `TcpBind`, `UdpBind` | the local address | the first `listen` rule matching it |
+//! | `TcpBind`, `UdpBind` to the unspecified address, port 0 | the implicit bind before a connect, a send or a `listen` without `bind` | a `listen` rule matching it, else the first `allow` rule of that scheme: the connect or send that follows is judged itself |
+//! | `TcpListen` | the bound address (unspecified, port 0, without an earlier bind) | the first `listen` rule matching it |
+//! | `TcpAccept` | the peer's address | the first `accept` rule of tcp matching it; with no tcp `accept` rule, the first tcp `listen` rule |
+//! | `UdpReceive` | the sender's address | an `allow` rule matching it (a reply from a peer the guest may send to), else as `TcpAccept`, over udp |
+//!
+//! Addresses are judged as what they mean: an IPv4-mapped IPv6 address
+//! (`::ffff:10.0.0.1`) as the IPv4 address it carries; the unspecified address
+//! (`0.0.0.0`, `::`: every local address) only by `*`, a `/0` network or the
+//! unspecified address itself; port 0 (any port) only by `*`. IPv6 scope ids are
+//! ignored. `[::]/0` covers IPv6 only: IPv4 is covered by IPv4 rules (or `*`).
+//!
+//! Name rules (`tcp://example.com:443`, `tcp://*.example.com:443`) work through
+//! lookups: a lookup succeeds only for a name some `allow` or `listen` rule covers
+//! (any other name gets `name-unresolvable`, the error a missing name gets), and the
+//! addresses it returns become matchable by the rules covering that name, for that
+//! instance only — see [`NameGrants`].
 
-mod denial;
+mod audit;
+mod enforcer;
+mod file;
+mod matcher;
+mod names;
 mod rule;
 #[cfg(test)]
 mod tests;
 
+use std::fmt;
 use std::net::SocketAddr;
 
-pub use denial::{Denial, DenialLog, UseKind};
-pub use rule::{Rule, RuleError};
+pub use audit::{AuditLog, DecidedBy, Decision, DenialLog, Subject, UseKind};
+pub use enforcer::Enforcer;
+pub use file::PolicyFileError;
+pub use names::NameGrants;
+pub use rule::{Host, Ports, Rule, RuleError, Scheme, Transport};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
-/// A set of rules deciding every socket use of one guest instance.
+use matcher::Table;
+
+/// Reads a use as people write it — `connect tcp`, `bind udp`, … — as the
+/// [`SocketAddrUse`] wasmtime-wasi reports for it.
+pub fn parse_use(verb: &str, transport: &str) -> Result<SocketAddrUse, String> {
+    use SocketAddrUse as U;
+    Ok(match (verb, transport) {
+        ("connect", "tcp") => U::TcpConnect,
+        ("bind", "tcp") => U::TcpBind,
+        ("listen", "tcp") => U::TcpListen,
+        ("accept", "tcp") => U::TcpAccept,
+        ("bind", "udp") => U::UdpBind,
+        ("send", "udp") => U::UdpSend,
+        ("receive", "udp") => U::UdpReceive,
+        (_, "tcp" | "udp") => {
+            return Err(format!(
+                "`{verb} {transport}` is not a use: tcp has connect, bind, listen, accept; udp has bind, send, receive"
+            ));
+        }
+        _ => return Err(format!("`{transport}` is not a transport: use tcp or udp")),
+    })
+}
+
+/// Which way a rule grants (or, for `Deny`, refuses) network use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// Outbound: TCP connect, UDP send.
+    Allow,
+    /// Inbound: bind and listen, UDP bind for receiving.
+    Listen,
+    /// Which peers a listener may accept.
+    Accept,
+    /// Refused, whatever else allows it.
+    Deny,
+}
+
+impl Direction {
+    /// Every direction, in the order rules are listed.
+    pub const ALL: [Self; 4] = [Self::Allow, Self::Listen, Self::Accept, Self::Deny];
+
+    /// Returns the policy file key for this direction: `allow`, `listen`, `accept`, `deny`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Listen => "listen",
+            Self::Accept => "accept",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// Returns the `sockbox run` flag for this direction: `--allow`, `--allow-listen`, …
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Allow => "--allow",
+            Self::Listen => "--allow-listen",
+            Self::Accept => "--allow-accept",
+            Self::Deny => "--deny",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// A rule of a policy: its direction and its position among that direction's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RuleRef {
+    /// The direction the rule was given for.
+    pub direction: Direction,
+    /// Its index among that direction's rules, in the order they were added.
+    pub index: usize,
+}
+
+/// What decided a use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decider {
+    /// This rule.
+    Rule(RuleRef),
+    /// The policy inherits the host's network: everything not denied is allowed.
+    InheritNetwork,
+    /// No rule allows it.
+    DefaultDeny,
+}
+
+/// A policy's answer for one use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Verdict {
+    /// Whether the use may happen.
+    pub allowed: bool,
+    /// What decided it.
+    pub by: Decider,
+}
+
+impl Verdict {
+    fn allow(by: Decider) -> Self {
+        Self { allowed: true, by }
+    }
+
+    fn deny(by: Decider) -> Self {
+        Self { allowed: false, by }
+    }
+}
+
+/// A set of rules deciding every socket use and lookup of a guest instance.
+///
+/// ```
+/// use sockbox_host::policy::{Decider, Direction, Policy, SocketAddrUse};
+///
+/// let policy = Policy::deny_all()
+///     .allow("tcp://10.0.0.0/8:443")?
+///     .allow_listen("tcp://127.0.0.1:*")?
+///     .deny("tcp://10.0.0.13:*")?;
+///
+/// let verdict = policy.decide("10.1.2.3:443".parse()?, SocketAddrUse::TcpConnect);
+/// assert!(verdict.allowed);
+/// assert_eq!(policy.describe(verdict.by), "--allow tcp://10.0.0.0/8:443");
+///
+/// let verdict = policy.decide("10.0.0.13:443".parse()?, SocketAddrUse::TcpConnect);
+/// assert!(!verdict.allowed);
+/// assert_eq!(policy.describe(verdict.by), "--deny tcp://10.0.0.13:*");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     inherit: bool,
-    connect: Vec<Rule>,
-    listen: Vec<Rule>,
+    rules: [Vec<Rule>; 4],
+    tables: [Table; 4],
 }
 
 impl Policy {
@@ -47,61 +192,285 @@ impl Policy {
         Self::default()
     }
 
-    /// Returns a policy that allows every use, like `wasmtime run -S inherit-network`.
+    /// Returns a policy that allows every use, like `wasmtime run -S inherit-network`;
+    /// `deny` rules added to it still refuse what they match.
     pub fn inherit_network() -> Self {
-        Self {
-            inherit: true,
-            ..Self::default()
+        Self::default().with_inherit_network()
+    }
+
+    /// Makes this policy allow every use that no `deny` rule refuses.
+    pub fn with_inherit_network(mut self) -> Self {
+        self.inherit = true;
+        self
+    }
+
+    /// Adds an outbound rule: the guest may connect (TCP) or send (UDP) to what it matches.
+    pub fn allow(self, rule: &str) -> Result<Self, RuleError> {
+        self.with_rule(Direction::Allow, rule.parse()?)
+    }
+
+    /// Adds an inbound rule: the guest may bind and listen on what it matches.
+    pub fn allow_listen(self, rule: &str) -> Result<Self, RuleError> {
+        self.with_rule(Direction::Listen, rule.parse()?)
+    }
+
+    /// Adds an accept rule: listeners may accept peers it matches (once any accept rule
+    /// of a scheme exists, only those peers).
+    pub fn allow_accept(self, rule: &str) -> Result<Self, RuleError> {
+        self.with_rule(Direction::Accept, rule.parse()?)
+    }
+
+    /// Adds a deny rule: what it matches is refused, whatever allows it.
+    pub fn deny(self, rule: &str) -> Result<Self, RuleError> {
+        self.with_rule(Direction::Deny, rule.parse()?)
+    }
+
+    /// Adds a parsed rule in `direction`. Accept rules cannot name hosts by DNS name:
+    /// a peer's name is not known when it connects.
+    pub fn with_rule(mut self, direction: Direction, rule: Rule) -> Result<Self, RuleError> {
+        self.push(direction, rule)?;
+        Ok(self)
+    }
+
+    /// Adds a parsed rule in `direction`, in place; see [`Policy::with_rule`].
+    pub fn push(&mut self, direction: Direction, rule: Rule) -> Result<(), RuleError> {
+        if direction == Direction::Accept && rule.has_names() {
+            return Err(RuleError::misplaced(
+                &rule.to_string(),
+                "names a host by DNS name, but accept rules match peers by address (a peer's name is not known): use an address, a CIDR or *".into(),
+            ));
         }
+        let slot = direction.slot();
+        self.tables[slot].push(self.rules[slot].len(), &rule);
+        self.rules[slot].push(rule);
+        Ok(())
     }
 
-    /// Adds an outbound rule: the guest may connect to what it matches.
-    pub fn allow(mut self, rule: &str) -> Result<Self, RuleError> {
-        self.connect.push(rule.parse()?);
-        Ok(self)
+    /// Reports whether this policy inherits the host's network.
+    pub fn inherits_network(&self) -> bool {
+        self.inherit
     }
 
-    /// Adds an inbound rule: the guest may bind and listen on what it matches, and accept peers.
-    pub fn allow_listen(mut self, rule: &str) -> Result<Self, RuleError> {
-        self.listen.push(rule.parse()?);
-        Ok(self)
+    /// Returns every rule with its place, directions in [`Direction::ALL`] order.
+    pub fn rules(&self) -> impl Iterator<Item = (RuleRef, &Rule)> {
+        Direction::ALL.into_iter().flat_map(move |direction| {
+            self.rules[direction.slot()]
+                .iter()
+                .enumerate()
+                .map(move |(index, rule)| (RuleRef { direction, index }, rule))
+        })
+    }
+
+    /// Returns the rule `rule` refers to, if it is one of this policy's.
+    pub fn rule(&self, rule: RuleRef) -> Option<&Rule> {
+        self.rules[rule.direction.slot()].get(rule.index)
     }
 
     /// Reports whether the policy allows anything at all.
     pub fn is_empty(&self) -> bool {
-        !self.inherit && self.connect.is_empty() && self.listen.is_empty()
+        !self.inherit
+            && self.rules[..Direction::Deny.slot()]
+                .iter()
+                .all(Vec::is_empty)
     }
 
-    /// Reports whether any TCP use could be allowed, so TCP is enabled in the sandbox.
-    pub fn uses_tcp(&self) -> bool {
-        !self.is_empty()
-    }
-
-    /// Reports whether any UDP use could be allowed, so UDP is enabled in the sandbox.
-    pub fn uses_udp(&self) -> bool {
+    /// Reports whether some use of `transport` could be allowed; if not, wasmtime-wasi
+    /// is told to refuse creating such sockets at all.
+    pub fn uses(&self, transport: Transport) -> bool {
         self.inherit
+            || self.table(Direction::Allow).covers(transport)
+            || self.table(Direction::Listen).covers(transport)
     }
 
-    /// Reports whether name lookups are allowed: when any rule is given.
-    pub fn allows_name_lookup(&self) -> bool {
-        !self.is_empty()
+    /// Reports whether some name lookup could be allowed: a rule names a host or is `*`.
+    pub fn uses_names(&self) -> bool {
+        self.inherit
+            || [Direction::Allow, Direction::Listen]
+                .into_iter()
+                .flat_map(|direction| &self.rules[direction.slot()])
+                .any(|rule| {
+                    rule.hosts()
+                        .iter()
+                        .any(|host| host.is_name() || *host == Host::Any)
+                })
     }
 
-    /// Decides one socket use.
-    pub fn allows(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> bool {
+    /// Decides one socket use by addresses alone (no lookups have granted anything).
+    pub fn decide(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> Verdict {
+        self.decide_with(addr, socket_use, None)
+    }
+
+    /// Decides one socket use, with the addresses `grants` records for name rules.
+    /// Does not allocate.
+    pub fn decide_with(
+        &self,
+        addr: SocketAddr,
+        socket_use: SocketAddrUse,
+        grants: Option<&NameGrants>,
+    ) -> Verdict {
+        let ip = addr.ip().to_canonical();
+        let port = addr.port();
+        self.decide_use(
+            socket_use,
+            ip.is_unspecified() && port == 0,
+            |direction, transport| {
+                self.table(direction)
+                    .first_match(direction, transport, ip, port, grants)
+                    .map(|index| RuleRef {
+                        direction,
+                        index: index as usize,
+                    })
+            },
+        )
+    }
+
+    /// Decides a socket use on whatever addresses `name` resolves to, on `port`: as the
+    /// use would be decided once a lookup of `name` has granted them. Rules by address
+    /// do not apply (which addresses the name has is not known here), `*` does.
+    pub fn decide_name(&self, name: &str, port: u16, socket_use: SocketAddrUse) -> Verdict {
+        let name = rule::normalize_name(name).unwrap_or_else(|| name.to_ascii_lowercase());
+        self.decide_use(socket_use, false, |direction, transport| {
+            self.rules[direction.slot()]
+                .iter()
+                .position(|rule| {
+                    rule.scheme().covers(transport)
+                        && rule.matches_name(&name)
+                        && rule.ports().contains(port)
+                })
+                .map(|index| RuleRef { direction, index })
+        })
+    }
+
+    /// The decision procedure, given how to find the first rule of a direction that
+    /// matches the subject; `implicit_bind` when the subject is the unspecified address
+    /// with port 0.
+    fn decide_use(
+        &self,
+        socket_use: SocketAddrUse,
+        implicit_bind: bool,
+        find: impl Fn(Direction, Transport) -> Option<RuleRef>,
+    ) -> Verdict {
+        use SocketAddrUse as U;
+        let transport = match socket_use {
+            U::TcpBind | U::TcpListen | U::TcpAccept | U::TcpConnect => Transport::Tcp,
+            U::UdpBind | U::UdpSend | U::UdpReceive => Transport::Udp,
+        };
+        let find = |direction| find(direction, transport).map(Decider::Rule);
+        if let Some(rule) = find(Direction::Deny) {
+            return Verdict::deny(rule);
+        }
         if self.inherit {
-            return true;
+            return Verdict::allow(Decider::InheritNetwork);
         }
-        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-        let any = |rules: &[Rule]| rules.iter().any(|rule| rule.matches(addr));
-        match socket_use {
-            SocketAddrUse::TcpConnect => any(&self.connect),
-            SocketAddrUse::TcpBind if addr.ip().is_unspecified() && addr.port() == 0 => {
-                !self.connect.is_empty() || any(&self.listen)
+        // Accepting (TCP) or receiving unsolicited datagrams (UDP): only once some listen
+        // rule of the transport exists; then by accept rules, if it has any.
+        let accept = || {
+            let listening = self.first_for(Direction::Listen, transport)?;
+            if self.table(Direction::Accept).covers(transport) {
+                find(Direction::Accept)
+            } else {
+                Some(listening)
             }
-            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => any(&self.listen),
-            SocketAddrUse::TcpAccept => !self.listen.is_empty(),
-            SocketAddrUse::UdpBind | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => false,
+        };
+        let allowed = match socket_use {
+            U::TcpConnect | U::UdpSend => find(Direction::Allow),
+            U::TcpBind | U::UdpBind => find(Direction::Listen).or_else(|| {
+                implicit_bind
+                    .then(|| self.first_for(Direction::Allow, transport))
+                    .flatten()
+            }),
+            U::TcpListen => find(Direction::Listen),
+            U::TcpAccept => accept(),
+            U::UdpReceive => find(Direction::Allow).or_else(accept),
+        };
+        match allowed {
+            Some(rule) => Verdict::allow(rule),
+            None => Verdict::deny(Decider::DefaultDeny),
         }
+    }
+
+    /// Decides a lookup of `name`: allowed when an `allow` or `listen` rule covers it,
+    /// unless a `deny` rule covers it by name for every scheme and port.
+    pub fn decide_lookup(&self, name: &str) -> Verdict {
+        let Some(name) = rule::normalize_name(name) else {
+            return Verdict::deny(Decider::DefaultDeny);
+        };
+        let covering = |direction: Direction| {
+            self.rules[direction.slot()]
+                .iter()
+                .position(|rule| rule.matches_name(&name))
+                .map(|index| Decider::Rule(RuleRef { direction, index }))
+        };
+        let denied = self.rules[Direction::Deny.slot()].iter().position(|rule| {
+            rule.scheme() == Scheme::Any
+                && *rule.ports() == Ports::Any
+                && rule
+                    .hosts()
+                    .iter()
+                    .any(|host| host.is_name() && host.matches_name(&name))
+        });
+        if let Some(index) = denied {
+            return Verdict::deny(Decider::Rule(RuleRef {
+                direction: Direction::Deny,
+                index,
+            }));
+        }
+        if self.inherit {
+            return Verdict::allow(Decider::InheritNetwork);
+        }
+        match covering(Direction::Allow).or_else(|| covering(Direction::Listen)) {
+            Some(rule) => Verdict::allow(rule),
+            None => Verdict::deny(Decider::DefaultDeny),
+        }
+    }
+
+    /// Returns what decided a use, with the rule's text.
+    pub fn decided_by(&self, by: Decider) -> DecidedBy {
+        match by {
+            Decider::Rule(rule_ref) => DecidedBy::Rule {
+                direction: rule_ref.direction,
+                rule: self
+                    .rule(rule_ref)
+                    .map_or_else(|| format!("#{}", rule_ref.index), Rule::to_string),
+            },
+            Decider::InheritNetwork => DecidedBy::InheritNetwork,
+            Decider::DefaultDeny => DecidedBy::DefaultDeny,
+        }
+    }
+
+    /// Describes what decided a use: `--allow tcp://10.0.0.0/8:443`, `inherit-network`
+    /// or `default-deny`.
+    pub fn describe(&self, by: Decider) -> String {
+        self.decided_by(by).to_string()
+    }
+
+    fn table(&self, direction: Direction) -> &Table {
+        &self.tables[direction.slot()]
+    }
+
+    fn first_for(&self, direction: Direction, transport: Transport) -> Option<Decider> {
+        self.table(direction).first_for(transport).map(|index| {
+            Decider::Rule(RuleRef {
+                direction,
+                index: index as usize,
+            })
+        })
+    }
+}
+
+impl fmt::Display for Policy {
+    /// One line per rule, `allow tcp://…`, after `inherit_network` if set; `(no network)`
+    /// for a policy that allows nothing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.inherit {
+            writeln!(f, "inherit_network")?;
+        }
+        for (rule_ref, rule) in self.rules() {
+            writeln!(f, "{:<6} {rule}", rule_ref.direction.key())?;
+        }
+        if self.is_empty() {
+            writeln!(f, "(no network)")?;
+        }
+        Ok(())
     }
 }

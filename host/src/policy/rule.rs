@@ -1,22 +1,168 @@
 //! Rules: `SCHEME://HOST:PORTS`, parsed with errors that say which part is wrong and why.
+//!
+//! The grammar is a superset of Spin's `allowed_outbound_hosts`:
+//!
+//! ```text
+//! rule   = scheme "://" hosts ":" ports
+//! scheme = "tcp" | "udp" | "*"
+//! hosts  = host | "{" host ("," host)* "}"
+//! host   = IPv4 | IPv4 "/" LEN | "[" IPv6 "]" | "[" IPv6 "]/" LEN | "*" | NAME | "*." NAME
+//! ports  = port | "{" port ("," port)* "}"
+//! port   = N | N "-" N | "*"
+//! ```
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::IpNet;
 
 /// One `SCHEME://HOST:PORTS` rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
-    host: IpNet,
+    scheme: Scheme,
+    hosts: Vec<Host>,
     ports: Ports,
 }
 
+/// The transport a rule covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `tcp`.
+    Tcp,
+    /// `udp`.
+    Udp,
+    /// `*`: both.
+    Any,
+}
+
+impl Scheme {
+    /// Reports whether a rule with this scheme covers `transport`.
+    pub fn covers(self, transport: Transport) -> bool {
+        matches!(
+            (self, transport),
+            (Self::Any, _) | (Self::Tcp, Transport::Tcp) | (Self::Udp, Transport::Udp)
+        )
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Any => "*",
+        })
+    }
+}
+
+/// TCP or UDP: what a socket use is made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// One host pattern of a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// `*`: every address and every name.
+    Any,
+    /// An address (`10.0.0.1`, `[::1]`) or a network (`10.0.0.0/8`, `[fd00::]/8`).
+    Net(IpNet),
+    /// A DNS name, lowercase, without a trailing dot: matches the addresses it resolves to.
+    Name(String),
+    /// `*.SUFFIX`: every name below SUFFIX (not SUFFIX itself).
+    Suffix(String),
+}
+
+impl Host {
+    /// Reports whether this pattern covers the name `name` (lowercase, no trailing dot).
+    pub fn matches_name(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Net(_) => false,
+            Self::Name(own) => own == name,
+            Self::Suffix(suffix) => name
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+
+    /// Reports whether this pattern names hosts by DNS name.
+    pub fn is_name(&self) -> bool {
+        matches!(self, Self::Name(_) | Self::Suffix(_))
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Net(IpNet::V4(net)) if net.prefix_len() == 32 => write!(f, "{}", net.addr()),
+            Self::Net(IpNet::V4(net)) => write!(f, "{net}"),
+            Self::Net(IpNet::V6(net)) if net.prefix_len() == 128 => write!(f, "[{}]", net.addr()),
+            Self::Net(IpNet::V6(net)) => write!(f, "[{}]/{}", net.addr(), net.prefix_len()),
+            Self::Name(name) => f.write_str(name),
+            Self::Suffix(suffix) => write!(f, "*.{suffix}"),
+        }
+    }
+}
+
+/// A rule's ports: `*` or a list of inclusive ranges (`80`, `8000-8100`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ports {
+    /// `*`: every port, including port 0 ("any port", as a bind asks for it).
+    Any,
+    /// These ranges, each `lo..=hi`, never containing port 0.
+    List(Vec<(u16, u16)>),
+}
+
+impl Ports {
+    /// Reports whether `port` is covered.
+    pub fn contains(&self, port: u16) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(ranges) => ranges.iter().any(|&(lo, hi)| lo <= port && port <= hi),
+        }
+    }
+}
+
 impl Rule {
-    /// Reports whether the rule covers `addr`.
-    pub fn matches(&self, addr: SocketAddr) -> bool {
-        self.host.contains(&addr.ip()) && self.ports.contains(addr.port())
+    /// Returns the rule's scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Returns the rule's host patterns (one unless the rule has a `{...}` list).
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// Returns the rule's ports.
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Reports whether the rule names hosts by DNS name (`example.com`, `*.example.com`).
+    pub fn has_names(&self) -> bool {
+        self.hosts.iter().any(Host::is_name)
+    }
+
+    /// Reports whether a lookup of `name` (lowercase, no trailing dot) is covered.
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.hosts.iter().any(|host| host.matches_name(name))
     }
 }
 
@@ -35,90 +181,194 @@ impl FromStr for Rule {
                 "expected SCHEME://HOST:PORTS, for example tcp://127.0.0.1:8080".into(),
             )
         })?;
-        match scheme {
-            "tcp" => {}
-            "udp" | "*" => {
-                return Err(fail(
-                    "scheme",
-                    format!("`{scheme}` rules are not supported yet; use tcp"),
-                ));
-            }
-            _ => {
-                return Err(fail(
-                    "scheme",
-                    format!("`{scheme}` is not a scheme; use tcp"),
-                ));
-            }
-        }
-        let (host, ports) = split_host_ports(rest).ok_or_else(|| {
-            fail(
+        let scheme = parse_scheme(scheme).map_err(|why| fail("scheme", why))?;
+        if rest.is_empty() {
+            return Err(fail(
                 "rule",
-                "expected HOST:PORTS after the scheme, for example 127.0.0.1:8080".into(),
-            )
-        })?;
-        let host = parse_host(host).map_err(|why| fail("host", why))?;
-        let ports = ports.parse().map_err(|why| fail("ports", why))?;
-        Ok(Self { host, ports })
+                "has nothing after the scheme: expected HOST:PORTS, for example 127.0.0.1:8080"
+                    .into(),
+            ));
+        }
+        let (hosts, ports) = split_hosts_ports(rest).map_err(|(part, why)| fail(part, why))?;
+        let hosts = parse_list(hosts, "hosts", parse_host).map_err(|why| fail("host", why))?;
+        if hosts.len() > 1 && hosts.contains(&Host::Any) {
+            return Err(fail(
+                "host",
+                "`*` already covers every host: it cannot be part of a list".into(),
+            ));
+        }
+        let ports = parse_ports(ports).map_err(|why| fail("ports", why))?;
+        Ok(Self {
+            scheme,
+            hosts,
+            ports,
+        })
     }
 }
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tcp://")?;
-        match self.host {
-            IpNet::V4(net) if net.prefix_len() == 32 => write!(f, "{}", net.addr())?,
-            IpNet::V4(net) => write!(f, "{net}")?,
-            IpNet::V6(net) if net.prefix_len() == 128 => write!(f, "[{}]", net.addr())?,
-            IpNet::V6(net) => write!(f, "[{}]/{}", net.addr(), net.prefix_len())?,
+        write!(f, "{}://", self.scheme)?;
+        write_list(f, &self.hosts, |f, host| write!(f, "{host}"))?;
+        f.write_str(":")?;
+        match &self.ports {
+            Ports::Any => f.write_str("*"),
+            Ports::List(ranges) => write_list(f, ranges, |f, &(lo, hi)| {
+                if lo == hi {
+                    write!(f, "{lo}")
+                } else {
+                    write!(f, "{lo}-{hi}")
+                }
+            }),
         }
-        write!(f, ":{}", self.ports)
     }
 }
 
-/// Splits `HOST:PORTS`, where HOST may be `[v6]` or `[v6]/len`.
-fn split_host_ports(rest: &str) -> Option<(&str, &str)> {
-    if rest.starts_with('[')
-        && let Some(close) = rest.find(']')
-    {
-        let after = &rest[close + 1..];
-        let colon = after.rfind(':')?;
-        Some((&rest[..close + 1 + colon], &after[colon + 1..]))
+/// Writes `item` alone, or `{a,b,...}`.
+fn write_list<T>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[T],
+    write: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    if let [item] = items {
+        return write(f, item);
+    }
+    f.write_str("{")?;
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write(f, item)?;
+    }
+    f.write_str("}")
+}
+
+fn parse_scheme(scheme: &str) -> Result<Scheme, String> {
+    match scheme.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(Scheme::Tcp),
+        "udp" => Ok(Scheme::Udp),
+        "*" => Ok(Scheme::Any),
+        "" => Err("is empty: use tcp, udp or *".into()),
+        app @ ("http" | "https" | "redis" | "mysql" | "postgres" | "mqtt" | "ws" | "wss") => {
+            Err(format!(
+                "`{app}` is an application protocol: sockbox decides sockets, so write tcp://HOST:PORT (for example the port {app} uses)"
+            ))
+        }
+        other => Err(format!("`{other}` is not a scheme: use tcp, udp or *")),
+    }
+}
+
+/// Splits `HOSTS:PORTS`, where HOSTS may be `{...}`, `[v6]` or `[v6]/len`; an error
+/// names the part that is wrong.
+fn split_hosts_ports(rest: &str) -> Result<(&str, &str), (&'static str, String)> {
+    let host_end = if rest.starts_with('{') {
+        let close = rest
+            .find('}')
+            .ok_or_else(|| ("host", format!("list `{rest}` has `{{` without `}}`")))?;
+        if rest[1..close].contains('{') {
+            return Err((
+                "host",
+                format!("lists cannot be nested: `{}`", &rest[..=close]),
+            ));
+        }
+        Some(close + 1)
+    } else if rest.starts_with('[') {
+        let close = rest
+            .find(']')
+            .ok_or_else(|| ("host", "has `[` without `]`".to_owned()))?;
+        Some(close + 1 + rest[close + 1..].find(':').unwrap_or(rest.len()))
     } else {
-        rest.rsplit_once(':')
+        rest.rfind(':')
+    };
+    let host_end = host_end.unwrap_or(rest.len()).min(rest.len());
+    let (hosts, ports) = rest.split_at(host_end);
+    match ports.strip_prefix(':') {
+        Some(ports) => Ok((hosts, ports)),
+        None if ports.is_empty() => Err((
+            "ports",
+            format!("are missing: write {hosts}:PORT, or {hosts}:* for every port"),
+        )),
+        None => Err((
+            "rule",
+            format!("expected `:` and ports after `{hosts}`, found `{ports}`"),
+        )),
     }
 }
 
-fn parse_host(host: &str) -> Result<IpNet, String> {
+/// Parses `item` or `{item,item,...}` with `parse`.
+fn parse_list<T>(
+    text: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let Some(inner) = text.strip_prefix('{') else {
+        return Ok(vec![parse(text)?]);
+    };
+    let inner = inner
+        .strip_suffix('}')
+        .ok_or_else(|| format!("list `{text}` has `{{` without `}}`"))?;
+    if inner.trim().is_empty() {
+        return Err(format!(
+            "list `{text}` is empty: give at least one of the {what}"
+        ));
+    }
+    inner
+        .split(',')
+        .map(|item| {
+            if item.starts_with('{') {
+                return Err(format!("lists cannot be nested: `{text}`"));
+            }
+            parse(item)
+        })
+        .collect()
+}
+
+fn parse_host(host: &str) -> Result<Host, String> {
     if host.is_empty() {
         return Err("is empty".into());
     }
-    let (addr, prefix) = match host.strip_prefix('[') {
-        Some(v6) => {
-            let (addr, after) = v6.split_once(']').ok_or("has `[` without `]`")?;
-            let prefix = match after {
-                "" => None,
-                _ => Some(after.strip_prefix('/').ok_or("wants `/LEN` after `]`")?),
-            };
-            let addr: std::net::Ipv6Addr = addr
-                .parse()
-                .map_err(|_| format!("`{addr}` is not an IPv6 address"))?;
-            (IpAddr::V6(addr), prefix)
-        }
-        None => {
-            let (addr, prefix) = match host.split_once('/') {
-                Some((addr, prefix)) => (addr, Some(prefix)),
-                None => (host, None),
-            };
-            let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| {
-                if addr.contains(':') {
-                    format!("`{addr}` looks like IPv6: write it in brackets, [{addr}]")
-                } else {
-                    format!("`{addr}` is not an IPv4 address, [IPv6] address or CIDR (DNS names are not supported yet)")
-                }
-            })?;
-            (IpAddr::V4(addr), prefix)
-        }
+    if host == "*" {
+        return Ok(Host::Any);
+    }
+    if let Some(v6) = host.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or("has `[` without `]`")?;
+        let prefix = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix('/')
+                    .ok_or_else(|| format!("expected `/LEN` after `[{addr}]`, found `{after}`"))?,
+            ),
+        };
+        let addr: Ipv6Addr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IPv6 address"))?;
+        return parse_net(IpAddr::V6(addr), prefix, host).map(Host::Net);
+    }
+    let (addr, prefix) = match host.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (host, None),
     };
+    if let Ok(addr) = addr.parse::<Ipv4Addr>() {
+        return parse_net(IpAddr::V4(addr), prefix, host).map(Host::Net);
+    }
+    if addr.contains(':') {
+        return Err(format!(
+            "`{addr}` looks like IPv6: write it in brackets, [{addr}]"
+        ));
+    }
+    if prefix.is_some() {
+        return Err(format!(
+            "`{host}`: a prefix length needs an IPv4 address or a bracketed IPv6 address before it"
+        ));
+    }
+    match host.strip_prefix("*.") {
+        Some(suffix) => parse_name(suffix).map(Host::Suffix),
+        None => parse_name(host).map(Host::Name),
+    }
+}
+
+fn parse_net(addr: IpAddr, prefix: Option<&str>, text: &str) -> Result<IpNet, String> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match prefix {
         None => max,
@@ -128,68 +378,118 @@ fn parse_host(host: &str) -> Result<IpNet, String> {
             .filter(|len| *len <= max)
             .ok_or_else(|| format!("prefix length `/{len}` is not between 0 and {max}"))?,
     };
+    let net = IpNet::new(addr, len).map_err(|err| err.to_string())?;
+    if net.trunc() != net {
+        return Err(format!(
+            "`{text}` has bits set past its prefix: the network is {}",
+            Host::Net(net.trunc())
+        ));
+    }
     // A rule on IPv4-mapped IPv6 space is a rule on the IPv4 addresses it maps, since
     // that is how mapped addresses are judged.
-    let net = match addr {
-        IpAddr::V6(v6) if len >= 96 && v6.to_ipv4_mapped().is_some() => {
-            IpNet::new(addr.to_canonical(), len - 96)
+    if let IpAddr::V6(v6) = addr
+        && len >= 96
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return IpNet::new(IpAddr::V4(v4), len - 96).map_err(|err| err.to_string());
+    }
+    Ok(net)
+}
+
+/// Normalizes a DNS name as lookups see it: lowercase, punycode, no trailing dot.
+pub(crate) fn normalize_name(name: &str) -> Option<String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    match url::Host::parse(name).ok()? {
+        url::Host::Domain(domain) => Some(domain),
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
+    }
+}
+
+fn parse_name(name: &str) -> Result<String, String> {
+    let invalid = |why: &str| format!("`{name}` is not a DNS name: {why}");
+    if name.is_empty() || name == "." {
+        return Err("name is empty".into());
+    }
+    if name.contains('*') {
+        return Err(invalid(
+            "`*` may only stand alone or start the name, as in *.example.com",
+        ));
+    }
+    if name.ends_with('.') && name.len() > 1 && name[..name.len() - 1].ends_with('.') {
+        return Err(invalid("it has an empty label"));
+    }
+    let normalized = match url::Host::parse(name.strip_suffix('.').unwrap_or(name)) {
+        Ok(url::Host::Domain(domain)) => domain,
+        Ok(url::Host::Ipv4(addr)) => {
+            return Err(format!(
+                "`{name}` reads as the IPv4 address {addr}: write it as {addr}"
+            ));
         }
-        _ => IpNet::new(addr, len),
+        Ok(url::Host::Ipv6(_)) | Err(_) => {
+            let last = name
+                .trim_end_matches('.')
+                .rsplit('.')
+                .next()
+                .unwrap_or(name);
+            if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("`{name}` is not an IPv4 address"));
+            }
+            return Err(invalid("it has characters names cannot have"));
+        }
     };
-    Ok(net.map_err(|err| err.to_string())?.trunc())
-}
-
-/// A rule's ports: `*`, `N` or `A-B`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ports {
-    Any,
-    Range(u16, u16),
-}
-
-impl Ports {
-    fn contains(self, port: u16) -> bool {
-        match self {
-            Self::Any => true,
-            // Port 0 asks the OS for any port: only `*` covers that.
-            Self::Range(lo, hi) => port != 0 && lo <= port && port <= hi,
+    if normalized.len() > 253 {
+        return Err(invalid("it is longer than 253 characters"));
+    }
+    for label in normalized.split('.') {
+        if label.is_empty() {
+            return Err(invalid("it has an empty label"));
+        }
+        if label.len() > 63 {
+            return Err(invalid("a label is longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid("labels are letters, digits, `-` and `_`"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("a label starts or ends with `-`"));
         }
     }
+    Ok(normalized)
 }
 
-impl FromStr for Ports {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let port = |text: &str| match text.parse::<u16>() {
-            Ok(0) => Err("port 0 means any port: write *".to_owned()),
-            Ok(port) => Ok(port),
-            Err(_) => Err(format!("`{text}` is not a port (1-65535)")),
-        };
-        match text {
-            "" => Err("are empty".into()),
-            "*" => Ok(Self::Any),
-            _ => match text.split_once('-') {
-                Some((lo, hi)) => {
-                    let (lo, hi) = (port(lo)?, port(hi)?);
-                    if lo > hi {
-                        return Err(format!("range `{text}` runs backwards"));
-                    }
-                    Ok(Self::Range(lo, hi))
+fn parse_ports(text: &str) -> Result<Ports, String> {
+    if text == "*" {
+        return Ok(Ports::Any);
+    }
+    if text.is_empty() {
+        return Err("are empty: write a port, a range A-B, or *".into());
+    }
+    let port = |text: &str| match text.parse::<u32>() {
+        Ok(0) => Err("port 0 means any port: write *".to_owned()),
+        Ok(port) => {
+            u16::try_from(port).map_err(|_| format!("port {port} is out of range (1-65535)"))
+        }
+        Err(_) => Err(format!("`{text}` is not a port (1-65535)")),
+    };
+    let ranges = parse_list(text, "ports", |item| {
+        if item == "*" {
+            return Err("`*` already covers every port: it cannot be part of a list".into());
+        }
+        match item.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (port(lo)?, port(hi)?);
+                if lo > hi {
+                    return Err(format!("range `{item}` runs backwards"));
                 }
-                None => port(text).map(|port| Self::Range(port, port)),
-            },
+                Ok((lo, hi))
+            }
+            None => port(item).map(|port| (port, port)),
         }
-    }
-}
-
-impl fmt::Display for Ports {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Any => f.write_str("*"),
-            Self::Range(lo, hi) if lo == hi => write!(f, "{lo}"),
-            Self::Range(lo, hi) => write!(f, "{lo}-{hi}"),
-        }
-    }
+    })?;
+    Ok(Ports::List(ranges))
 }
 
 /// A rule that could not be parsed: which rule, which part of it, and why.
@@ -198,6 +498,22 @@ pub struct RuleError {
     rule: String,
     part: &'static str,
     why: String,
+}
+
+impl RuleError {
+    /// Returns the part of the rule that is wrong: `rule`, `scheme`, `host` or `ports`.
+    pub fn part(&self) -> &str {
+        self.part
+    }
+
+    /// Returns an error about `rule` as a whole (for rules that are valid but misplaced).
+    pub(crate) fn misplaced(rule: &str, why: String) -> Self {
+        Self {
+            rule: rule.to_owned(),
+            part: "rule",
+            why,
+        }
+    }
 }
 
 impl fmt::Display for RuleError {

@@ -1,281 +1,1111 @@
-//! Table-driven tests of parsing and verdicts.
+//! Table-driven tests of parsing, verdicts, lookups and name grants.
+
+use std::net::IpAddr;
 
 use super::*;
 
-fn addr(text: &str) -> SocketAddr {
-    text.parse().expect("a socket address")
-}
-
-fn policy(connect: &[&str], listen: &[&str]) -> Policy {
+/// Builds a policy from `;`-separated `DIRECTION RULE` items (`allow tcp://…; deny …`),
+/// plus `inherit` for an inherited network.
+fn policy(spec: &str) -> Policy {
     let mut policy = Policy::deny_all();
-    for rule in connect {
-        policy = policy.allow(rule).expect("a valid rule");
-    }
-    for rule in listen {
-        policy = policy.allow_listen(rule).expect("a valid rule");
+    for item in spec
+        .split(';')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        if item == "inherit" {
+            policy = policy.with_inherit_network();
+            continue;
+        }
+        let (direction, rule) = item.split_once(' ').expect("DIRECTION RULE");
+        let direction = Direction::ALL
+            .into_iter()
+            .find(|d| d.key() == direction)
+            .expect("a direction key");
+        let rule = rule.parse().unwrap_or_else(|err| panic!("{err}"));
+        policy = policy
+            .with_rule(direction, rule)
+            .unwrap_or_else(|err| panic!("{err}"));
     }
     policy
 }
 
-/// Every grammar form of this version matches what it should and nothing more.
-#[test]
-fn verdicts() {
-    use SocketAddrUse::*;
-    // (allow rules, allow-listen rules, use, address, allowed?)
-    type Case = (
-        &'static [&'static str],
-        &'static [&'static str],
-        SocketAddrUse,
-        &'static str,
-        bool,
+/// Parses `connect tcp 10.0.0.1:80`.
+fn attempt(text: &str) -> (SocketAddrUse, SocketAddr) {
+    let mut words = text.split(' ');
+    let (verb, transport, addr) = (
+        words.next().expect("a verb"),
+        words.next().expect("a transport"),
+        words.next().expect("an address"),
     );
-    let cases: &[Case] = &[
-        // Outbound: host forms and port forms.
-        (
-            &["tcp://127.0.0.1:8080"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:8080",
-            true,
-        ),
-        (
-            &["tcp://127.0.0.1:8080"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:8081",
-            false,
-        ),
-        (
-            &["tcp://127.0.0.1:8080"],
-            &[],
-            TcpConnect,
-            "127.0.0.2:8080",
-            false,
-        ),
-        (
-            &["tcp://10.0.0.0/8:*"],
-            &[],
-            TcpConnect,
-            "10.255.1.2:1",
-            true,
-        ),
-        (
-            &["tcp://10.0.0.0/8:*"],
-            &[],
-            TcpConnect,
-            "11.0.0.1:1",
-            false,
-        ),
-        (&["tcp://10.1.2.3/8:*"], &[], TcpConnect, "10.9.9.9:1", true),
-        (
-            &["tcp://127.0.0.1:1000-2000"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:999",
-            false,
-        ),
-        (
-            &["tcp://127.0.0.1:1000-2000"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:1000",
-            true,
-        ),
-        (
-            &["tcp://127.0.0.1:1000-2000"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:2000",
-            true,
-        ),
-        (
-            &["tcp://127.0.0.1:1000-2000"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:2001",
-            false,
-        ),
-        (&["tcp://[::1]:443"], &[], TcpConnect, "[::1]:443", true),
-        (
-            &["tcp://[::1]:443"],
-            &[],
-            TcpConnect,
-            "127.0.0.1:443",
-            false,
-        ),
-        (
-            &["tcp://[fd00::]/8:*"],
-            &[],
-            TcpConnect,
-            "[fdff::1]:9",
-            true,
-        ),
-        (
-            &["tcp://[fd00::]/8:*"],
-            &[],
-            TcpConnect,
-            "[fe00::1]:9",
-            false,
-        ),
-        // IPv4-mapped IPv6 is judged as the IPv4 address it carries, both ways.
-        (
-            &["tcp://10.0.0.1:80"],
-            &[],
-            TcpConnect,
-            "[::ffff:10.0.0.1]:80",
-            true,
-        ),
-        (
-            &["tcp://10.0.0.1:80"],
-            &[],
-            TcpConnect,
-            "[::ffff:10.0.0.2]:80",
-            false,
-        ),
-        (
-            &["tcp://[::ffff:10.0.0.1]:80"],
-            &[],
-            TcpConnect,
-            "10.0.0.1:80",
-            true,
-        ),
-        (
-            &["tcp://[::ffff:10.0.0.0]/104:80"],
-            &[],
-            TcpConnect,
-            "10.200.0.1:80",
-            true,
-        ),
-        (
-            &["tcp://127.0.0.1:*"],
-            &[],
-            TcpConnect,
-            "[::ffff:127.0.0.1]:5",
-            true,
-        ),
-        // A scope id does not change a verdict.
-        (
-            &["tcp://[fe80::1]:80"],
-            &[],
-            TcpConnect,
-            "[fe80::1%2]:80",
-            true,
-        ),
-        // The implicit bind before a connect rides on the connect rules.
-        (&["tcp://127.0.0.1:80"], &[], TcpBind, "0.0.0.0:0", true),
-        (&["tcp://127.0.0.1:80"], &[], TcpBind, "[::]:0", true),
-        (&[], &[], TcpBind, "0.0.0.0:0", false),
-        // An explicit bind is inbound, port 0 only by `*`.
-        (&["tcp://127.0.0.1:*"], &[], TcpBind, "127.0.0.1:0", false),
-        (&[], &["tcp://127.0.0.1:*"], TcpBind, "127.0.0.1:0", true),
-        (
-            &[],
-            &["tcp://127.0.0.1:8000-9000"],
-            TcpBind,
-            "127.0.0.1:0",
-            false,
-        ),
-        (
-            &[],
-            &["tcp://127.0.0.1:8000-9000"],
-            TcpBind,
-            "127.0.0.1:8500",
-            true,
-        ),
-        // Unspecified addresses mean every interface: only a rule containing them covers them.
-        (&[], &["tcp://127.0.0.1:*"], TcpBind, "0.0.0.0:8080", false),
-        (&[], &["tcp://0.0.0.0/0:*"], TcpBind, "0.0.0.0:8080", true),
-        (
-            &[],
-            &["tcp://127.0.0.1:*"],
-            TcpListen,
-            "0.0.0.0:8080",
-            false,
-        ),
-        // Listen is judged on the bound address; listening does not grant connecting.
-        (
-            &[],
-            &["tcp://127.0.0.1:*"],
-            TcpListen,
-            "127.0.0.1:41000",
-            true,
-        ),
-        (&[], &["tcp://[::1]:*"], TcpListen, "127.0.0.1:41000", false),
-        (
-            &[],
-            &["tcp://127.0.0.1:*"],
-            TcpConnect,
-            "127.0.0.1:41000",
-            false,
-        ),
-        // Accepting follows listening, from any peer.
-        (
-            &[],
-            &["tcp://127.0.0.1:*"],
-            TcpAccept,
-            "10.1.1.1:5000",
-            true,
-        ),
-        (
-            &["tcp://127.0.0.1:*"],
-            &[],
-            TcpAccept,
-            "127.0.0.1:5000",
-            false,
-        ),
-        // No UDP rules in this version.
-        (
-            &["tcp://127.0.0.1:*"],
-            &["tcp://127.0.0.1:*"],
-            UdpSend,
-            "127.0.0.1:53",
-            false,
-        ),
-        (
-            &["tcp://127.0.0.1:*"],
-            &["tcp://127.0.0.1:*"],
-            UdpBind,
-            "0.0.0.0:0",
-            false,
-        ),
-        (
-            &[],
-            &["tcp://127.0.0.1:*"],
-            UdpReceive,
-            "127.0.0.1:53",
-            false,
-        ),
-    ];
-    for (connect, listen, socket_use, target, expected) in cases {
-        let verdict = policy(connect, listen).allows(addr(target), *socket_use);
-        assert_eq!(
-            verdict, *expected,
-            "allow {connect:?} allow-listen {listen:?}: {socket_use:?} {target}"
-        );
-    }
+    let socket_use = parse_use(verb, transport).unwrap_or_else(|err| panic!("{err}"));
+    (socket_use, addr.parse().expect("a socket address"))
 }
 
-/// Nothing is allowed without a rule; `inherit_network` allows everything.
+/// `allow` / `deny`, then what decides: a flag and rule, `default-deny`, `inherit-network`.
+fn verdict_text(policy: &Policy, verdict: Verdict) -> String {
+    let word = if verdict.allowed { "allow" } else { "deny" };
+    format!("{word} {}", policy.describe(verdict.by))
+}
+
+/// Every grammar form, both families, mapped addresses, ranges' edges, deny precedence
+/// and each `SocketAddrUse`: the verdict and the rule that decides it.
 #[test]
-fn defaults() {
-    let uses = [
-        SocketAddrUse::TcpBind,
-        SocketAddrUse::TcpListen,
-        SocketAddrUse::TcpAccept,
-        SocketAddrUse::TcpConnect,
-        SocketAddrUse::UdpBind,
-        SocketAddrUse::UdpSend,
-        SocketAddrUse::UdpReceive,
+fn verdicts() {
+    // (policy, attempt, expected verdict and decider)
+    let cases: &[(&str, &str, &str)] = &[
+        // --- IPv4 addresses and networks.
+        (
+            "allow tcp://127.0.0.1:8080",
+            "connect tcp 127.0.0.1:8080",
+            "allow --allow tcp://127.0.0.1:8080",
+        ),
+        (
+            "allow tcp://127.0.0.1:8080",
+            "connect tcp 127.0.0.2:8080",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:8080",
+            "connect tcp 127.0.0.1:8081",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:8080",
+            "connect tcp [::1]:8080",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*",
+            "connect tcp 10.0.0.0:1",
+            "allow --allow tcp://10.0.0.0/8:*",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*",
+            "connect tcp 10.255.255.255:65535",
+            "allow --allow tcp://10.0.0.0/8:*",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*",
+            "connect tcp 9.255.255.255:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*",
+            "connect tcp 11.0.0.0:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://192.168.1.0/24:80",
+            "connect tcp 192.168.1.255:80",
+            "allow --allow tcp://192.168.1.0/24:80",
+        ),
+        (
+            "allow tcp://192.168.1.0/24:80",
+            "connect tcp 192.168.2.0:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://192.168.1.2/31:80",
+            "connect tcp 192.168.1.3:80",
+            "allow --allow tcp://192.168.1.2/31:80",
+        ),
+        (
+            "allow tcp://192.168.1.2/31:80",
+            "connect tcp 192.168.1.4:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://192.168.1.2/31:80",
+            "connect tcp 192.168.1.1:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://0.0.0.0/0:443",
+            "connect tcp 8.8.8.8:443",
+            "allow --allow tcp://0.0.0.0/0:443",
+        ),
+        (
+            "allow tcp://0.0.0.0/0:443",
+            "connect tcp 255.255.255.255:443",
+            "allow --allow tcp://0.0.0.0/0:443",
+        ),
+        (
+            "allow tcp://0.0.0.0/0:443",
+            "connect tcp [2001:db8::1]:443",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://128.0.0.0/1:1",
+            "connect tcp 127.255.255.255:1",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://128.0.0.0/1:1",
+            "connect tcp 128.0.0.0:1",
+            "allow --allow tcp://128.0.0.0/1:1",
+        ),
+        // --- IPv6 addresses and networks.
+        (
+            "allow tcp://[::1]:80",
+            "connect tcp [::1]:80",
+            "allow --allow tcp://[::1]:80",
+        ),
+        (
+            "allow tcp://[::1]:80",
+            "connect tcp [::2]:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[::1]:80",
+            "connect tcp 127.0.0.1:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[fd00::]/8:*",
+            "connect tcp [fd00::1]:1",
+            "allow --allow tcp://[fd00::]/8:*",
+        ),
+        (
+            "allow tcp://[fd00::]/8:*",
+            "connect tcp [fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:1",
+            "allow --allow tcp://[fd00::]/8:*",
+        ),
+        (
+            "allow tcp://[fd00::]/8:*",
+            "connect tcp [fc00::1]:1",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[fd00::]/8:*",
+            "connect tcp [fe00::]:1",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[2001:db8::]/127:9",
+            "connect tcp [2001:db8::1]:9",
+            "allow --allow tcp://[2001:db8::]/127:9",
+        ),
+        (
+            "allow tcp://[2001:db8::]/127:9",
+            "connect tcp [2001:db8::2]:9",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[::]/0:9",
+            "connect tcp [2001:db8::2]:9",
+            "allow --allow tcp://[::]/0:9",
+        ),
+        // [::]/0 is IPv6: IPv4, even written mapped, is judged as IPv4.
+        (
+            "allow tcp://[::]/0:9",
+            "connect tcp 10.0.0.1:9",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[::]/0:9",
+            "connect tcp [::ffff:10.0.0.1]:9",
+            "deny default-deny",
+        ),
+        // --- IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
+        (
+            "allow tcp://10.0.0.1:80",
+            "connect tcp [::ffff:10.0.0.1]:80",
+            "allow --allow tcp://10.0.0.1:80",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:80",
+            "connect tcp [::ffff:10.9.9.9]:80",
+            "allow --allow tcp://10.0.0.0/8:80",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:80",
+            "connect tcp [::ffff:11.0.0.1]:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://[::ffff:10.0.0.0]/104:80",
+            "connect tcp 10.1.1.1:80",
+            "allow --allow tcp://10.0.0.0/8:80",
+        ),
+        (
+            "allow tcp://[::ffff:10.0.0.0]/104:80",
+            "connect tcp [::ffff:10.1.1.1]:80",
+            "allow --allow tcp://10.0.0.0/8:80",
+        ),
+        (
+            "deny tcp://10.0.0.1:*; allow tcp://*:*",
+            "connect tcp [::ffff:10.0.0.1]:80",
+            "deny --deny tcp://10.0.0.1:*",
+        ),
+        (
+            "deny tcp://[::ffff:10.0.0.1]:*; allow tcp://*:*",
+            "connect tcp 10.0.0.1:80",
+            "deny --deny tcp://10.0.0.1:*",
+        ),
+        // Only ::ffff:0:0/96 is mapped: the deprecated compatible form ::a.b.c.d is IPv6.
+        (
+            "allow tcp://10.0.0.1:80",
+            "connect tcp [::10.0.0.1]:80",
+            "deny default-deny",
+        ),
+        // --- IPv6 scope ids do not change a verdict.
+        (
+            "allow tcp://[fe80::]/10:80",
+            "connect tcp [fe80::1%2]:80",
+            "allow --allow tcp://[fe80::]/10:80",
+        ),
+        (
+            "allow tcp://[fe80::]/10:80",
+            "connect tcp [fe80::1%999]:80",
+            "allow --allow tcp://[fe80::]/10:80",
+        ),
+        (
+            "allow tcp://[fe80::1]:80",
+            "connect tcp [fe80::1%3]:80",
+            "allow --allow tcp://[fe80::1]:80",
+        ),
+        (
+            "deny tcp://[fe80::1]:*; allow tcp://*:*",
+            "connect tcp [fe80::1%3]:80",
+            "deny --deny tcp://[fe80::1]:*",
+        ),
+        // --- Ports: single, range edges, lists, any.
+        (
+            "allow tcp://127.0.0.1:1000-2000",
+            "connect tcp 127.0.0.1:999",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:1000-2000",
+            "connect tcp 127.0.0.1:1000",
+            "allow --allow tcp://127.0.0.1:1000-2000",
+        ),
+        (
+            "allow tcp://127.0.0.1:1000-2000",
+            "connect tcp 127.0.0.1:2000",
+            "allow --allow tcp://127.0.0.1:1000-2000",
+        ),
+        (
+            "allow tcp://127.0.0.1:1000-2000",
+            "connect tcp 127.0.0.1:2001",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:1-65535",
+            "connect tcp 127.0.0.1:65535",
+            "allow --allow tcp://127.0.0.1:1-65535",
+        ),
+        (
+            "allow tcp://127.0.0.1:1-65535",
+            "connect tcp 127.0.0.1:1",
+            "allow --allow tcp://127.0.0.1:1-65535",
+        ),
+        (
+            "allow tcp://127.0.0.1:65535",
+            "connect tcp 127.0.0.1:65534",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,443}",
+            "connect tcp 127.0.0.1:80",
+            "allow --allow tcp://127.0.0.1:{80,443}",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,443}",
+            "connect tcp 127.0.0.1:443",
+            "allow --allow tcp://127.0.0.1:{80,443}",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,443}",
+            "connect tcp 127.0.0.1:81",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,8000-8002}",
+            "connect tcp 127.0.0.1:8002",
+            "allow --allow tcp://127.0.0.1:{80,8000-8002}",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,8000-8002}",
+            "connect tcp 127.0.0.1:8003",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:{80,8000-8002}",
+            "connect tcp 127.0.0.1:7999",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:*",
+            "connect tcp 127.0.0.1:1",
+            "allow --allow tcp://127.0.0.1:*",
+        ),
+        (
+            "allow tcp://127.0.0.1:*",
+            "connect tcp 127.0.0.1:65535",
+            "allow --allow tcp://127.0.0.1:*",
+        ),
+        // Port 0 (any port) is covered only by `*`.
+        (
+            "listen tcp://127.0.0.1:1-65535",
+            "bind tcp 127.0.0.1:0",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://127.0.0.1:*",
+            "bind tcp 127.0.0.1:0",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:{1-65535}",
+            "listen tcp 127.0.0.1:0",
+            "deny default-deny",
+        ),
+        // --- Schemes.
+        (
+            "allow tcp://127.0.0.1:53",
+            "send udp 127.0.0.1:53",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://127.0.0.1:53",
+            "connect tcp 127.0.0.1:53",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://127.0.0.1:53",
+            "send udp 127.0.0.1:53",
+            "allow --allow udp://127.0.0.1:53",
+        ),
+        (
+            "allow *://127.0.0.1:53",
+            "send udp 127.0.0.1:53",
+            "allow --allow *://127.0.0.1:53",
+        ),
+        (
+            "allow *://127.0.0.1:53",
+            "connect tcp 127.0.0.1:53",
+            "allow --allow *://127.0.0.1:53",
+        ),
+        (
+            "allow udp://127.0.0.1:53; allow tcp://127.0.0.1:53",
+            "connect tcp 127.0.0.1:53",
+            "allow --allow tcp://127.0.0.1:53",
+        ),
+        (
+            "listen udp://127.0.0.1:*",
+            "listen tcp 127.0.0.1:5000",
+            "deny default-deny",
+        ),
+        (
+            "listen *://127.0.0.1:*",
+            "bind udp 127.0.0.1:5000",
+            "allow --allow-listen *://127.0.0.1:*",
+        ),
+        // --- Host lists.
+        (
+            "allow tcp://{10.0.0.1,[::1]}:80",
+            "connect tcp 10.0.0.1:80",
+            "allow --allow tcp://{10.0.0.1,[::1]}:80",
+        ),
+        (
+            "allow tcp://{10.0.0.1,[::1]}:80",
+            "connect tcp [::1]:80",
+            "allow --allow tcp://{10.0.0.1,[::1]}:80",
+        ),
+        (
+            "allow tcp://{10.0.0.1,[::1]}:80",
+            "connect tcp 10.0.0.2:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://{10.0.0.0/8,192.168.0.0/16}:{80,443}",
+            "connect tcp 192.168.3.4:443",
+            "allow --allow tcp://{10.0.0.0/8,192.168.0.0/16}:{80,443}",
+        ),
+        (
+            "allow tcp://{10.0.0.0/8,192.168.0.0/16}:{80,443}",
+            "connect tcp 192.168.3.4:8080",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://{example.com,10.0.0.1}:80",
+            "connect tcp 10.0.0.1:80",
+            "allow --allow tcp://{example.com,10.0.0.1}:80",
+        ),
+        // --- `*` hosts and names (by address, a name matches only what lookups granted).
+        (
+            "allow tcp://*:443",
+            "connect tcp 1.2.3.4:443",
+            "allow --allow tcp://*:443",
+        ),
+        (
+            "allow tcp://*:443",
+            "connect tcp [2001:db8::1]:443",
+            "allow --allow tcp://*:443",
+        ),
+        (
+            "allow tcp://*:443",
+            "connect tcp 1.2.3.4:80",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://example.com:443",
+            "connect tcp 93.184.216.34:443",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*.example.com:443",
+            "connect tcp 93.184.216.34:443",
+            "deny default-deny",
+        ),
+        ("allow *://*:*", "send udp [::1]:9", "allow --allow *://*:*"),
+        // --- Deny wins, in every direction, whatever the order.
+        (
+            "allow tcp://10.0.0.0/8:*; deny tcp://10.0.0.13:*",
+            "connect tcp 10.0.0.13:80",
+            "deny --deny tcp://10.0.0.13:*",
+        ),
+        (
+            "deny tcp://10.0.0.13:*; allow tcp://10.0.0.0/8:*",
+            "connect tcp 10.0.0.13:80",
+            "deny --deny tcp://10.0.0.13:*",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*; deny tcp://10.0.0.13:*",
+            "connect tcp 10.0.0.14:80",
+            "allow --allow tcp://10.0.0.0/8:*",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*; deny tcp://10.0.0.0/8:22",
+            "connect tcp 10.1.1.1:22",
+            "deny --deny tcp://10.0.0.0/8:22",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*; deny tcp://10.0.0.0/8:22",
+            "connect tcp 10.1.1.1:23",
+            "allow --allow tcp://10.0.0.0/8:*",
+        ),
+        (
+            "allow *://10.0.0.1:*; deny udp://10.0.0.1:*",
+            "connect tcp 10.0.0.1:53",
+            "allow --allow *://10.0.0.1:*",
+        ),
+        (
+            "allow *://10.0.0.1:*; deny udp://10.0.0.1:*",
+            "send udp 10.0.0.1:53",
+            "deny --deny udp://10.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; deny tcp://127.0.0.1:22",
+            "bind tcp 127.0.0.1:22",
+            "deny --deny tcp://127.0.0.1:22",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; deny tcp://127.0.0.1:22",
+            "listen tcp 127.0.0.1:22",
+            "deny --deny tcp://127.0.0.1:22",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; deny tcp://10.0.0.0/8:*",
+            "accept tcp 10.1.2.3:5000",
+            "deny --deny tcp://10.0.0.0/8:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; deny tcp://10.0.0.0/8:*",
+            "accept tcp 127.0.0.1:5000",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept tcp://10.0.0.0/8:*; deny tcp://10.0.0.13:*",
+            "accept tcp 10.0.0.13:5000",
+            "deny --deny tcp://10.0.0.13:*",
+        ),
+        (
+            "allow udp://10.0.0.53:53; deny udp://10.0.0.53:53",
+            "receive udp 10.0.0.53:53",
+            "deny --deny udp://10.0.0.53:53",
+        ),
+        (
+            "deny tcp://*:*; allow tcp://*:*",
+            "connect tcp 127.0.0.1:80",
+            "deny --deny tcp://*:*",
+        ),
+        (
+            "deny tcp://*:*; allow tcp://*:*",
+            "bind tcp 0.0.0.0:0",
+            "deny --deny tcp://*:*",
+        ),
+        (
+            "deny tcp://0.0.0.0/0:*; allow tcp://*:*",
+            "connect tcp [::1]:80",
+            "allow --allow tcp://*:*",
+        ),
+        // A deny on some addresses does not cover the unspecified address (every address).
+        (
+            "allow tcp://*:*; deny tcp://10.0.0.0/8:*",
+            "bind tcp 0.0.0.0:0",
+            "allow --allow tcp://*:*",
+        ),
+        // --- Binds: explicit binds by listen rules; the implicit bind (unspecified, port
+        // 0) before a connect or send by any outbound rule of the scheme.
+        (
+            "listen tcp://127.0.0.1:*",
+            "bind tcp 127.0.0.1:8080",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:8080",
+            "bind tcp 127.0.0.1:8081",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://127.0.0.1:*",
+            "bind tcp 127.0.0.1:8080",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://10.0.0.1:80",
+            "bind tcp 0.0.0.0:0",
+            "allow --allow tcp://10.0.0.1:80",
+        ),
+        (
+            "allow tcp://10.0.0.1:80",
+            "bind tcp [::]:0",
+            "allow --allow tcp://10.0.0.1:80",
+        ),
+        (
+            "allow tcp://10.0.0.1:80",
+            "bind tcp 0.0.0.0:8080",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://10.0.0.1:80",
+            "bind tcp 127.0.0.1:0",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://10.0.0.1:53",
+            "bind tcp 0.0.0.0:0",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://10.0.0.1:53",
+            "bind udp 0.0.0.0:0",
+            "allow --allow udp://10.0.0.1:53",
+        ),
+        (
+            "allow tcp://10.0.0.1:53",
+            "bind udp 0.0.0.0:0",
+            "deny default-deny",
+        ),
+        (
+            "listen udp://127.0.0.1:5353",
+            "bind udp 127.0.0.1:5353",
+            "allow --allow-listen udp://127.0.0.1:5353",
+        ),
+        (
+            "listen udp://127.0.0.1:5353",
+            "bind udp 127.0.0.1:5354",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://*:*",
+            "bind tcp 0.0.0.0:0",
+            "allow --allow-listen tcp://*:*",
+        ),
+        (
+            "listen tcp://*:*; allow tcp://10.0.0.1:80",
+            "bind tcp 0.0.0.0:0",
+            "allow --allow-listen tcp://*:*",
+        ),
+        // --- The unspecified address means every address: only `*`, `/0` or itself.
+        (
+            "listen tcp://127.0.0.1:*",
+            "listen tcp 0.0.0.0:8080",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://0.0.0.0/0:*",
+            "listen tcp 0.0.0.0:8080",
+            "allow --allow-listen tcp://0.0.0.0/0:*",
+        ),
+        (
+            "listen tcp://0.0.0.0:*",
+            "listen tcp 0.0.0.0:8080",
+            "allow --allow-listen tcp://0.0.0.0:*",
+        ),
+        (
+            "listen tcp://0.0.0.0/8:*",
+            "listen tcp 0.0.0.0:8080",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://*:8080",
+            "listen tcp 0.0.0.0:8080",
+            "allow --allow-listen tcp://*:8080",
+        ),
+        (
+            "listen tcp://[::1]:*",
+            "listen tcp [::]:8080",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://[::]/0:*",
+            "listen tcp [::]:8080",
+            "allow --allow-listen tcp://[::]/0:*",
+        ),
+        (
+            "listen tcp://[::]:*",
+            "listen tcp [::]:8080",
+            "allow --allow-listen tcp://[::]:*",
+        ),
+        (
+            "listen tcp://0.0.0.0/0:*",
+            "listen tcp [::]:8080",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://0.0.0.0:*",
+            "connect tcp 0.0.0.0:80",
+            "deny default-deny",
+        ),
+        // --- Listening: the bound address; without a bind, unspecified and port 0.
+        (
+            "listen tcp://127.0.0.1:*",
+            "listen tcp 127.0.0.1:40000",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:8080",
+            "listen tcp 127.0.0.1:8080",
+            "allow --allow-listen tcp://127.0.0.1:8080",
+        ),
+        (
+            "listen tcp://127.0.0.1:8080",
+            "listen tcp [::1]:8080",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://*:*",
+            "listen tcp 0.0.0.0:0",
+            "allow --allow-listen tcp://*:*",
+        ),
+        (
+            "listen tcp://*:8080",
+            "listen tcp 0.0.0.0:0",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*:*",
+            "listen tcp 0.0.0.0:0",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*:*",
+            "listen tcp 127.0.0.1:8080",
+            "deny default-deny",
+        ),
+        // --- Accepting: any peer once listening is allowed, unless accept rules exist.
+        (
+            "listen tcp://127.0.0.1:*",
+            "accept tcp 127.0.0.1:50000",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:*",
+            "accept tcp [2001:db8::1]:50000",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "allow tcp://*:*",
+            "accept tcp 127.0.0.1:50000",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept tcp://127.0.0.0/8:*",
+            "accept tcp 127.0.0.1:50000",
+            "allow --allow-accept tcp://127.0.0.0/8:*",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept tcp://127.0.0.0/8:*",
+            "accept tcp 10.0.0.1:50000",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept tcp://127.0.0.0/8:1-1023",
+            "accept tcp 127.0.0.1:50000",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept udp://10.0.0.0/8:*",
+            "accept tcp 127.0.0.1:50000",
+            "allow --allow-listen tcp://127.0.0.1:*",
+        ),
+        (
+            "accept tcp://127.0.0.0/8:*",
+            "accept tcp 127.0.0.1:50000",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://127.0.0.1:*; accept tcp://[::1]:*; accept tcp://127.0.0.1:*",
+            "accept tcp 127.0.0.1:9",
+            "allow --allow-accept tcp://127.0.0.1:*",
+        ),
+        // --- UDP: send, replies, unsolicited datagrams.
+        (
+            "allow udp://10.0.0.53:53",
+            "send udp 10.0.0.53:53",
+            "allow --allow udp://10.0.0.53:53",
+        ),
+        (
+            "allow udp://10.0.0.53:53",
+            "send udp 10.0.0.54:53",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://10.0.0.53:53",
+            "receive udp 10.0.0.53:53",
+            "allow --allow udp://10.0.0.53:53",
+        ),
+        (
+            "allow udp://10.0.0.53:53",
+            "receive udp 10.0.0.53:54",
+            "deny default-deny",
+        ),
+        (
+            "allow udp://10.0.0.53:53",
+            "receive udp 10.6.6.6:53",
+            "deny default-deny",
+        ),
+        (
+            "listen udp://0.0.0.0:5353",
+            "receive udp 10.6.6.6:1234",
+            "allow --allow-listen udp://0.0.0.0:5353",
+        ),
+        (
+            "listen udp://0.0.0.0:5353; accept udp://10.0.0.0/8:*",
+            "receive udp 10.6.6.6:1234",
+            "allow --allow-accept udp://10.0.0.0/8:*",
+        ),
+        (
+            "listen udp://0.0.0.0:5353; accept udp://10.0.0.0/8:*",
+            "receive udp 11.6.6.6:1234",
+            "deny default-deny",
+        ),
+        (
+            "listen udp://0.0.0.0:5353; accept tcp://10.0.0.0/8:*",
+            "receive udp 11.6.6.6:1234",
+            "allow --allow-listen udp://0.0.0.0:5353",
+        ),
+        (
+            "listen tcp://0.0.0.0:*",
+            "receive udp 10.6.6.6:1234",
+            "deny default-deny",
+        ),
+        (
+            "listen udp://127.0.0.1:*; allow udp://10.0.0.53:53; accept udp://127.0.0.1:*",
+            "receive udp 10.0.0.53:53",
+            "allow --allow udp://10.0.0.53:53",
+        ),
+        // --- First matching rule decides, in the order given.
+        (
+            "allow tcp://10.0.0.0/8:*; allow tcp://10.0.0.1:80",
+            "connect tcp 10.0.0.1:80",
+            "allow --allow tcp://10.0.0.0/8:*",
+        ),
+        (
+            "allow tcp://10.0.0.1:80; allow tcp://10.0.0.0/8:*",
+            "connect tcp 10.0.0.1:80",
+            "allow --allow tcp://10.0.0.1:80",
+        ),
+        (
+            "deny tcp://10.0.0.1:*; deny tcp://10.0.0.0/8:*",
+            "connect tcp 10.0.0.1:80",
+            "deny --deny tcp://10.0.0.1:*",
+        ),
+        // --- Inheriting the network: everything, but deny rules still win.
+        ("inherit", "connect tcp 8.8.8.8:53", "allow inherit-network"),
+        ("inherit", "receive udp 8.8.8.8:53", "allow inherit-network"),
+        ("inherit", "listen tcp 0.0.0.0:0", "allow inherit-network"),
+        (
+            "inherit; deny tcp://10.0.0.0/8:*",
+            "connect tcp 10.0.0.1:80",
+            "deny --deny tcp://10.0.0.0/8:*",
+        ),
+        (
+            "inherit; deny tcp://10.0.0.0/8:*",
+            "connect tcp 11.0.0.1:80",
+            "allow inherit-network",
+        ),
+        (
+            "inherit; deny *://*:25",
+            "send udp 1.2.3.4:25",
+            "deny --deny *://*:25",
+        ),
+        // --- No rules: nothing.
+        ("", "connect tcp 127.0.0.1:80", "deny default-deny"),
+        ("", "bind tcp 0.0.0.0:0", "deny default-deny"),
+        ("", "listen tcp 0.0.0.0:0", "deny default-deny"),
+        ("", "accept tcp 127.0.0.1:80", "deny default-deny"),
+        ("", "bind udp 0.0.0.0:0", "deny default-deny"),
+        ("", "send udp 127.0.0.1:53", "deny default-deny"),
+        ("", "receive udp 127.0.0.1:53", "deny default-deny"),
+        (
+            "deny tcp://*:*",
+            "connect tcp 127.0.0.1:80",
+            "deny --deny tcp://*:*",
+        ),
     ];
-    for socket_use in uses {
-        assert!(!Policy::deny_all().allows(addr("127.0.0.1:80"), socket_use));
-        assert!(Policy::inherit_network().allows(addr("10.0.0.1:80"), socket_use));
+    assert!(cases.len() >= 150, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for (spec, use_text, expected) in cases {
+        let policy = policy(spec);
+        let (socket_use, addr) = attempt(use_text);
+        let got = verdict_text(&policy, policy.decide(addr, socket_use));
+        if got != *expected {
+            failures.push(format!(
+                "[{spec}] {use_text}: expected {expected}, got {got}"
+            ));
+        }
     }
-    assert!(!Policy::deny_all().uses_tcp() && !Policy::deny_all().allows_name_lookup());
-    assert!(!Policy::deny_all().uses_udp() && !policy(&["tcp://127.0.0.1:1"], &[]).uses_udp());
-    let inherit = Policy::inherit_network();
-    assert!(inherit.uses_tcp() && inherit.uses_udp() && inherit.allows_name_lookup());
-    assert!(policy(&["tcp://127.0.0.1:1"], &[]).allows_name_lookup());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Lookups: allowed only for names an allow or listen rule covers, by name, suffix or `*`.
+#[test]
+fn lookups() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "allow tcp://example.com:443",
+            "example.com",
+            "allow --allow tcp://example.com:443",
+        ),
+        (
+            "allow tcp://example.com:443",
+            "EXAMPLE.com.",
+            "allow --allow tcp://example.com:443",
+        ),
+        (
+            "allow tcp://example.com:443",
+            "www.example.com",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://example.com:443",
+            "example.org",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*.example.com:443",
+            "www.example.com",
+            "allow --allow tcp://*.example.com:443",
+        ),
+        (
+            "allow tcp://*.example.com:443",
+            "a.b.example.com",
+            "allow --allow tcp://*.example.com:443",
+        ),
+        (
+            "allow tcp://*.example.com:443",
+            "example.com",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*.example.com:443",
+            "badexample.com",
+            "deny default-deny",
+        ),
+        (
+            "allow tcp://*:443",
+            "anything.test",
+            "allow --allow tcp://*:443",
+        ),
+        (
+            "allow tcp://10.0.0.0/8:*",
+            "example.com",
+            "deny default-deny",
+        ),
+        (
+            "listen tcp://localhost:8080",
+            "localhost",
+            "allow --allow-listen tcp://localhost:8080",
+        ),
+        (
+            "allow udp://{ns1.example.net,10.0.0.53}:53",
+            "ns1.example.net",
+            "allow --allow udp://{ns1.example.net,10.0.0.53}:53",
+        ),
+        (
+            "allow tcp://*.example.com:*; deny *://bad.example.com:*",
+            "bad.example.com",
+            "deny --deny *://bad.example.com:*",
+        ),
+        (
+            "allow tcp://*.example.com:*; deny tcp://bad.example.com:*",
+            "bad.example.com",
+            "allow --allow tcp://*.example.com:*",
+        ),
+        (
+            "allow tcp://*.example.com:*; deny *://*.bad.example.com:*",
+            "x.bad.example.com",
+            "deny --deny *://*.bad.example.com:*",
+        ),
+        ("inherit", "example.com", "allow inherit-network"),
+        (
+            "inherit; deny *://example.com:*",
+            "example.com",
+            "deny --deny *://example.com:*",
+        ),
+        ("", "localhost", "deny default-deny"),
+        (
+            "allow tcp://bücher.example:443",
+            "xn--bcher-kva.example",
+            "allow --allow tcp://xn--bcher-kva.example:443",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (spec, name, expected) in cases {
+        let policy = policy(spec);
+        let got = verdict_text(&policy, policy.decide_lookup(name));
+        if got != *expected {
+            failures.push(format!(
+                "[{spec}] lookup {name}: expected {expected}, got {got}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A lookup grants its addresses to the rules covering the name — their scheme, their
+/// ports, their direction — and to no other rule or instance.
+#[test]
+fn name_grants_are_scoped_to_their_rules() {
+    let policy = policy(
+        "allow tcp://a.example:80; allow udp://b.example:53; listen tcp://*.local.test:*; \
+         deny tcp://bad.example:*",
+    );
+    let a: IpAddr = "10.0.0.1".parse().expect("an address");
+    let grants = NameGrants::new();
+    let check = |grants: &NameGrants, text: &str| {
+        let (socket_use, addr) = attempt(text);
+        verdict_text(&policy, policy.decide_with(addr, socket_use, Some(grants)))
+    };
+    assert_eq!(
+        check(&grants, "connect tcp 10.0.0.1:80"),
+        "deny default-deny"
+    );
+
+    grants.record(&policy, "b.example", &[a]);
+    // b.example's rule is udp port 53: a's address gains nothing else.
+    assert_eq!(
+        check(&grants, "connect tcp 10.0.0.1:80"),
+        "deny default-deny"
+    );
+    assert_eq!(
+        check(&grants, "send udp 10.0.0.1:53"),
+        "allow --allow udp://b.example:53"
+    );
+    assert_eq!(check(&grants, "send udp 10.0.0.1:54"), "deny default-deny");
+
+    grants.record(
+        &policy,
+        "a.example",
+        &["::ffff:10.0.0.1".parse().expect("mapped")],
+    );
+    assert_eq!(
+        check(&grants, "connect tcp 10.0.0.1:80"),
+        "allow --allow tcp://a.example:80"
+    );
+    assert_eq!(
+        check(&grants, "connect tcp [::ffff:10.0.0.1]:80"),
+        "allow --allow tcp://a.example:80"
+    );
+    assert_eq!(
+        check(&grants, "connect tcp 10.0.0.2:80"),
+        "deny default-deny"
+    );
+    // Outbound grants do not open listening.
+    assert_eq!(
+        check(&grants, "listen tcp 10.0.0.1:80"),
+        "deny default-deny"
+    );
+
+    grants.record(
+        &policy,
+        "db.local.test",
+        &["127.0.0.5".parse().expect("an address")],
+    );
+    assert_eq!(
+        check(&grants, "listen tcp 127.0.0.5:9000"),
+        "allow --allow-listen tcp://*.local.test:*"
+    );
+    assert_eq!(
+        check(&grants, "connect tcp 127.0.0.5:9000"),
+        "deny default-deny"
+    );
+
+    // A name a deny rule covers denies what it resolves to, even if another name shares it.
+    grants.record(&policy, "bad.example", &[a]);
+    assert_eq!(
+        check(&grants, "connect tcp 10.0.0.1:80"),
+        "deny --deny tcp://bad.example:*"
+    );
+
+    // Another instance's grants are its own.
+    let other = NameGrants::new();
+    assert_eq!(check(&other, "send udp 10.0.0.1:53"), "deny default-deny");
+}
+
+/// `decide_name` judges a use on a name's addresses as the guest would after a lookup.
+#[test]
+fn decisions_by_name() {
+    use SocketAddrUse::*;
+    let policy = policy(
+        "allow tcp://*.example.com:443; allow tcp://10.0.0.0/8:*; deny tcp://bad.example.com:*",
+    );
+    let check =
+        |name, port, socket_use| verdict_text(&policy, policy.decide_name(name, port, socket_use));
+    assert_eq!(
+        check("www.example.com", 443, TcpConnect),
+        "allow --allow tcp://*.example.com:443"
+    );
+    assert_eq!(
+        check("WWW.example.com.", 443, TcpConnect),
+        "allow --allow tcp://*.example.com:443"
+    );
+    assert_eq!(
+        check("www.example.com", 80, TcpConnect),
+        "deny default-deny"
+    );
+    assert_eq!(
+        check("bad.example.com", 443, TcpConnect),
+        "deny --deny tcp://bad.example.com:*"
+    );
+    assert_eq!(check("www.example.com", 443, UdpSend), "deny default-deny");
+    assert_eq!(check("intranet", 80, TcpConnect), "deny default-deny");
+}
+
+/// What the sandbox enables follows the rules: TCP, UDP and lookups only when needed.
+#[test]
+fn enabled_transports_follow_the_rules() {
+    let enabled = |spec: &str| {
+        let policy = policy(spec);
+        (
+            policy.uses(Transport::Tcp),
+            policy.uses(Transport::Udp),
+            policy.uses_names(),
+        )
+    };
+    assert_eq!(enabled(""), (false, false, false));
+    assert_eq!(enabled("deny *://*:*"), (false, false, false));
+    assert_eq!(enabled("accept tcp://10.0.0.0/8:*"), (false, false, false));
+    assert_eq!(enabled("allow tcp://10.0.0.1:80"), (true, false, false));
+    assert_eq!(enabled("listen udp://127.0.0.1:*"), (false, true, false));
+    assert_eq!(enabled("allow *://example.com:80"), (true, true, true));
+    assert_eq!(enabled("allow tcp://*:443"), (true, false, true));
+    assert_eq!(enabled("inherit"), (true, true, true));
 }
 
 /// Rules print in a canonical form that parses back to the same rule.
@@ -283,13 +1113,19 @@ fn defaults() {
 fn display_round_trips() {
     for (text, canonical) in [
         ("tcp://127.0.0.1:80", "tcp://127.0.0.1:80"),
-        ("tcp://10.1.2.3/8:1-9", "tcp://10.0.0.0/8:1-9"),
+        ("TCP://127.0.0.1:80", "tcp://127.0.0.1:80"),
         ("tcp://[::1]:*", "tcp://[::1]:*"),
-        ("tcp://[fd00::1]/8:443", "tcp://[fd00::]/8:443"),
+        ("tcp://[fd00::]/8:443", "tcp://[fd00::]/8:443"),
         ("tcp://[::ffff:10.0.0.1]:80", "tcp://10.0.0.1:80"),
         ("tcp://0.0.0.0/0:5-5", "tcp://0.0.0.0/0:5"),
+        (
+            "udp://{10.0.0.1,[::1],Example.COM.,*.test}:{53,5353-5354}",
+            "udp://{10.0.0.1,[::1],example.com,*.test}:{53,5353-5354}",
+        ),
+        ("*://*:*", "*://*:*"),
+        ("tcp://{10.0.0.1}:{80}", "tcp://10.0.0.1:80"),
     ] {
-        let rule: Rule = text.parse().expect("a valid rule");
+        let rule: Rule = text.parse().unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(rule.to_string(), canonical);
         assert_eq!(canonical.parse::<Rule>(), Ok(rule));
     }
@@ -299,13 +1135,17 @@ fn display_round_trips() {
 #[test]
 fn parse_errors() {
     for (text, message) in [
-        ("tcp://", "rule expected HOST:PORTS after the scheme"),
+        ("tcp://", "rule has nothing after the scheme"),
         ("127.0.0.1:80", "rule expected SCHEME://HOST:PORTS"),
         (
-            "udp://127.0.0.1:53",
-            "scheme `udp` rules are not supported yet",
+            "http://127.0.0.1:80",
+            "scheme `http` is an application protocol",
         ),
-        ("http://127.0.0.1:80", "scheme `http` is not a scheme"),
+        (
+            "ftp://127.0.0.1:80",
+            "scheme `ftp` is not a scheme: use tcp, udp or *",
+        ),
+        ("://127.0.0.1:80", "scheme is empty"),
         ("tcp://:80", "host is empty"),
         (
             "tcp://10.0.0.0/33:80",
@@ -315,18 +1155,69 @@ fn parse_errors() {
             "tcp://[::1]/129:80",
             "host prefix length `/129` is not between 0 and 128",
         ),
+        (
+            "tcp://10.0.0.0/x:80",
+            "host prefix length `/x` is not between 0 and 32",
+        ),
+        (
+            "tcp://10.0.0.1/8:80",
+            "host `10.0.0.1/8` has bits set past its prefix: the network is 10.0.0.0/8",
+        ),
         ("tcp://::1:80", "looks like IPv6: write it in brackets"),
         ("tcp://[::1:80", "host has `[` without `]`"),
         ("tcp://[zz::1]:80", "host `zz::1` is not an IPv6 address"),
-        ("tcp://example.com:80", "DNS names are not supported yet"),
+        ("tcp://[::1]x:80", "host expected `/LEN` after `[::1]`"),
+        (
+            "tcp://10.0.0.256:80",
+            "host `10.0.0.256` is not an IPv4 address",
+        ),
+        (
+            "tcp://0x7f.1:80",
+            "host `0x7f.1` reads as the IPv4 address 127.0.0.1",
+        ),
+        (
+            "tcp://exa mple.com:80",
+            "host `exa mple.com` is not a DNS name",
+        ),
+        (
+            "tcp://a..b:80",
+            "host `a..b` is not a DNS name: it has an empty label",
+        ),
+        ("tcp://-a.com:80", "a label starts or ends with `-`"),
+        (
+            "tcp://ex*ample.com:80",
+            "`*` may only stand alone or start the name",
+        ),
+        ("tcp://*.:80", "host name is empty"),
+        (
+            "tcp://example.com/8:80",
+            "a prefix length needs an IPv4 address",
+        ),
+        ("tcp://{}:80", "host list `{}` is empty"),
+        ("tcp://{10.0.0.1,}:80", "host is empty"),
+        (
+            "tcp://{10.0.0.1:80",
+            "host list `{10.0.0.1:80` has `{` without `}`",
+        ),
+        ("tcp://{*,10.0.0.1}:80", "`*` already covers every host"),
+        ("tcp://{{10.0.0.1}}:80", "lists cannot be nested"),
+        ("tcp://10.0.0.1", "ports are missing: write 10.0.0.1:PORT"),
+        ("tcp://[::1]", "ports are missing: write [::1]:PORT"),
         ("tcp://127.0.0.1:", "ports are empty"),
         (
             "tcp://127.0.0.1:70000",
-            "ports `70000` is not a port (1-65535)",
+            "ports port 70000 is out of range (1-65535)",
         ),
         ("tcp://127.0.0.1:0", "ports port 0 means any port: write *"),
         ("tcp://127.0.0.1:9-1", "ports range `9-1` runs backwards"),
         ("tcp://127.0.0.1:a-b", "ports `a` is not a port"),
+        ("tcp://127.0.0.1:{}", "ports list `{}` is empty"),
+        ("tcp://127.0.0.1:{80,*}", "`*` already covers every port"),
+        ("tcp://127.0.0.1:{80,70000}", "port 70000 is out of range"),
+        (
+            "tcp://[::1]]:80",
+            "host expected `/LEN` after `[::1]`, found `]`",
+        ),
     ] {
         let err = text.parse::<Rule>().expect_err(text).to_string();
         assert!(
@@ -336,24 +1227,115 @@ fn parse_errors() {
     }
 }
 
-/// Each distinct denial is kept once, in order.
+/// Accept rules match peers by address: a name there is refused with the reason.
+#[test]
+fn accept_rules_cannot_name_hosts() {
+    let err = Policy::deny_all()
+        .allow_accept("tcp://peer.example:*")
+        .expect_err("a name in an accept rule");
+    assert!(
+        err.to_string()
+            .contains("accept rules match peers by address"),
+        "{err}"
+    );
+    assert!(Policy::deny_all().allow_accept("tcp://*:*").is_ok());
+}
+
+/// Policy files: keys, line numbers for unknown keys and bad rules, flags' semantics.
+#[test]
+fn policy_files() {
+    let policy = Policy::from_toml(
+        "# comment\ninherit_network = false\nallow = [\"tcp://*.example.com:443\"]\n\
+         listen = [\"tcp://127.0.0.1:*\"]\naccept = [\"tcp://127.0.0.0/8:*\"]\ndeny = [\"tcp://bad.example.com:*\"]\n",
+        "p.toml",
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        policy.to_string(),
+        "allow  tcp://*.example.com:443\nlisten tcp://127.0.0.1:*\naccept tcp://127.0.0.0/8:*\ndeny   tcp://bad.example.com:*\n"
+    );
+    assert!(
+        Policy::from_toml("inherit_network = true", "p.toml")
+            .expect("valid")
+            .inherits_network()
+    );
+    assert!(Policy::from_toml("", "p.toml").expect("valid").is_empty());
+
+    for (text, expected) in [
+        (
+            "allow = []\nalow = []\n",
+            "p.toml:2: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`",
+        ),
+        (
+            "allow = [\n  \"tcp://10.0.0.1:80\",\n  \"tcp://10.0.0.1/33:80\",\n]\n",
+            "p.toml:3: allow: invalid rule `tcp://10.0.0.1/33:80`: host prefix length `/33` is not between 0 and 32",
+        ),
+        (
+            "\n\naccept = [\"tcp://x.example:1\"]",
+            "p.toml:3: accept: invalid rule `tcp://x.example:1`: rule names a host by DNS name",
+        ),
+        (
+            "allow = \"tcp://10.0.0.1:80\"",
+            "p.toml:1: invalid type: string \"tcp://10.0.0.1:80\", expected a sequence",
+        ),
+        (
+            "inherit_network = \"yes\"",
+            "p.toml:1: invalid type: string \"yes\", expected a boolean",
+        ),
+        ("allow = [\"tcp://10.0.0.1:80\"", "p.toml:1: "),
+        (
+            "[allow]\nx = 1",
+            "p.toml:1: invalid type: map, expected a sequence",
+        ),
+    ] {
+        let err = Policy::from_toml(text, "p.toml")
+            .expect_err(text)
+            .to_string();
+        assert!(err.starts_with(expected), "{text:?}: {err}");
+        assert!(!err.contains('\n'), "one line: {err:?}");
+    }
+    let missing = Policy::load(std::path::Path::new("/nonexistent/p.toml")).expect_err("no file");
+    assert!(
+        missing
+            .to_string()
+            .starts_with("/nonexistent/p.toml: cannot read the policy file: "),
+        "{missing}"
+    );
+}
+
+/// Each distinct denial is kept once, in order, and reads as one line.
 #[test]
 fn denial_log_keeps_distinct_denials() {
     let log = DenialLog::default();
-    let first = Denial {
-        socket_use: UseKind::TcpConnect,
-        addr: addr("10.0.0.1:80"),
+    let denial = |use_kind, subject: &str, by| Decision {
+        use_kind,
+        subject: match subject.parse() {
+            Ok(addr) => Subject::Addr(addr),
+            Err(_) => Subject::Name(subject.into()),
+        },
+        allowed: false,
+        by,
     };
-    let second = Denial {
-        socket_use: UseKind::TcpListen,
-        addr: addr("10.0.0.1:80"),
-    };
-    for denial in [first, first, second, first] {
+    let first = denial(UseKind::TcpConnect, "10.0.0.1:80", DecidedBy::DefaultDeny);
+    let second = denial(UseKind::TcpListen, "10.0.0.1:80", DecidedBy::DefaultDeny);
+    let third = denial(
+        UseKind::Lookup,
+        "evil.example",
+        DecidedBy::Rule {
+            direction: Direction::Deny,
+            rule: "*://evil.example:*".into(),
+        },
+    );
+    for denial in [&first, &first, &second, &first, &third] {
         log.record(denial);
     }
-    assert_eq!(log.denials(), [first, second]);
+    assert_eq!(log.denials(), [first.clone(), second, third.clone()]);
     assert_eq!(
         first.to_string(),
         "denied tcp connect to 10.0.0.1:80 (no rule allows it)"
+    );
+    assert_eq!(
+        third.to_string(),
+        "denied lookup of evil.example (by --deny *://evil.example:*)"
     );
 }

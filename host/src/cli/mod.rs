@@ -1,8 +1,10 @@
-//! The `sockbox` command line: `run`, `demo`, `guest`.
+//! The `sockbox` command line: `run`, `demo`, `guest`, `policy check`, `policy explain`.
 //!
-//! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule,
-//! unreadable or invalid component), reported in one line before any guest code runs;
-//! 134 when the guest traps.
+//! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule or policy
+//! file, unreadable or invalid component), reported in one line before any guest code
+//! runs; 134 when the guest traps. `policy explain` exits 0 for allowed, 1 for denied.
+
+mod policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
-use crate::policy::DenialLog;
+use crate::policy::{AuditLog, DenialLog};
 use crate::runner::GUEST_PROGRAM;
 use crate::{Exit, GUEST_WASM, Policy, Prepared, RunOptions, Runner};
 use anyhow::{Context as _, Result, bail};
@@ -28,7 +30,8 @@ const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
     name = "sockbox",
     version,
     about = "Run network programs in a WebAssembly sandbox, with exactly the network you grant",
-    after_help = "Rules are SCHEME://HOST:PORTS: tcp://127.0.0.1:8080, tcp://10.0.0.0/8:1000-2000, tcp://[::1]:*"
+    after_help = "Rules are SCHEME://HOST:PORTS: tcp://127.0.0.1:8080, udp://10.0.0.0/8:1000-2000, \
+                  tcp://[::1]:*, tcp://*.example.com:443, *://{10.0.0.1,db.internal}:{80,443}"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +50,9 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Check a policy file, or explain what a policy decides for one use.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -54,15 +60,16 @@ struct RunArgs {
     /// Run this component instead of the built-in guest.
     #[arg(long, value_name = "FILE")]
     wasm: Option<PathBuf>,
-    /// Allow connecting to what RULE matches (repeatable), e.g. tcp://127.0.0.1:8080.
-    #[arg(long, value_name = "RULE")]
-    allow: Vec<String>,
-    /// Allow binding and listening on what RULE matches, and accepting peers (repeatable).
-    #[arg(long, value_name = "RULE")]
-    allow_listen: Vec<String>,
-    /// Allow every network use, like `wasmtime run -S inherit-network`.
-    #[arg(long, conflicts_with_all = ["allow", "allow_listen"])]
-    inherit_network: bool,
+    #[command(flatten)]
+    policy: policy::PolicyArgs,
+    /// Write every decision (allowed or denied) to FILE as JSON Lines, instead of
+    /// printing denials on stderr.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+    /// The instance's name in audit lines (default: the component's file name, or
+    /// sockbox-guest).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// Arguments for the guest, after `--`: e.g. `-- dial 127.0.0.1:8080`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -99,6 +106,7 @@ pub fn main() -> ExitCode {
             .with_context(|| format!("write the guest to {}", output.display()))
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::Setup),
+        Command::Policy(command) => policy::main(command).map_err(Failure::Setup),
     };
     match result {
         Ok(code) => code,
@@ -128,16 +136,23 @@ enum Failure {
 }
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
-    let (runner, prepared, policy, argv0) = prepare_run(&args).map_err(Failure::Setup)?;
+    let setup = prepare_run(&args).map_err(Failure::Setup)?;
     let options = RunOptions {
-        args: std::iter::once(argv0).chain(args.args).collect(),
-        policy,
+        name: setup.name,
+        args: std::iter::once(setup.argv0).chain(args.args).collect(),
+        policy: setup.policy,
         stdout: Stdio::Inherit,
         stderr: Stdio::Inherit,
-        denials: Arc::new(DenialLog::printing()),
+        // With an audit file, denials go there; without, each is one line on stderr.
+        denials: Arc::new(if setup.audit.is_some() {
+            DenialLog::default()
+        } else {
+            DenialLog::printing()
+        }),
+        audit: setup.audit,
     };
     let exit = runtime
-        .block_on(runner.run(&prepared, options))
+        .block_on(setup.runner.run(&setup.prepared, options))
         .map_err(Failure::Setup)?;
     if let Exit::Trap(message) = &exit {
         eprintln!("sockbox: guest trapped: {}", one_line(message));
@@ -145,9 +160,19 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Fai
     Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
 }
 
+/// What `run` sets up before guest code runs.
+struct RunSetup {
+    runner: Runner,
+    prepared: Prepared,
+    policy: Policy,
+    argv0: String,
+    name: String,
+    audit: Option<Arc<AuditLog>>,
+}
+
 /// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
-fn prepare_run(args: &RunArgs) -> Result<(Runner, Prepared, Policy, String)> {
-    let policy = policy_from(args)?;
+fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
+    let policy = args.policy.build()?;
     let runner = Runner::new()?;
     let (component, argv0) = match &args.wasm {
         Some(path) => {
@@ -163,21 +188,29 @@ fn prepare_run(args: &RunArgs) -> Result<(Runner, Prepared, Policy, String)> {
     let prepared = runner
         .prepare(&component)
         .with_context(|| format!("prepare component {argv0}"))?;
-    Ok((runner, prepared, policy, argv0))
-}
-
-fn policy_from(args: &RunArgs) -> Result<Policy> {
-    if args.inherit_network {
-        return Ok(Policy::inherit_network());
-    }
-    let mut policy = Policy::deny_all();
-    for rule in &args.allow {
-        policy = policy.allow(rule)?;
-    }
-    for rule in &args.allow_listen {
-        policy = policy.allow_listen(rule)?;
-    }
-    Ok(policy)
+    let name = match (&args.name, &args.wasm) {
+        (Some(name), _) => name.clone(),
+        (None, Some(path)) => path
+            .file_name()
+            .map_or_else(|| argv0.clone(), |name| name.to_string_lossy().into_owned()),
+        (None, None) => GUEST_PROGRAM.to_owned(),
+    };
+    let audit = match &args.audit {
+        Some(path) => {
+            Some(Arc::new(AuditLog::create(path).with_context(|| {
+                format!("create the audit file {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    Ok(RunSetup {
+        runner,
+        prepared,
+        policy,
+        argv0,
+        name,
+        audit,
+    })
 }
 
 /// The classic server and client, each in its own instance with only what it needs.

@@ -1,6 +1,8 @@
 //! The wasmtime embedding: one [`Runner`] holds the engine and the linker, compiles
 //! components, and runs `wasi:cli/run` instances with a [`Policy`] deciding each
-//! socket use.
+//! socket use and name lookup.
+
+mod lookup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::output::Stdio;
-use crate::policy::{Denial, DenialLog, Policy};
+use crate::policy::{AuditLog, DenialLog, Enforcer, Policy, Transport};
 
 /// How often running guests are given a chance to be interrupted (so a stopped instance
 /// stops even inside a busy loop).
@@ -40,6 +42,7 @@ impl Runner {
         let engine = Engine::new(&config).context("create wasmtime engine")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("add WASI to the linker")?;
+        lookup::add_to_linker(&mut linker).context("add sockbox's name lookup to the linker")?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -87,28 +90,31 @@ impl Runner {
     /// Runs a prepared component to completion and returns how it ended.
     pub async fn run(&self, prepared: &Prepared, options: RunOptions) -> Result<Exit> {
         let RunOptions {
+            name,
             args,
             policy,
             stdout,
             stderr,
             denials,
+            audit,
         } = options;
 
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&args)
-            .allow_tcp(policy.uses_tcp())
-            .allow_udp(policy.uses_udp())
-            .allow_ip_name_lookup(policy.allows_name_lookup());
-        let check_denials = Arc::clone(&denials);
+            .allow_tcp(policy.uses(Transport::Tcp))
+            .allow_udp(policy.uses(Transport::Udp))
+            // Lookups go through sockbox's resolver (`lookup`), which asks the policy.
+            .allow_ip_name_lookup(false);
+        let name = if name.is_empty() {
+            args.first().cloned().unwrap_or_default()
+        } else {
+            name
+        };
+        let enforcer = Arc::new(Enforcer::new(name, Arc::new(policy), denials, audit));
+        let check = Arc::clone(&enforcer);
         wasi.socket_addr_check(move |addr, socket_use| {
-            let allowed = policy.allows(addr, socket_use);
-            if !allowed {
-                check_denials.record(Denial {
-                    socket_use: socket_use.into(),
-                    addr,
-                });
-            }
-            Box::pin(async move { allowed })
+            let allowed = check.check(addr, socket_use);
+            Box::pin(std::future::ready(allowed))
         });
         match &stdout {
             Stdio::Inherit => wasi.inherit_stdout(),
@@ -124,6 +130,7 @@ impl Runner {
         let state = GuestState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            enforcer,
         };
         let mut store = Store::new(&self.engine, state);
         store.epoch_deadline_async_yield_and_update(1);
@@ -176,6 +183,8 @@ impl std::fmt::Debug for Runner {
 /// Everything one run of a guest needs besides the component.
 #[derive(Debug, Default)]
 pub struct RunOptions {
+    /// The instance's name in audit lines; empty: its program name (`argv[0]`).
+    pub name: String,
     /// The guest's arguments, starting with its program name (`argv[0]`).
     pub args: Vec<String>,
     /// The network the guest may use.
@@ -184,8 +193,10 @@ pub struct RunOptions {
     pub stdout: Stdio,
     /// Where the guest's stderr goes.
     pub stderr: Stdio,
-    /// Where refused socket uses are recorded.
+    /// Where refused socket uses and lookups are recorded.
     pub denials: Arc<DenialLog>,
+    /// Where every decision is written, if anywhere.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 /// How a guest run ended.
@@ -216,6 +227,7 @@ impl Exit {
 struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
+    enforcer: Arc<Enforcer>,
 }
 
 impl WasiView for GuestState {

@@ -1,0 +1,179 @@
+//! Policy flags shared by `run` and `policy explain`, and the `policy` subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::policy::{
+    Decision, Direction, Policy, SocketAddrUse, Subject, Transport, UseKind, Verdict, parse_use,
+};
+
+/// The flags that make a policy: a file, then rules that add to it.
+#[derive(Debug, Args)]
+pub(super) struct PolicyArgs {
+    /// Read rules from a TOML policy file (keys: allow, listen, accept, deny,
+    /// inherit_network); the rule flags add to it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Allow connecting (tcp) or sending (udp) to what RULE matches (repeatable),
+    /// e.g. tcp://127.0.0.1:8080, tcp://*.example.com:443.
+    #[arg(long, value_name = "RULE")]
+    allow: Vec<String>,
+    /// Allow binding and listening on what RULE matches (repeatable), e.g. tcp://127.0.0.1:*.
+    #[arg(long, value_name = "RULE")]
+    allow_listen: Vec<String>,
+    /// Accept only peers RULE matches (repeatable; default: any peer once listening is
+    /// allowed), e.g. tcp://10.0.0.0/8:*.
+    #[arg(long, value_name = "RULE")]
+    allow_accept: Vec<String>,
+    /// Deny what RULE matches, whatever allows it (repeatable).
+    #[arg(long, value_name = "RULE")]
+    deny: Vec<String>,
+    /// Allow every network use but what --deny rules deny, like `wasmtime run -S inherit-network`.
+    #[arg(long)]
+    inherit_network: bool,
+}
+
+impl PolicyArgs {
+    /// Builds the policy: the file's rules first, then the flags' in the order above.
+    pub(super) fn build(&self) -> Result<Policy> {
+        let mut policy = match &self.policy {
+            Some(path) => Policy::load(path)?,
+            None => Policy::deny_all(),
+        };
+        if self.inherit_network {
+            policy = policy.with_inherit_network();
+        }
+        for (direction, rules) in [
+            (Direction::Allow, &self.allow),
+            (Direction::Listen, &self.allow_listen),
+            (Direction::Accept, &self.allow_accept),
+            (Direction::Deny, &self.deny),
+        ] {
+            for rule in rules {
+                policy.push(direction, rule.parse()?)?;
+            }
+        }
+        Ok(policy)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum PolicyCommand {
+    /// Parse a policy file and list its effective rules (exit 2 if it is invalid).
+    Check {
+        /// The policy file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the verdict for one use and the rule that decides it (exit 0 allowed, 1 denied).
+    #[command(
+        after_help = "USE is one of: connect tcp, bind tcp, listen tcp, accept tcp, \
+                            bind udp, send udp, receive udp — followed by ADDR \
+                            (10.1.2.3:443, [::1]:80, or NAME:PORT as once the guest has \
+                            looked NAME up); or lookup NAME.\n\n\
+                            Example: sockbox policy explain --allow tcp://10.0.0.0/8:443 \
+                            connect tcp 10.1.2.3:443"
+    )]
+    Explain {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The use: VERB TRANSPORT ADDR, or lookup NAME.
+        #[arg(value_name = "USE", required = true, num_args = 2..=3)]
+        attempt: Vec<String>,
+    },
+}
+
+pub(super) fn main(command: PolicyCommand) -> Result<ExitCode> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let policy = Policy::load(&file)?;
+            print!("{}", check_report(&policy));
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Explain { policy, attempt } => {
+            let policy = policy.build()?;
+            let decision = explain(&policy, &attempt)?;
+            println!("{decision}");
+            Ok(if decision.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// The effective rules, one per line, then what the sandbox enables and notes on rules
+/// that can have no effect.
+fn check_report(policy: &Policy) -> String {
+    let mut report = policy.to_string();
+    let on = |yes: bool| if yes { "on" } else { "off" };
+    report.push_str(&format!(
+        "tcp: {}, udp: {}, name lookups: {}\n",
+        on(policy.uses(Transport::Tcp)),
+        on(policy.uses(Transport::Udp)),
+        on(policy.uses_names()),
+    ));
+    for transport in [Transport::Tcp, Transport::Udp] {
+        let has = |direction: Direction| {
+            policy.rules().any(|(rule_ref, rule)| {
+                rule_ref.direction == direction && rule.scheme().covers(transport)
+            })
+        };
+        if has(Direction::Accept) && !has(Direction::Listen) && !policy.inherits_network() {
+            report.push_str(&format!(
+                "note: {transport} accept rules have no effect without a {transport} listen rule\n"
+            ));
+        }
+    }
+    report
+}
+
+/// Decides `attempt` (`connect tcp 10.1.2.3:443`, `lookup example.com`).
+fn explain(policy: &Policy, attempt: &[String]) -> Result<Decision> {
+    let (use_kind, subject, verdict) = match attempt {
+        [verb, name] if verb == "lookup" => (
+            UseKind::Lookup,
+            Subject::Name(name.clone()),
+            policy.decide_lookup(name),
+        ),
+        [verb, transport, addr] => {
+            let socket_use = parse_use(verb, transport).map_err(anyhow::Error::msg)?;
+            let (subject, verdict) = decide(policy, socket_use, addr)?;
+            (socket_use.into(), subject, verdict)
+        }
+        _ => bail!(
+            "expected VERB TRANSPORT ADDR (connect tcp 10.1.2.3:443) or lookup NAME, got `{}`",
+            attempt.join(" ")
+        ),
+    };
+    Ok(Decision {
+        use_kind,
+        subject,
+        allowed: verdict.allowed,
+        by: policy.decided_by(verdict.by),
+    })
+}
+
+fn decide(policy: &Policy, socket_use: SocketAddrUse, addr: &str) -> Result<(Subject, Verdict)> {
+    if let Ok(addr) = addr.parse::<SocketAddr>() {
+        return Ok((Subject::Addr(addr), policy.decide(addr, socket_use)));
+    }
+    let Some((name, port)) = addr.rsplit_once(':') else {
+        bail!("`{addr}` is not HOST:PORT");
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        bail!("`{port}` in `{addr}` is not a port (0-65535)");
+    };
+    if name.is_empty() || name.contains(':') || name.parse::<std::net::IpAddr>().is_ok() {
+        bail!("`{addr}` is not an address: write 10.1.2.3:443, [::1]:443 or NAME:443");
+    }
+    Ok((
+        Subject::Name(addr.to_owned()),
+        policy.decide_name(name, port, socket_use),
+    ))
+}

@@ -1,0 +1,256 @@
+//! Decisions, as people and machines read them: each distinct denial once on stderr, or
+//! every decision as one JSON line in an audit file.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{Direction, SocketAddrUse};
+
+/// What a guest tried: a socket use as wasmtime-wasi reports it, or a name lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[expect(
+    missing_docs,
+    reason = "each socket variant is the SocketAddrUse of the same name"
+)]
+pub enum UseKind {
+    TcpBind,
+    TcpListen,
+    TcpAccept,
+    TcpConnect,
+    UdpBind,
+    UdpSend,
+    UdpReceive,
+    /// A lookup through `wasi:sockets/ip-name-lookup`.
+    Lookup,
+}
+
+impl From<SocketAddrUse> for UseKind {
+    fn from(socket_use: SocketAddrUse) -> Self {
+        match socket_use {
+            SocketAddrUse::TcpBind => Self::TcpBind,
+            SocketAddrUse::TcpListen => Self::TcpListen,
+            SocketAddrUse::TcpAccept => Self::TcpAccept,
+            SocketAddrUse::TcpConnect => Self::TcpConnect,
+            SocketAddrUse::UdpBind => Self::UdpBind,
+            SocketAddrUse::UdpSend => Self::UdpSend,
+            SocketAddrUse::UdpReceive => Self::UdpReceive,
+        }
+    }
+}
+
+impl fmt::Display for UseKind {
+    /// `tcp connect to`, `udp receive from`, `lookup of`, …: what precedes the subject.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TcpBind => "tcp bind to",
+            Self::TcpListen => "tcp listen on",
+            Self::TcpAccept => "tcp accept from",
+            Self::TcpConnect => "tcp connect to",
+            Self::UdpBind => "udp bind to",
+            Self::UdpSend => "udp send to",
+            Self::UdpReceive => "udp receive from",
+            Self::Lookup => "lookup of",
+        })
+    }
+}
+
+/// What a use named: an address, or for a lookup, a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A socket address.
+    Addr(SocketAddr),
+    /// A DNS name.
+    Name(String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(addr) => write!(f, "{addr}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One decided use: what was tried, on what, the verdict and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// What the guest tried.
+    pub use_kind: UseKind,
+    /// The address or name it named.
+    pub subject: Subject,
+    /// Whether it was allowed.
+    pub allowed: bool,
+    /// What decided it.
+    pub by: DecidedBy,
+}
+
+impl fmt::Display for Decision {
+    /// `denied tcp connect to 10.0.0.1:80 (no rule allows it)`, or `… (by --deny …)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.allowed { "allowed" } else { "denied" };
+        write!(f, "{verdict} {} {} ", self.use_kind, self.subject)?;
+        match &self.by {
+            DecidedBy::DefaultDeny => f.write_str("(no rule allows it)"),
+            by => write!(f, "(by {by})"),
+        }
+    }
+}
+
+/// What decided a use, by value: [`Decider`](super::Decider) with the rule's text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DecidedBy {
+    /// A rule, in its direction.
+    Rule {
+        /// The direction it was given for.
+        direction: Direction,
+        /// The rule, as text.
+        rule: String,
+    },
+    /// The policy inherits the host's network.
+    InheritNetwork,
+    /// No rule allows it.
+    DefaultDeny,
+}
+
+impl fmt::Display for DecidedBy {
+    /// `--allow tcp://10.0.0.0/8:443`, `inherit-network` or `default-deny`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rule { direction, rule } => write!(f, "{} {rule}", direction.flag()),
+            Self::InheritNetwork => f.write_str("inherit-network"),
+            Self::DefaultDeny => f.write_str("default-deny"),
+        }
+    }
+}
+
+/// The denials of one or more instances, each distinct one kept once, in order.
+#[derive(Debug, Default)]
+pub struct DenialLog {
+    seen: Mutex<Vec<Decision>>,
+    to_stderr: bool,
+}
+
+impl DenialLog {
+    /// Returns a log that also prints each new denial as one `sockbox: denied …` line on stderr.
+    pub fn printing() -> Self {
+        Self {
+            seen: Mutex::default(),
+            to_stderr: true,
+        }
+    }
+
+    /// Records a denial; prints it if it is new and the log prints.
+    pub fn record(&self, denial: &Decision) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let same =
+            |old: &Decision| old.use_kind == denial.use_kind && old.subject == denial.subject;
+        if seen.iter().any(same) {
+            return;
+        }
+        seen.push(denial.clone());
+        if self.to_stderr {
+            eprintln!("sockbox: {denial}");
+        }
+    }
+
+    /// Returns the distinct denials so far.
+    pub fn denials(&self) -> Vec<Decision> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// An audit trail: every decision as one JSON line, appended to a file.
+///
+/// Each line has `time` (RFC 3339, UTC), `instance`, `use` (`tcp-connect`, `lookup`,
+/// …), `address` or `name`, `verdict` (`allow` or `deny`), and `rule`: the deciding
+/// rule's text with its `direction`, or `default-deny` / `inherit-network`.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: Mutex<File>,
+    failed: AtomicBool,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    instance: &'a str,
+    #[serde(rename = "use")]
+    use_kind: UseKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'a str>,
+    rule: &'a str,
+}
+
+impl AuditLog {
+    /// Creates (or truncates) the audit file at `path`.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(Self::to_file(File::create(path)?))
+    }
+
+    /// Writes audit lines to `file`.
+    pub fn to_file(file: File) -> Self {
+        Self {
+            file: Mutex::new(file),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Appends one decision of the instance called `instance`. A write that fails is
+    /// reported once on stderr; the decision itself stands.
+    pub fn write(&self, instance: &str, decision: &Decision) {
+        let (direction, rule) = match &decision.by {
+            DecidedBy::Rule { direction, rule } => (Some(direction.key()), rule.as_str()),
+            DecidedBy::InheritNetwork => (None, "inherit-network"),
+            DecidedBy::DefaultDeny => (None, "default-deny"),
+        };
+        let (address, name) = match &decision.subject {
+            Subject::Addr(addr) => (Some(addr.to_string()), None),
+            Subject::Name(name) => (None, Some(name.as_str())),
+        };
+        let line = Line {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            instance,
+            use_kind: decision.use_kind,
+            address,
+            name,
+            verdict: if decision.allowed { "allow" } else { "deny" },
+            direction,
+            rule,
+        };
+        let result = serde_json::to_string(&line)
+            .map_err(std::io::Error::from)
+            .and_then(|mut text| {
+                text.push('\n');
+                self.file
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .write_all(text.as_bytes())
+            });
+        if let Err(err) = result
+            && !self.failed.swap(true, Ordering::Relaxed)
+        {
+            eprintln!("sockbox: write to the audit file: {err}");
+        }
+    }
+}
