@@ -9,5 +9,6 @@ mod denials;
 mod flows;
 mod go_interop;
 mod integrity;
+mod policy;
 mod stock_wasmtime;
 mod wit_world;
