@@ -1,48 +1,43 @@
-//! The hot path: rules flattened into entries that judge an address without allocating.
+//! The hot path: rules indexed so a check costs a few hash lookups, not a walk over
+//! every rule, and never allocates.
 //!
-//! Each host pattern of each rule becomes one [`Entry`]: a family, network bits and a
-//! mask, or a reference to the addresses lookups granted to the rule. A check walks the
-//! entries of one direction in order and stops at the first match, so the deciding rule
-//! is always the first rule (in the order given) that matches.
+//! Address and network patterns are indexed by prefix length: for each length some rule
+//! uses, the checked address is masked once and looked up. `*` patterns are few and
+//! walked; name patterns match through the instance's grants ([`NameGrants`]), also
+//! few. The deciding rule is the first rule, in the order given, that matches: each
+//! bucket holds its rules in order, and the lowest rule wins.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::Direction;
 use super::names::NameGrants;
 use super::rule::{Host, Ports, Rule, Transport};
-use super::{Direction, RuleRef};
 
-/// The entries of one direction, in rule order.
+/// The entries of one direction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Table {
-    entries: Vec<Entry>,
-    /// Each rule's ports, by rule index.
-    ports: Vec<Ports>,
-    /// Which transports any rule of this table covers (bit 0: TCP, bit 1: UDP).
+    /// Each rule's transports (bit 0: TCP, bit 1: UDP) and ports, by rule index.
+    rules: Vec<(u8, Ports)>,
+    /// Address and network entries, by family and prefix length.
+    prefixes: Vec<PrefixIndex>,
+    /// The rules with a `*` host, in rule order.
+    any: Vec<u32>,
+    /// Which transports any rule covers.
     transports: u8,
+    /// Whether any rule names hosts.
+    named: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    rule: u32,
-    transports: u8,
-    host: HostMatch,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HostMatch {
-    Any,
-    V4 {
-        bits: u32,
-        mask: u32,
-    },
-    V6 {
-        bits: u128,
-        mask: u128,
-    },
-    /// A name or `*.suffix`: matches the addresses lookups of covered names returned.
-    Granted,
+struct PrefixIndex {
+    v6: bool,
+    len: u8,
+    mask: u128,
+    /// Network bits → the rules with that network, in rule order.
+    rules: HashMap<u128, Vec<u32>>,
 }
 
 fn transport_bit(transport: Transport) -> u8 {
@@ -52,41 +47,55 @@ fn transport_bit(transport: Transport) -> u8 {
     }
 }
 
+/// An address as index key: IPv4 in the low 32 bits, with its family.
+fn key(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(v4) => (false, u128::from(v4.to_bits())),
+        IpAddr::V6(v6) => (true, v6.to_bits()),
+    }
+}
+
 impl Table {
-    /// Appends `rule` as rule number `index` of this table.
-    pub(super) fn push(&mut self, index: usize, rule: &Rule) {
+    /// Appends `rule` as the next rule of this table.
+    pub(super) fn push(&mut self, rule: &Rule) {
+        let index = u32::try_from(self.rules.len()).unwrap_or(u32::MAX);
         let transports = [Transport::Tcp, Transport::Udp]
             .into_iter()
             .filter(|&t| rule.scheme().covers(t))
             .fold(0, |bits, t| bits | transport_bit(t));
-        let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
-        let mut granted = false;
         for host in rule.hosts() {
-            let host = match host {
-                Host::Any => HostMatch::Any,
-                Host::Net(IpNet::V4(net)) => HostMatch::V4 {
-                    bits: net.network().to_bits(),
-                    mask: net.netmask().to_bits(),
-                },
-                Host::Net(IpNet::V6(net)) => HostMatch::V6 {
-                    bits: net.network().to_bits(),
-                    mask: net.netmask().to_bits(),
-                },
-                // One entry stands for all of a rule's names: grants are kept per rule.
-                Host::Name(_) | Host::Suffix(_) if granted => continue,
-                Host::Name(_) | Host::Suffix(_) => {
-                    granted = true;
-                    HostMatch::Granted
-                }
-            };
-            self.entries.push(Entry {
-                rule: rule_index,
-                transports,
-                host,
-            });
+            match host {
+                Host::Any => self.any.push(index),
+                // Names match through grants, kept per rule: nothing to index.
+                Host::Name(_) | Host::Suffix(_) => self.named = true,
+                Host::Net(net) => self.index(*net, index),
+            }
         }
-        self.ports.push(rule.ports().clone());
+        self.rules.push((transports, rule.ports().clone()));
         self.transports |= transports;
+    }
+
+    fn index(&mut self, net: IpNet, rule: u32) {
+        let (v6, bits) = key(net.network());
+        let (_, mask) = key(net.netmask());
+        let len = net.prefix_len();
+        let position = self
+            .prefixes
+            .iter()
+            .position(|prefix| prefix.v6 == v6 && prefix.len == len);
+        let position = position.unwrap_or_else(|| {
+            self.prefixes.push(PrefixIndex {
+                v6,
+                len,
+                mask,
+                rules: HashMap::new(),
+            });
+            self.prefixes.len() - 1
+        });
+        let rules = self.prefixes[position].rules.entry(bits).or_default();
+        if rules.last() != Some(&rule) {
+            rules.push(rule);
+        }
     }
 
     /// Reports whether any rule covers `transport`.
@@ -97,10 +106,10 @@ impl Table {
     /// Returns the first rule covering `transport`, whatever its hosts and ports.
     pub(super) fn first_for(&self, transport: Transport) -> Option<u32> {
         let bit = transport_bit(transport);
-        self.entries
+        self.rules
             .iter()
-            .find(|entry| entry.transports & bit != 0)
-            .map(|entry| entry.rule)
+            .position(|(transports, _)| transports & bit != 0)
+            .and_then(|index| u32::try_from(index).ok())
     }
 
     /// Returns the first rule matching `ip` and `port` over `transport`.
@@ -117,48 +126,45 @@ impl Table {
         grants: Option<&NameGrants>,
     ) -> Option<u32> {
         let bit = transport_bit(transport);
+        let fits = |rule: u32| {
+            let (transports, ports) = &self.rules[rule as usize];
+            transports & bit != 0 && ports.contains(port)
+        };
+        let (v6, bits) = key(ip);
         let unspecified = ip.is_unspecified();
-        self.entries
-            .iter()
-            .find(|entry| {
-                entry.transports & bit != 0
-                    && entry.host.matches(ip, unspecified, || {
-                        grants.is_some_and(|grants| {
-                            grants.contains(
-                                RuleRef {
-                                    direction,
-                                    index: entry.rule as usize,
-                                },
-                                ip,
-                            )
-                        })
-                    })
-                    && self.ports[entry.rule as usize].contains(port)
-            })
-            .map(|entry| entry.rule)
-    }
-}
-
-impl HostMatch {
-    fn matches(self, ip: IpAddr, unspecified: bool, granted: impl FnOnce() -> bool) -> bool {
-        match (self, ip) {
-            (Self::Any, _) => true,
-            (Self::V4 { bits, mask }, IpAddr::V4(v4)) => {
-                if unspecified {
-                    mask == 0 || (mask == u32::MAX && bits == 0)
-                } else {
-                    v4.to_bits() & mask == bits
-                }
+        let max_len = if v6 { 128 } else { 32 };
+        let mut best: Option<u32> = None;
+        for prefix in &self.prefixes {
+            if prefix.v6 != v6 || (unspecified && prefix.len != 0 && prefix.len != max_len) {
+                continue;
             }
-            (Self::V6 { bits, mask }, IpAddr::V6(v6)) => {
-                if unspecified {
-                    mask == 0 || (mask == u128::MAX && bits == 0)
-                } else {
-                    v6.to_bits() & mask == bits
-                }
+            if let Some(rules) = prefix.rules.get(&(bits & prefix.mask))
+                && let Some(&rule) = rules.iter().find(|&&rule| fits(rule))
+            {
+                best = Some(best.map_or(rule, |best| best.min(rule)));
             }
-            (Self::Granted, _) => !unspecified && granted(),
-            (Self::V4 { .. }, IpAddr::V6(_)) | (Self::V6 { .. }, IpAddr::V4(_)) => false,
         }
+        // `*` entries are in rule order: none past the best indexed match can win.
+        if let Some(&rule) = self
+            .any
+            .iter()
+            .take_while(|&&rule| best.is_none_or(|best| rule < best))
+            .find(|&&rule| fits(rule))
+        {
+            best = Some(rule);
+        }
+        // Name rules match what lookups granted them: read the grants once, and only if
+        // some rule of this table has names.
+        if let Some(grants) = grants.filter(|_| self.named && !unspecified) {
+            for &(granted, addr) in grants.read().iter() {
+                if granted.direction == direction && addr == ip {
+                    let rule = u32::try_from(granted.index).unwrap_or(u32::MAX);
+                    if fits(rule) && best.is_none_or(|best| rule < best) {
+                        best = Some(rule);
+                    }
+                }
+            }
+        }
+        best
     }
 }

@@ -241,7 +241,7 @@ impl Policy {
             ));
         }
         let slot = direction.slot();
-        self.tables[slot].push(self.rules[slot].len(), &rule);
+        self.tables[slot].push(&rule);
         self.rules[slot].push(rule);
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! direction. Another rule, another name or another instance gains nothing.
 
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use super::{Policy, RuleRef};
 
@@ -45,11 +45,10 @@ impl NameGrants {
         }
     }
 
-    /// Reports whether a lookup granted `ip` to the rule `rule`.
-    pub(super) fn contains(&self, rule: RuleRef, ip: IpAddr) -> bool {
+    /// Returns every grant so far: which rule may match which address.
+    pub(super) fn read(&self) -> RwLockReadGuard<'_, Vec<(RuleRef, IpAddr)>> {
         self.granted
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(&(rule, ip))
     }
 }
