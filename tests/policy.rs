@@ -137,7 +137,7 @@ type Case = (Vec<String>, i32, String, String, Vec<String>);
 #[test]
 fn attempts_match_the_policy_matrix() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let open = pong_server(2)?;
+    let open = pong_server(3)?;
     let denied = watched_listener()?;
     let uncovered = watched_listener()?;
     let (a, b, c) = (
@@ -249,6 +249,14 @@ fn attempts_match_the_policy_matrix() -> Result<()> {
     )?;
     cases.push((
         vec!["dial".into(), format!("localhost:{a}")],
+        0,
+        "Received: pong\n".into(),
+        String::new(),
+        by_name_ok.clone(),
+    ));
+    // A name is judged (and looked up) as lookups see it: lowercase, without a final dot.
+    cases.push((
+        vec!["dial".into(), format!("LocalHost.:{a}")],
         0,
         "Received: pong\n".into(),
         String::new(),

@@ -3,15 +3,19 @@
 //!
 //! # Layout
 //!
-//! - [`policy`]: rules (`tcp://10.0.0.0/8:443`), parsing, and the verdict on each socket
-//!   use wasmtime-wasi reports; the one place that turns a verdict into `access-denied`.
+//! - [`policy`]: rules (`tcp://10.0.0.0/8:443`, `tcp://*.example.com:443`) in four
+//!   directions, policy files, the indexed matcher, name grants, and the
+//!   [`Enforcer`](policy::Enforcer) — the one place a verdict becomes `access-denied` —
+//!   with its denial log and audit trail.
 //! - [`runner`]: the wasmtime 48 embedding (async, tokio) — engine, linker, store and
-//!   instance lifecycle for `wasi:cli/run` components.
+//!   instance lifecycle for `wasi:cli/run` components, and sockbox's own
+//!   `wasi:sockets/ip-name-lookup`, which asks the policy before resolving.
 //! - [`output`]: where a guest's stdout and stderr go, including in-memory captures
 //!   that can be waited on line by line.
 //! - [`harness`]: start a guest, await its `listening on` line, drive it with native
 //!   sockets, collect its exit status and output — for tests, CI and `sockbox demo`.
-//! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`); `main.rs` only calls it.
+//! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`, `policy check`,
+//!   `policy explain`); `main.rs` only calls it.
 //!
 //! # Example
 //!
