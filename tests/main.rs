@@ -11,4 +11,5 @@ mod go_interop;
 mod integrity;
 mod policy;
 mod stock_wasmtime;
+mod udp;
 mod wit_world;

@@ -625,3 +625,79 @@ fn policy_check_and_explain() -> Result<()> {
     );
     Ok(())
 }
+
+/// UDP under the policy: a send where a rule allows it gets its reply, with one audit
+/// line per check wasmtime-wasi makes; a send a deny rule covers fails with `access
+/// denied` before any datagram leaves; a server replies to whoever it received from.
+#[test]
+fn udp_uses_follow_the_policy() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    peer.set_read_timeout(Some(TIMEOUT))?;
+    let blocked = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    blocked.set_nonblocking(true)?;
+    let (open, shut) = (peer.local_addr()?, blocked.local_addr()?);
+    let args = [
+        "--allow".to_owned(),
+        "udp://127.0.0.1:*".to_owned(),
+        "--deny".to_owned(),
+        format!("udp://{shut}"),
+    ];
+    let answer = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+        let mut buf = [0; 64];
+        let (n, from) = peer.recv_from(&mut buf)?;
+        peer.send_to(b"pong", from)?;
+        Ok(buf[..n].to_vec())
+    });
+    let (code, stdout, stderr, audit) = run_audited(
+        dir.path(),
+        "allowed",
+        &args,
+        &["udp-send", &open.to_string(), "ping", "--timeout", "10s"],
+    )?;
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (0, "Received: pong\n", "")
+    );
+    assert_eq!(answer.join().expect("no panic")?, b"ping");
+    let allowed = "allow allow udp://127.0.0.1:*";
+    assert_eq!(
+        audit,
+        [
+            format!("udp-bind 0.0.0.0:0 {allowed}"),
+            // Connecting the socket checks both directions; then the send, then the reply.
+            format!("udp-send {open} {allowed}"),
+            format!("udp-receive {open} {allowed}"),
+            format!("udp-send {open} {allowed}"),
+            format!("udp-receive {open} {allowed}"),
+        ]
+    );
+
+    let (code, stdout, stderr, audit) = run_audited(
+        dir.path(),
+        "denied",
+        &args,
+        &["udp-send", &shut.to_string(), "ping", "--timeout", "10s"],
+    )?;
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (
+            1,
+            "",
+            format!("Error: dial udp {shut}: access denied\n").as_str()
+        )
+    );
+    assert_eq!(
+        audit,
+        [
+            format!("udp-bind 0.0.0.0:0 {allowed}"),
+            format!("udp-send {shut} deny deny udp://{shut}"),
+        ]
+    );
+    let mut buf = [0; 8];
+    ensure!(
+        matches!(blocked.recv_from(&mut buf), Err(err) if err.kind() == ErrorKind::WouldBlock),
+        "a denied datagram arrived"
+    );
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! The command, exported as `wasi:cli/run`: the classic TCP client and server, and an
-//! echo server.
+//! The command, exported as `wasi:cli/run`: the classic TCP client and server, an
+//! echo server, and their UDP counterparts.
 //!
 //! Output lines are a contract: `listening on ADDR` (printed and flushed before the
 //! first accept), `Received: <bytes>`, and on failure one `Error: <op> tcp <addr>:
@@ -48,6 +48,12 @@ commands:
                          `Received: <msg>`, reply \"Hello, World!\", close
   echo ADDR [--count N]  send every connection's bytes back until it half-closes;
                          exit after N connections (default: serve forever)
+  udp-echo ADDR [--count N]
+                         send every UDP datagram back to its sender; exit after N
+                         datagrams (default: serve forever)
+  udp-send ADDR MESSAGE [--timeout D]
+                         send MESSAGE as one datagram, print the first datagram back
+                         as `Received: <reply>`; D like 500ms or 2s (default: wait)
 
 ADDR is 1.2.3.4:80, [::1]:80 or name:80; port 0 picks a free port, and servers print
 `listening on <addr>` with the real one before they accept.
@@ -84,16 +90,47 @@ fn run(args: &[&str]) -> Result<(), Failure> {
         ["listen", addr] => listen(addr),
         ["echo", addr] => echo(addr, None),
         ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?)),
+        ["udp-echo", addr] => udp_echo(addr, None),
+        ["udp-echo", addr, "--count", n] => udp_echo(addr, Some(parse_count(n)?)),
+        ["udp-send", addr, message] => udp_send(addr, message.as_bytes(), None),
+        ["udp-send", addr, message, "--timeout", d] => {
+            udp_send(addr, message.as_bytes(), Some(parse_duration(d)?))
+        }
         ["help" | "--help" | "-h"] => Ok(print_to(
             &stdout::get_stdout(),
             format!("{USAGE}\n").as_bytes(),
         )?),
         [] => Err(Failure::Usage("no command given".into())),
-        [cmd @ ("dial" | "listen" | "echo"), ..] => {
-            Err(Failure::Usage(format!("wrong arguments for {cmd}")))
-        }
+        [
+            cmd @ ("dial" | "listen" | "echo" | "udp-echo" | "udp-send"),
+            ..,
+        ] => Err(Failure::Usage(format!("wrong arguments for {cmd}"))),
         [cmd, ..] => Err(Failure::Usage(format!("unknown command {cmd:?}"))),
     }
+}
+
+/// Parses a duration as Go writes one: `500ms`, `2s`, `1.5s`, `1m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, Failure> {
+    let bad = || {
+        Failure::Usage(format!(
+            "--timeout wants a duration like 500ms or 2s, not {text:?}"
+        ))
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ns" => number / 1e9,
+        "us" | "µs" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(bad()),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
 fn parse_count(n: &str) -> Result<u64, Failure> {
@@ -102,16 +139,16 @@ fn parse_count(n: &str) -> Result<u64, Failure> {
 }
 
 /// Rejects an address that cannot be parsed before any network use: that is bad usage.
-fn check_addr(op: &str, addr: &str) -> Result<(), Failure> {
+fn check_addr(op: &str, network: &str, addr: &str) -> Result<(), Failure> {
     match net::split_host_port(addr) {
         Ok(_) => Ok(()),
-        Err(reason) => Err(Failure::Usage(format!("{op} tcp: {reason}"))),
+        Err(reason) => Err(Failure::Usage(format!("{op} {network}: {reason}"))),
     }
 }
 
 /// The classic client: send a message, half-close, print the reply.
 fn dial(addr: &str, message: &[u8]) -> Result<(), Failure> {
-    check_addr("dial", addr)?;
+    check_addr("dial", "tcp", addr)?;
     let mut conn = net::dial(addr)?;
     conn.write_all(message)?;
     conn.close_write()?;
@@ -123,7 +160,7 @@ fn dial(addr: &str, message: &[u8]) -> Result<(), Failure> {
 
 /// The classic server: accept one connection, print its message, reply, close.
 fn listen(addr: &str) -> Result<(), Failure> {
-    check_addr("listen", addr)?;
+    check_addr("listen", "tcp", addr)?;
     let listener = net::listen(addr)?;
     announce(&listener)?;
     let mut conn = listener.accept()?;
@@ -136,7 +173,7 @@ fn listen(addr: &str) -> Result<(), Failure> {
 
 /// Serves connections one after another, sending back every byte each one sends.
 fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
-    check_addr("echo", addr)?;
+    check_addr("echo", "tcp", addr)?;
     let listener = net::listen(addr)?;
     announce(&listener)?;
     let mut served = 0;
@@ -149,6 +186,39 @@ fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
         served += 1;
     }
     Ok(())
+}
+
+/// Sends every datagram back to its sender, one after another.
+fn udp_echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
+    check_addr("listen", "udp", addr)?;
+    let conn = net::listen_packet(addr)?;
+    announce_addr(conn.local_addr())?;
+    let mut buf = vec![0; 64 * 1024];
+    let mut served = 0;
+    while count.is_none_or(|count| served < count) {
+        let (n, peer) = conn.recv_from(&mut buf)?;
+        // One datagram's failure is that datagram's: report it and serve the next.
+        if let Err(err) = conn.send_to(&buf[..n], peer) {
+            let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
+        }
+        served += 1;
+    }
+    Ok(())
+}
+
+/// Sends one datagram and prints the first datagram that comes back.
+fn udp_send(
+    addr: &str,
+    message: &[u8],
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Failure> {
+    check_addr("dial", "udp", addr)?;
+    let mut conn = net::dial_udp(addr)?;
+    conn.set_read_timeout(timeout);
+    conn.send(message)?;
+    let mut reply = vec![0; 64 * 1024];
+    let n = conn.recv(&mut reply)?;
+    Ok(received(&reply[..n])?)
 }
 
 fn echo_one(conn: &mut Conn) -> io::Result<()> {
@@ -164,12 +234,14 @@ fn echo_one(conn: &mut Conn) -> io::Result<()> {
 }
 
 fn announce(listener: &net::Listener) -> io::Result<()> {
-    let line = format!(
-        "listening on {}
-",
-        listener.local_addr()
-    );
-    print_to(&stdout::get_stdout(), line.as_bytes())
+    announce_addr(listener.local_addr())
+}
+
+fn announce_addr(addr: std::net::SocketAddr) -> io::Result<()> {
+    print_to(
+        &stdout::get_stdout(),
+        format!("listening on {addr}\n").as_bytes(),
+    )
 }
 
 fn received(bytes: &[u8]) -> io::Result<()> {

@@ -5,7 +5,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use wasi::io::poll::Pollable;
+use wasi::clocks::monotonic_clock::{self, Instant};
+use wasi::io::poll::{self, Pollable};
 use wasi::sockets::instance_network::instance_network;
 use wasi::sockets::network::{
     ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
@@ -28,6 +29,23 @@ pub(crate) fn retry<T>(
             done => return done,
         }
     }
+}
+
+/// Returns the monotonic instant `after` from now.
+pub(crate) fn deadline_after(after: std::time::Duration) -> Instant {
+    let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
+    monotonic_clock::now().saturating_add(nanos)
+}
+
+/// Waits until `ready` is ready or `deadline` passes; returns `false` if it passed first.
+pub(crate) fn wait(ready: &Pollable, deadline: Option<Instant>) -> bool {
+    let Some(deadline) = deadline else {
+        ready.block();
+        return true;
+    };
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    // `poll` lists the indexes of the pollables that are ready.
+    poll::poll(&[ready, &timer]).contains(&0) || ready.ready()
 }
 
 /// Returns the address family of `addr`.

@@ -52,10 +52,11 @@ pub(crate) enum EmptyHost {
 /// Resolves `addr` to the socket addresses to try, in order, for operation `op`.
 pub(crate) fn resolve(
     op: &'static str,
+    net: &'static str,
     addr: &str,
     empty: EmptyHost,
 ) -> Result<Vec<SocketAddr>, Error> {
-    let fail = |reason| Error::new(op, "tcp", None, reason);
+    let fail = |reason| Error::new(op, net, None, reason);
     let (host, port) = split_host_port(addr).map_err(fail)?;
     if host.is_empty() {
         let ip: IpAddr = match empty {

@@ -19,7 +19,7 @@ const MAX_READ: usize = 64 * 1024;
 /// A name's addresses are tried in order; if every one fails, the last error is returned.
 pub fn dial(addr: &str) -> Result<Conn, Error> {
     let mut last = None;
-    for remote in resolve("dial", addr, EmptyHost::Loopback)? {
+    for remote in resolve("dial", "tcp", addr, EmptyHost::Loopback)? {
         match connect(remote) {
             Ok(conn) => return Ok(conn),
             Err(reason) => last = Some(Error::new("dial", "tcp", Some(remote.to_string()), reason)),

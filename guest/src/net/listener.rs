@@ -13,7 +13,7 @@ use crate::sys;
 ///
 /// Port 0 picks a free port; [`Listener::local_addr`] tells which.
 pub fn listen(addr: &str) -> Result<Listener, Error> {
-    let local = resolve("listen", addr, EmptyHost::Unspecified)?[0];
+    let local = resolve("listen", "tcp", addr, EmptyHost::Unspecified)?[0];
     bind_and_listen(local).map_err(|code| {
         Error::new(
             "listen",

@@ -2,7 +2,9 @@
 //!
 //! [`dial`] opens a [`Conn`], [`listen`] opens a [`Listener`] whose [`Listener::accept`]
 //! hands out more of them; a [`Conn`] is `std::io::Read + Write`, half-closes with
-//! [`Conn::close_write`] and closes when dropped. Every failure is an [`Error`] that
+//! [`Conn::close_write`] and closes when dropped. For UDP, [`listen_packet`] opens a
+//! [`PacketConn`] that sends to and receives from any peer, and [`dial_udp`] a
+//! [`UdpConn`] connected to one. Every failure is an [`Error`] that
 //! prints as Go prints it: `dial tcp 10.0.0.1:80: access denied`.
 
 mod addr;
@@ -10,9 +12,13 @@ mod conn;
 mod error;
 mod listener;
 mod lookup;
+mod packet_conn;
+mod udp_conn;
 
 pub use addr::split_host_port;
 pub use conn::{Conn, dial};
 pub use error::{Error, Reason};
 pub use listener::{Listener, listen};
 pub use lookup::lookup_host;
+pub use packet_conn::{PacketConn, listen_packet};
+pub use udp_conn::{UdpConn, dial_udp};

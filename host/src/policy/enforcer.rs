@@ -1,12 +1,18 @@
 //! The one place verdicts take effect: wasmtime-wasi's socket check and sockbox's
 //! resolver ask an [`Enforcer`], which decides, records, and answers yes or no.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use super::{
-    AuditLog, Decision, DenialLog, NameGrants, Policy, SocketAddrUse, Subject, UseKind, Verdict,
+    AuditLog, Decider, Decision, DenialLog, Direction, NameGrants, Policy, SocketAddrUse, Subject,
+    UseKind, Verdict,
 };
+
+/// How many UDP peers an instance remembers it may reply to; past that, one is forgotten
+/// for each new one.
+const MAX_REPLY_PEERS: usize = 4096;
 
 /// A policy at work for one guest instance: its name grants, denial log and audit trail.
 #[derive(Debug)]
@@ -14,6 +20,8 @@ pub struct Enforcer {
     instance: String,
     policy: Arc<Policy>,
     grants: NameGrants,
+    /// UDP peers received from under a listen or accept rule, which may be replied to.
+    replies: RwLock<HashMap<SocketAddr, Decider>>,
     denials: Arc<DenialLog>,
     audit: Option<Arc<AuditLog>>,
 }
@@ -31,6 +39,7 @@ impl Enforcer {
             instance: instance.into(),
             policy,
             grants: NameGrants::new(),
+            replies: RwLock::default(),
             denials,
             audit,
         }
@@ -43,14 +52,59 @@ impl Enforcer {
 
     /// Decides a socket use wasmtime-wasi reports. Allocates only to record a decision
     /// (a denial, or anything when auditing).
+    ///
+    /// A UDP server may reply: a datagram received under a `listen` or `accept` rule
+    /// lets the instance send back to its sender (decided by the same rule), unless a
+    /// `deny` rule covers the sender.
     pub fn check(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> bool {
-        let verdict = self
+        let mut verdict = self
             .policy
             .decide_with(addr, socket_use, Some(&self.grants));
+        let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        match (socket_use, verdict.by) {
+            (SocketAddrUse::UdpSend, Decider::DefaultDeny) => {
+                let replies = self
+                    .replies
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(&by) = replies.get(&peer) {
+                    verdict = Verdict { allowed: true, by };
+                }
+            }
+            (SocketAddrUse::UdpReceive, Decider::Rule(rule))
+                if verdict.allowed && rule.direction != Direction::Allow =>
+            {
+                self.remember_reply_peer(peer, verdict.by);
+            }
+            _ => {}
+        }
         if !verdict.allowed || self.audit.is_some() {
             self.record(socket_use.into(), Subject::Addr(addr), verdict);
         }
         verdict.allowed
+    }
+
+    fn remember_reply_peer(&self, peer: SocketAddr, by: Decider) {
+        let read = |enforcer: &Self| {
+            enforcer
+                .replies
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains_key(&peer)
+        };
+        if read(self) {
+            return;
+        }
+        let mut replies = self
+            .replies
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if replies.len() >= MAX_REPLY_PEERS
+            && let Some(&forgotten) = replies.keys().next()
+        {
+            replies.remove(&forgotten);
+        }
+        replies.insert(peer, by);
     }
 
     /// Decides a lookup of `name` (already normalized: lowercase, punycode).

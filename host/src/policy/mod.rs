@@ -18,7 +18,7 @@
 //! | use | address wasmtime-wasi passes | allowed by |
 //! |---|---|---|
 //! | `TcpConnect` | the remote address | the first `allow` rule matching it |
-//! | `UdpSend` | the remote address | the first `allow` rule matching it |
+//! | `UdpSend` | the remote address | the first `allow` rule matching it; else a reply to a peer received from under a `listen` or `accept` rule ([`Enforcer::check`]) |
 //! | `TcpBind`, `UdpBind` | the local address | the first `listen` rule matching it |
 //! | `TcpBind`, `UdpBind` to the unspecified address, port 0 | the implicit bind before a connect, a send or a `listen` without `bind` | a `listen` rule matching it, else the first `allow` rule of that scheme: the connect or send that follows is judged itself |
 //! | `TcpListen` | the bound address (unspecified, port 0, without an earlier bind) | the first `listen` rule matching it |

@@ -1339,3 +1339,35 @@ fn denial_log_keeps_distinct_denials() {
         "denied lookup of evil.example (by --deny *://evil.example:*)"
     );
 }
+
+/// A UDP server may reply to whoever it received from under a listen rule, and to
+/// nobody else; a deny rule on a sender keeps both directions shut.
+#[test]
+fn udp_replies_follow_receives() {
+    use SocketAddrUse::{UdpReceive, UdpSend};
+    let policy = policy("listen udp://127.0.0.1:*; deny udp://127.0.0.1:9");
+    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+    let peer = |text: &str| -> SocketAddr { text.parse().expect("an address") };
+    assert!(
+        !enforcer.check(peer("127.0.0.1:5000"), UdpSend),
+        "no datagram came yet"
+    );
+    assert!(enforcer.check(peer("127.0.0.1:5000"), UdpReceive));
+    assert!(enforcer.check(peer("127.0.0.1:5000"), UdpSend), "a reply");
+    assert!(
+        enforcer.check(peer("[::ffff:127.0.0.1]:5000"), UdpSend),
+        "the same peer, mapped"
+    );
+    assert!(
+        !enforcer.check(peer("127.0.0.1:5001"), UdpSend),
+        "another port"
+    );
+    assert!(
+        !enforcer.check(peer("127.0.0.1:9"), UdpReceive),
+        "denied sender"
+    );
+    assert!(
+        !enforcer.check(peer("127.0.0.1:9"), UdpSend),
+        "no reply to a denied sender"
+    );
+}

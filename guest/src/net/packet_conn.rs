@@ -1,0 +1,164 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use wasi::clocks::monotonic_clock::Instant;
+use wasi::io::poll::Pollable;
+use wasi::sockets::network::ErrorCode;
+use wasi::sockets::udp::{
+    IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket,
+};
+use wasi::sockets::udp_create_socket::create_udp_socket;
+
+use super::addr::{EmptyHost, resolve};
+use super::{Error, Reason};
+use crate::sys;
+
+/// Announces on the local UDP address `addr` (`127.0.0.1:0`, `[::1]:5353`, `:5353`).
+///
+/// Port 0 picks a free port; [`PacketConn::local_addr`] tells which.
+pub fn listen_packet(addr: &str) -> Result<PacketConn, Error> {
+    let local = resolve("listen", "udp", addr, EmptyHost::Unspecified)?[0];
+    let fail = |code| {
+        Error::new(
+            "listen",
+            "udp",
+            Some(local.to_string()),
+            Reason::from_code(code),
+        )
+    };
+    let datagrams = Datagrams::bind(local, None).map_err(fail)?;
+    Ok(PacketConn {
+        datagrams,
+        read_deadline: None,
+        write_deadline: None,
+    })
+}
+
+/// A UDP socket that sends to and receives from any peer: Go's `net.PacketConn`.
+///
+/// Datagram boundaries are kept: each [`PacketConn::recv_from`] returns one datagram.
+#[derive(Debug)]
+pub struct PacketConn {
+    datagrams: Datagrams,
+    read_deadline: Option<Instant>,
+    write_deadline: Option<Instant>,
+}
+
+impl PacketConn {
+    /// Sends `buf` as one datagram to `addr`.
+    pub fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<usize, Error> {
+        self.datagrams
+            .send(buf, Some(addr), self.write_deadline)
+            .map_err(|reason| Error::new("write", "udp", Some(addr.to_string()), reason))
+    }
+
+    /// Receives one datagram into `buf` and returns its length and sender. A datagram
+    /// longer than `buf` is cut to fit, as Go cuts it.
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), Error> {
+        self.datagrams
+            .recv(buf, self.read_deadline)
+            .map_err(|reason| {
+                Error::new("read", "udp", Some(self.local_addr().to_string()), reason)
+            })
+    }
+
+    /// Returns the address the socket is bound to, with the real port when 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.datagrams.local
+    }
+
+    /// Makes receives fail with `i/o timeout` once `timeout` from now has passed
+    /// (`None`: wait forever). The socket stays usable: set a new deadline and go on.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_deadline = timeout.map(sys::deadline_after);
+    }
+
+    /// Makes sends fail with `i/o timeout` once `timeout` from now has passed while
+    /// the host has no room (`None`: wait forever).
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.write_deadline = timeout.map(sys::deadline_after);
+    }
+}
+
+/// A bound UDP socket and its two datagram streams: what [`PacketConn`] and
+/// [`UdpConn`](super::UdpConn) share.
+#[derive(Debug)]
+pub(crate) struct Datagrams {
+    // Children before their parents: fields drop in this order.
+    readable: Pollable,
+    writable: Pollable,
+    incoming: IncomingDatagramStream,
+    outgoing: OutgoingDatagramStream,
+    socket: UdpSocket,
+    pub(crate) local: SocketAddr,
+}
+
+impl Datagrams {
+    /// Binds a socket to `local` and opens its streams, connected to `remote` if given.
+    pub(crate) fn bind(local: SocketAddr, remote: Option<SocketAddr>) -> Result<Self, ErrorCode> {
+        let socket = create_udp_socket(sys::family(&local))?;
+        socket.start_bind(&sys::network(), sys::to_wasi(local))?;
+        let bound = socket.subscribe();
+        sys::retry(&bound, || socket.finish_bind())?;
+        drop(bound);
+        let (incoming, outgoing) = socket.stream(remote.map(sys::to_wasi))?;
+        let local = sys::from_wasi(socket.local_address()?);
+        Ok(Self {
+            readable: incoming.subscribe(),
+            writable: outgoing.subscribe(),
+            incoming,
+            outgoing,
+            socket,
+            local,
+        })
+    }
+
+    /// Returns the connected peer, if the streams were opened with one.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        self.socket.remote_address().ok().map(sys::from_wasi)
+    }
+
+    /// Sends `buf` as one datagram, to `to` or to the connected peer.
+    pub(crate) fn send(
+        &self,
+        buf: &[u8],
+        to: Option<SocketAddr>,
+        deadline: Option<Instant>,
+    ) -> Result<usize, Reason> {
+        // `check-send` says how many datagrams the host takes now; 0 means wait.
+        loop {
+            match self.outgoing.check_send().map_err(Reason::from_code)? {
+                0 if !sys::wait(&self.writable, deadline) => return Err(Reason::Timeout),
+                0 => {}
+                _ => break,
+            }
+        }
+        let datagram = OutgoingDatagram {
+            data: buf.to_vec(),
+            remote_address: to.map(sys::to_wasi),
+        };
+        match self.outgoing.send(&[datagram]).map_err(Reason::from_code)? {
+            1 => Ok(buf.len()),
+            _ => Err(Reason::Other("the host took no datagram".into())),
+        }
+    }
+
+    /// Receives one datagram into `buf`; returns its length (cut to `buf`) and sender.
+    pub(crate) fn recv(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<(usize, SocketAddr), Reason> {
+        loop {
+            let mut datagrams = self.incoming.receive(1).map_err(Reason::from_code)?;
+            if let Some(datagram) = datagrams.pop() {
+                let n = datagram.data.len().min(buf.len());
+                buf[..n].copy_from_slice(&datagram.data[..n]);
+                return Ok((n, sys::from_wasi(datagram.remote_address)));
+            }
+            if !sys::wait(&self.readable, deadline) {
+                return Err(Reason::Timeout);
+            }
+        }
+    }
+}
