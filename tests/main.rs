@@ -5,10 +5,12 @@
 
 mod bad_input;
 mod common;
+mod deadlines;
 mod denials;
 mod flows;
 mod go_interop;
 mod integrity;
+mod lookup;
 mod policy;
 mod stock_wasmtime;
 mod udp;

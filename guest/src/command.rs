@@ -42,8 +42,11 @@ const USAGE: &str = "\
 usage: sockbox-guest <command> [arguments]
 
 commands:
-  dial ADDR [MESSAGE]    connect to ADDR, send MESSAGE (default \"Hello, World!\"),
-                         half-close, print the reply as `Received: <reply>`
+  dial ADDR [MESSAGE] [--timeout D]
+                         connect to ADDR, send MESSAGE (default \"Hello, World!\"),
+                         half-close, print the reply as `Received: <reply>`; D (500ms,
+                         2s) bounds the connect, then the wait for the reply
+  lookup NAME            print NAME's addresses, one per line
   listen ADDR            accept one connection on ADDR, print its first message as
                          `Received: <msg>`, reply \"Hello, World!\", close
   echo ADDR [--count N]  send every connection's bytes back until it half-closes;
@@ -85,8 +88,13 @@ impl From<net::Error> for Failure {
 
 fn run(args: &[&str]) -> Result<(), Failure> {
     match args {
-        ["dial", addr] => dial(addr, HELLO),
-        ["dial", addr, message] => dial(addr, message.as_bytes()),
+        ["dial", addr] => dial(addr, HELLO, None),
+        ["dial", addr, "--timeout", d] => dial(addr, HELLO, Some(parse_duration(d)?)),
+        ["dial", addr, message] => dial(addr, message.as_bytes(), None),
+        ["dial", addr, message, "--timeout", d] => {
+            dial(addr, message.as_bytes(), Some(parse_duration(d)?))
+        }
+        ["lookup", name] => lookup(name),
         ["listen", addr] => listen(addr),
         ["echo", addr] => echo(addr, None),
         ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?)),
@@ -146,10 +154,22 @@ fn check_addr(op: &str, network: &str, addr: &str) -> Result<(), Failure> {
     }
 }
 
-/// The classic client: send a message, half-close, print the reply.
-fn dial(addr: &str, message: &[u8]) -> Result<(), Failure> {
+/// Prints each address of `name`, one per line.
+fn lookup(name: &str) -> Result<(), Failure> {
+    let ips = net::lookup_host(name).map_err(|reason| io::Error::other(reason.to_string()))?;
+    let lines: String = ips.iter().map(|ip| format!("{ip}\n")).collect();
+    Ok(print_to(&stdout::get_stdout(), lines.as_bytes())?)
+}
+
+/// The classic client: send a message, half-close, print the reply. With a timeout,
+/// the connect and then the wait for the reply each get that long.
+fn dial(addr: &str, message: &[u8], timeout: Option<std::time::Duration>) -> Result<(), Failure> {
     check_addr("dial", "tcp", addr)?;
-    let mut conn = net::dial(addr)?;
+    let mut conn = match timeout {
+        Some(timeout) => net::dial_timeout(addr, timeout)?,
+        None => net::dial(addr)?,
+    };
+    conn.set_read_deadline(timeout.map(net::Deadline::after));
     conn.write_all(message)?;
     conn.close_write()?;
     let mut reply = Vec::new();
@@ -214,7 +234,7 @@ fn udp_send(
 ) -> Result<(), Failure> {
     check_addr("dial", "udp", addr)?;
     let mut conn = net::dial_udp(addr)?;
-    conn.set_read_timeout(timeout);
+    conn.set_read_deadline(timeout.map(net::Deadline::after));
     conn.send(message)?;
     let mut reply = vec![0; 64 * 1024];
     let n = conn.recv(&mut reply)?;

@@ -18,23 +18,22 @@ pub(crate) fn network() -> Network {
     instance_network()
 }
 
-/// Repeats `attempt` until it stops answering `would-block`, waiting on `ready` between tries.
+/// Repeats `attempt` until it stops answering `would-block`, waiting on `ready` between
+/// tries; answers `timeout` once `deadline` passes.
 pub(crate) fn retry<T>(
     ready: &Pollable,
+    deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Result<T, ErrorCode>,
 ) -> Result<T, ErrorCode> {
     loop {
         match attempt() {
-            Err(ErrorCode::WouldBlock) => ready.block(),
+            Err(ErrorCode::WouldBlock) if !wait(ready, deadline) => {
+                return Err(ErrorCode::Timeout);
+            }
+            Err(ErrorCode::WouldBlock) => {}
             done => return done,
         }
     }
-}
-
-/// Returns the monotonic instant `after` from now.
-pub(crate) fn deadline_after(after: std::time::Duration) -> Instant {
-    let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
-    monotonic_clock::now().saturating_add(nanos)
 }
 
 /// Waits until `ready` is ready or `deadline` passes; returns `false` if it passed first.

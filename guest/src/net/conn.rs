@@ -8,6 +8,7 @@ use wasi::sockets::tcp::{ShutdownType, TcpSocket};
 use wasi::sockets::tcp_create_socket::create_tcp_socket;
 
 use super::addr::{EmptyHost, resolve};
+use super::deadline::{self, Deadline};
 use super::{Error, Reason};
 use crate::sys;
 
@@ -18,9 +19,19 @@ const MAX_READ: usize = 64 * 1024;
 ///
 /// A name's addresses are tried in order; if every one fails, the last error is returned.
 pub fn dial(addr: &str) -> Result<Conn, Error> {
+    dial_until(addr, None)
+}
+
+/// Like [`dial`], giving up with `i/o timeout` once `timeout` has passed (for all of a
+/// name's addresses together).
+pub fn dial_timeout(addr: &str, timeout: std::time::Duration) -> Result<Conn, Error> {
+    dial_until(addr, Some(Deadline::after(timeout)))
+}
+
+fn dial_until(addr: &str, deadline: Option<Deadline>) -> Result<Conn, Error> {
     let mut last = None;
     for remote in resolve("dial", "tcp", addr, EmptyHost::Loopback)? {
-        match connect(remote) {
+        match connect(remote, deadline) {
             Ok(conn) => return Ok(conn),
             Err(reason) => last = Some(Error::new("dial", "tcp", Some(remote.to_string()), reason)),
         }
@@ -28,13 +39,17 @@ pub fn dial(addr: &str) -> Result<Conn, Error> {
     Err(last.unwrap_or_else(|| Error::new("dial", "tcp", None, Reason::NoSuchHost)))
 }
 
-fn connect(remote: SocketAddr) -> Result<Conn, Reason> {
+fn connect(remote: SocketAddr, deadline: Option<Deadline>) -> Result<Conn, Reason> {
     let socket = create_tcp_socket(sys::family(&remote)).map_err(Reason::from_code)?;
     socket
         .start_connect(&sys::network(), sys::to_wasi(remote))
         .map_err(Reason::from_code)?;
-    let (input, output) =
-        sys::retry(&socket.subscribe(), || socket.finish_connect()).map_err(Reason::from_code)?;
+    let connected = socket.subscribe();
+    let (input, output) = sys::retry(&connected, deadline::instant(deadline), || {
+        socket.finish_connect()
+    })
+    .map_err(Reason::from_code)?;
+    drop(connected);
     Conn::new(socket, input, output).map_err(Reason::from_code)
 }
 
@@ -52,6 +67,8 @@ pub struct Conn {
     local: SocketAddr,
     peer: SocketAddr,
     unflushed: bool,
+    read_deadline: Option<Deadline>,
+    write_deadline: Option<Deadline>,
 }
 
 impl Conn {
@@ -71,6 +88,8 @@ impl Conn {
             local,
             peer,
             unflushed: false,
+            read_deadline: None,
+            write_deadline: None,
         })
     }
 
@@ -82,6 +101,23 @@ impl Conn {
     /// Returns the remote address of the connection.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Makes reads fail with `i/o timeout` once `deadline` passes (`None`: wait forever).
+    pub fn set_read_deadline(&mut self, deadline: Option<Deadline>) {
+        self.read_deadline = deadline;
+    }
+
+    /// Makes writes fail with `i/o timeout` once `deadline` passes while the host has
+    /// no room (`None`: wait forever).
+    pub fn set_write_deadline(&mut self, deadline: Option<Deadline>) {
+        self.write_deadline = deadline;
+    }
+
+    /// Sets both the read and the write deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.read_deadline = deadline;
+        self.write_deadline = deadline;
     }
 
     /// Shuts down the writing side: the peer reads end-of-file once it has everything written.
@@ -129,7 +165,11 @@ impl Read for Conn {
         let want = buf.len().min(MAX_READ) as u64;
         loop {
             match self.input.read(want) {
-                Ok(chunk) if chunk.is_empty() => self.readable.block(),
+                Ok(chunk) if chunk.is_empty() => {
+                    if !sys::wait(&self.readable, deadline::instant(self.read_deadline)) {
+                        return Err(self.error("read", Reason::Timeout).into());
+                    }
+                }
                 Ok(chunk) => {
                     let n = chunk.len().min(buf.len());
                     buf[..n].copy_from_slice(&chunk[..n]);
@@ -153,7 +193,11 @@ impl Write for Conn {
         }
         let permit = loop {
             match self.output.check_write() {
-                Ok(0) => self.writable.block(),
+                Ok(0) => {
+                    if !sys::wait(&self.writable, deadline::instant(self.write_deadline)) {
+                        return Err(self.error("write", Reason::Timeout).into());
+                    }
+                }
                 Ok(permit) => break permit,
                 Err(err) => return Err(self.stream_error("write", err).into()),
             }

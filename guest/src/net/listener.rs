@@ -6,6 +6,7 @@ use wasi::sockets::tcp::TcpSocket;
 use wasi::sockets::tcp_create_socket::create_tcp_socket;
 
 use super::addr::{EmptyHost, resolve};
+use super::deadline::{self, Deadline};
 use super::{Conn, Error, Reason};
 use crate::sys;
 
@@ -29,14 +30,15 @@ fn bind_and_listen(local: SocketAddr) -> Result<Listener, ErrorCode> {
     let network = sys::network();
     socket.start_bind(&network, sys::to_wasi(local))?;
     let ready = socket.subscribe();
-    sys::retry(&ready, || socket.finish_bind())?;
+    sys::retry(&ready, None, || socket.finish_bind())?;
     socket.start_listen()?;
-    sys::retry(&ready, || socket.finish_listen())?;
+    sys::retry(&ready, None, || socket.finish_listen())?;
     let local = sys::from_wasi(socket.local_address()?);
     Ok(Listener {
         ready,
         socket,
         local,
+        deadline: None,
     })
 }
 
@@ -47,6 +49,7 @@ pub struct Listener {
     ready: Pollable,
     socket: TcpSocket,
     local: SocketAddr,
+    deadline: Option<Deadline>,
 }
 
 impl Listener {
@@ -55,7 +58,10 @@ impl Listener {
     /// A connection its peer reset before it could be accepted is skipped, as Go skips it.
     pub fn accept(&self) -> Result<Conn, Error> {
         loop {
-            let (socket, input, output) = sys::retry(&self.ready, || self.socket.accept())
+            let (socket, input, output) =
+                sys::retry(&self.ready, deadline::instant(self.deadline), || {
+                    self.socket.accept()
+                })
                 .map_err(|code| {
                     let reason = Reason::from_code(code);
                     Error::new("accept", "tcp", Some(self.local.to_string()), reason)
@@ -65,6 +71,12 @@ impl Listener {
                 return Ok(conn);
             }
         }
+    }
+
+    /// Makes [`Listener::accept`] fail with `i/o timeout` once `deadline` passes
+    /// (`None`: wait forever).
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.deadline = deadline;
     }
 
     /// Returns the address the listener is bound to, with the real port when 0 was asked for.

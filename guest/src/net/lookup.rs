@@ -14,7 +14,9 @@ pub fn lookup_host(name: &str) -> Result<Vec<IpAddr>, Reason> {
     let stream = resolve_addresses(&sys::network(), name).map_err(failed)?;
     let ready = stream.subscribe();
     let mut ips = Vec::new();
-    while let Some(ip) = sys::retry(&ready, || stream.resolve_next_address()).map_err(failed)? {
+    while let Some(ip) =
+        sys::retry(&ready, None, || stream.resolve_next_address()).map_err(failed)?
+    {
         ips.push(sys::ip_from_wasi(ip));
     }
     if ips.is_empty() {

@@ -9,6 +9,7 @@
 
 mod addr;
 mod conn;
+mod deadline;
 mod error;
 mod listener;
 mod lookup;
@@ -16,7 +17,8 @@ mod packet_conn;
 mod udp_conn;
 
 pub use addr::split_host_port;
-pub use conn::{Conn, dial};
+pub use conn::{Conn, dial, dial_timeout};
+pub use deadline::Deadline;
 pub use error::{Error, Reason};
 pub use listener::{Listener, listen};
 pub use lookup::lookup_host;

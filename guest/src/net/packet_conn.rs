@@ -1,5 +1,4 @@
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use wasi::clocks::monotonic_clock::Instant;
 use wasi::io::poll::Pollable;
@@ -10,6 +9,7 @@ use wasi::sockets::udp::{
 use wasi::sockets::udp_create_socket::create_udp_socket;
 
 use super::addr::{EmptyHost, resolve};
+use super::deadline::{self, Deadline};
 use super::{Error, Reason};
 use crate::sys;
 
@@ -67,16 +67,22 @@ impl PacketConn {
         self.datagrams.local
     }
 
-    /// Makes receives fail with `i/o timeout` once `timeout` from now has passed
-    /// (`None`: wait forever). The socket stays usable: set a new deadline and go on.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_deadline = timeout.map(sys::deadline_after);
+    /// Makes receives fail with `i/o timeout` once `deadline` passes (`None`: wait
+    /// forever). The socket stays usable: set a later deadline and go on.
+    pub fn set_read_deadline(&mut self, deadline: Option<Deadline>) {
+        self.read_deadline = deadline::instant(deadline);
     }
 
-    /// Makes sends fail with `i/o timeout` once `timeout` from now has passed while
-    /// the host has no room (`None`: wait forever).
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_deadline = timeout.map(sys::deadline_after);
+    /// Makes sends fail with `i/o timeout` once `deadline` passes while the host has no
+    /// room (`None`: wait forever).
+    pub fn set_write_deadline(&mut self, deadline: Option<Deadline>) {
+        self.write_deadline = deadline::instant(deadline);
+    }
+
+    /// Sets both the read and the write deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.set_read_deadline(deadline);
+        self.set_write_deadline(deadline);
     }
 }
 
@@ -99,7 +105,7 @@ impl Datagrams {
         let socket = create_udp_socket(sys::family(&local))?;
         socket.start_bind(&sys::network(), sys::to_wasi(local))?;
         let bound = socket.subscribe();
-        sys::retry(&bound, || socket.finish_bind())?;
+        sys::retry(&bound, None, || socket.finish_bind())?;
         drop(bound);
         let (incoming, outgoing) = socket.stream(remote.map(sys::to_wasi))?;
         let local = sys::from_wasi(socket.local_address()?);

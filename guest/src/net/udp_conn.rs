@@ -1,12 +1,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use wasi::clocks::monotonic_clock::Instant;
 
 use super::addr::{EmptyHost, resolve};
+use super::deadline::{self, Deadline};
 use super::packet_conn::Datagrams;
 use super::{Error, Reason};
-use crate::sys;
 
 /// Opens a UDP socket connected to `addr` (`1.2.3.4:53`, `[::1]:53` or `name:53`): it
 /// sends only there and receives only from there. A name's first address is used.
@@ -68,16 +67,22 @@ impl UdpConn {
         self.datagrams.peer().unwrap_or(self.remote)
     }
 
-    /// Makes receives fail with `i/o timeout` once `timeout` from now has passed
-    /// (`None`: wait forever). The socket stays usable: set a new deadline and go on.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_deadline = timeout.map(sys::deadline_after);
+    /// Makes receives fail with `i/o timeout` once `deadline` passes (`None`: wait
+    /// forever). The socket stays usable: set a later deadline and go on.
+    pub fn set_read_deadline(&mut self, deadline: Option<Deadline>) {
+        self.read_deadline = deadline::instant(deadline);
     }
 
-    /// Makes sends fail with `i/o timeout` once `timeout` from now has passed while
-    /// the host has no room (`None`: wait forever).
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_deadline = timeout.map(sys::deadline_after);
+    /// Makes sends fail with `i/o timeout` once `deadline` passes while the host has no
+    /// room (`None`: wait forever).
+    pub fn set_write_deadline(&mut self, deadline: Option<Deadline>) {
+        self.write_deadline = deadline::instant(deadline);
+    }
+
+    /// Sets both the read and the write deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
+        self.set_read_deadline(deadline);
+        self.set_write_deadline(deadline);
     }
 
     fn error(&self, op: &'static str, reason: Reason) -> Error {
