@@ -9,6 +9,7 @@ use wasi::sockets::tcp_create_socket::create_tcp_socket;
 
 use super::addr::{EmptyHost, resolve};
 use super::deadline::{self, Deadline};
+use super::options::TcpOptions;
 use super::{Error, Reason};
 use crate::sys;
 
@@ -91,6 +92,11 @@ impl Conn {
             read_deadline: None,
             write_deadline: None,
         })
+    }
+
+    /// Returns the socket's options: keep-alive, hop limit, buffer sizes.
+    pub fn options(&self) -> TcpOptions<'_> {
+        TcpOptions(&self.socket)
     }
 
     /// Returns the local address of the connection.

@@ -7,6 +7,7 @@ use wasi::sockets::tcp_create_socket::create_tcp_socket;
 
 use super::addr::{EmptyHost, resolve};
 use super::deadline::{self, Deadline};
+use super::options::TcpOptions;
 use super::{Conn, Error, Reason};
 use crate::sys;
 
@@ -77,6 +78,12 @@ impl Listener {
     /// (`None`: wait forever).
     pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
         self.deadline = deadline;
+    }
+
+    /// Returns the socket's options: backlog, buffer sizes, keep-alive for accepted
+    /// connections, hop limit.
+    pub fn options(&self) -> TcpOptions<'_> {
+        TcpOptions(&self.socket)
     }
 
     /// Returns the address the listener is bound to, with the real port when 0 was asked for.

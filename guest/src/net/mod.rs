@@ -13,7 +13,10 @@ mod deadline;
 mod error;
 mod listener;
 mod lookup;
+mod options;
 mod packet_conn;
+#[cfg(test)]
+mod tests;
 mod udp_conn;
 
 pub use addr::split_host_port;
@@ -22,5 +25,6 @@ pub use deadline::Deadline;
 pub use error::{Error, Reason};
 pub use listener::{Listener, listen};
 pub use lookup::lookup_host;
+pub use options::{TcpOptions, UdpOptions};
 pub use packet_conn::{PacketConn, listen_packet};
 pub use udp_conn::{UdpConn, dial_udp};

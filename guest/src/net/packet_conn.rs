@@ -10,6 +10,7 @@ use wasi::sockets::udp_create_socket::create_udp_socket;
 
 use super::addr::{EmptyHost, resolve};
 use super::deadline::{self, Deadline};
+use super::options::UdpOptions;
 use super::{Error, Reason};
 use crate::sys;
 
@@ -62,6 +63,11 @@ impl PacketConn {
             })
     }
 
+    /// Returns the socket's options: hop limit, buffer sizes.
+    pub fn options(&self) -> UdpOptions<'_> {
+        UdpOptions(&self.datagrams.socket)
+    }
+
     /// Returns the address the socket is bound to, with the real port when 0 was asked for.
     pub fn local_addr(&self) -> SocketAddr {
         self.datagrams.local
@@ -95,7 +101,7 @@ pub(crate) struct Datagrams {
     writable: Pollable,
     incoming: IncomingDatagramStream,
     outgoing: OutgoingDatagramStream,
-    socket: UdpSocket,
+    pub(crate) socket: UdpSocket,
     pub(crate) local: SocketAddr,
 }
 

@@ -4,6 +4,7 @@ use wasi::clocks::monotonic_clock::Instant;
 
 use super::addr::{EmptyHost, resolve};
 use super::deadline::{self, Deadline};
+use super::options::UdpOptions;
 use super::packet_conn::Datagrams;
 use super::{Error, Reason};
 
@@ -55,6 +56,11 @@ impl UdpConn {
             .recv(buf, self.read_deadline)
             .map(|(n, _)| n)
             .map_err(|reason| self.error("read", reason))
+    }
+
+    /// Returns the socket's options: hop limit, buffer sizes.
+    pub fn options(&self) -> UdpOptions<'_> {
+        UdpOptions(&self.datagrams.socket)
     }
 
     /// Returns the local address, with the port the host chose.
