@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::net::TcpListener;
 
-use crate::common::{Process, TIMEOUT, serve_on, sockbox, start};
+use crate::common::{Process, TIMEOUT, loopbacks, serve_on, sockbox, start};
 use anyhow::{Result, ensure};
 use sockbox_host::Policy;
 use sockbox_host::policy::{DecidedBy, Decision, Subject, UseKind};
@@ -12,36 +12,38 @@ use sockbox_host::policy::{DecidedBy, Decision, Subject, UseKind};
 /// A connect to a port no rule allows fails with `access denied`, and no connection reaches the listener.
 #[test]
 fn connect_outside_the_rules_is_denied() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let other_port = if addr.port() == 65535 {
-        1
-    } else {
-        addr.port() + 1
-    };
-    let policy = Policy::deny_all().allow(&format!("tcp://127.0.0.1:{other_port}"))?;
-    let client = start(policy, &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
-    assert_eq!(client.status.code(), 1, "{client}");
-    assert_eq!(
-        client.stderr,
-        format!("Error: dial tcp {addr}: access denied\n")
-    );
-    assert_eq!(client.stdout, "");
-    assert_eq!(
-        client.denials,
-        [Decision {
-            use_kind: UseKind::TcpConnect,
-            subject: Subject::Addr(addr),
-            allowed: false,
-            by: DecidedBy::DefaultDeny,
-        }]
-    );
-    let accepted = listener.accept();
-    ensure!(
-        matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
-        "the listener saw a connection: {accepted:?}"
-    );
+    for host in loopbacks() {
+        let listener = TcpListener::bind(format!("{host}:0"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let other_port = if addr.port() == 65535 {
+            1
+        } else {
+            addr.port() + 1
+        };
+        let policy = Policy::deny_all().allow(&format!("tcp://{host}:{other_port}"))?;
+        let client = start(policy, &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+        assert_eq!(client.status.code(), 1, "{client}");
+        assert_eq!(
+            client.stderr,
+            format!("Error: dial tcp {addr}: access denied\n")
+        );
+        assert_eq!(client.stdout, "");
+        assert_eq!(
+            client.denials,
+            [Decision {
+                use_kind: UseKind::TcpConnect,
+                subject: Subject::Addr(addr),
+                allowed: false,
+                by: DecidedBy::DefaultDeny,
+            }]
+        );
+        let accepted = listener.accept();
+        ensure!(
+            matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
+            "the listener saw a connection: {accepted:?}"
+        );
+    }
     Ok(())
 }
 

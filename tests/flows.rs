@@ -86,16 +86,18 @@ fn dial_by_name() -> Result<()> {
 /// `echo --count 2` serves two connections one after another, then exits 0.
 #[test]
 fn echo_serves_count_connections_then_exits() -> Result<()> {
-    let server = start(
-        serve_on("127.0.0.1"),
-        &["echo", "127.0.0.1:0", "--count", "2"],
-    )?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    for message in [&b"first"[..], b"second"] {
-        assert_eq!(echo_round_trip(addr, message)?, message);
+    for host in loopbacks() {
+        let server = start(
+            serve_on(host),
+            &["echo", &format!("{host}:0"), "--count", "2"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        for message in [&b"first"[..], b"second"] {
+            assert_eq!(echo_round_trip(addr, message)?, message);
+        }
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
     }
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
     Ok(())
 }
 
@@ -186,14 +188,16 @@ fn run_cli_inherit_network_dials_anywhere() -> Result<()> {
 /// Stopping a serving guest closes its listener: the port refuses new connections.
 #[test]
 fn stopped_guest_closes_its_sockets() -> Result<()> {
-    let server = start(serve_on("127.0.0.1"), &["echo", "127.0.0.1:0"])?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    assert_eq!(echo_round_trip(addr, b"still here")?, b"still here");
-    server.stop();
-    let refused = TcpStream::connect(addr);
-    ensure!(
-        matches!(&refused, Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused),
-        "the stopped guest's port still answers: {refused:?}"
-    );
+    for host in loopbacks() {
+        let server = start(serve_on(host), &["echo", &format!("{host}:0")])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        assert_eq!(echo_round_trip(addr, b"still here")?, b"still here");
+        server.stop();
+        let refused = TcpStream::connect(addr);
+        ensure!(
+            matches!(&refused, Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused),
+            "the stopped guest's port still answers: {refused:?}"
+        );
+    }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::common::{Process, TIMEOUT, connect_to, in_ci, serve_on, start};
+use crate::common::{Process, TIMEOUT, connect_to, in_ci, loopbacks, serve_on, start};
 
 /// The Go client and server, built once; `None` (a skip) where Go is missing outside CI.
 static GO_PROGRAMS: LazyLock<Result<Option<(PathBuf, PathBuf)>, String>> =
@@ -53,43 +53,47 @@ fn go_programs() -> Result<Option<&'static (PathBuf, PathBuf)>> {
 /// Go's classic server and the guest's `dial` exchange `Hello, World!` both ways.
 #[test]
 fn go_server_and_guest_client() -> Result<()> {
-    let Some((_, go_server)) = go_programs()? else {
-        return Ok(());
-    };
-    let mut command = Command::new(go_server);
-    command.arg("127.0.0.1:0");
-    let server = Process::spawn(command)?;
-    let addr = server.listening_addr()?;
-    let client = start(connect_to(addr), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
-    let server = server.wait()?;
-    ensure!(client.status.success(), "guest client: {client}");
-    ensure!(server.code()? == 0, "Go server: {server}");
-    assert_eq!(client.stdout, "Received: Hello, World!\n");
-    assert_eq!(
-        server.stdout,
-        format!("listening on {addr}\nReceived: Hello, World!\n")
-    );
+    for host in loopbacks() {
+        let Some((_, go_server)) = go_programs()? else {
+            return Ok(());
+        };
+        let mut command = Command::new(go_server);
+        command.arg(format!("{host}:0"));
+        let server = Process::spawn(command)?;
+        let addr = server.listening_addr()?;
+        let client = start(connect_to(addr), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+        let server = server.wait()?;
+        ensure!(client.status.success(), "guest client: {client}");
+        ensure!(server.code()? == 0, "Go server: {server}");
+        assert_eq!(client.stdout, "Received: Hello, World!\n");
+        assert_eq!(
+            server.stdout,
+            format!("listening on {addr}\nReceived: Hello, World!\n")
+        );
+    }
     Ok(())
 }
 
 /// The guest's `listen` and Go's classic client exchange `Hello, World!` both ways.
 #[test]
 fn guest_server_and_go_client() -> Result<()> {
-    let Some((go_client, _)) = go_programs()? else {
-        return Ok(());
-    };
-    let server = start(serve_on("127.0.0.1"), &["listen", "127.0.0.1:0"])?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let mut command = Command::new(go_client);
-    command.arg(addr.to_string());
-    let client = Process::run(command)?;
-    let server = server.wait(TIMEOUT)?;
-    ensure!(client.code()? == 0, "Go client: {client}");
-    ensure!(server.status.success(), "guest server: {server}");
-    assert_eq!(client.stdout, "Received: Hello, World!\n");
-    assert_eq!(
-        server.stdout,
-        format!("listening on {addr}\nReceived: Hello, World!\n")
-    );
+    for host in loopbacks() {
+        let Some((go_client, _)) = go_programs()? else {
+            return Ok(());
+        };
+        let server = start(serve_on(host), &["listen", &format!("{host}:0")])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let mut command = Command::new(go_client);
+        command.arg(addr.to_string());
+        let client = Process::run(command)?;
+        let server = server.wait(TIMEOUT)?;
+        ensure!(client.code()? == 0, "Go client: {client}");
+        ensure!(server.status.success(), "guest server: {server}");
+        assert_eq!(client.stdout, "Received: Hello, World!\n");
+        assert_eq!(
+            server.stdout,
+            format!("listening on {addr}\nReceived: Hello, World!\n")
+        );
+    }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use crate::common::{TIMEOUT, echo_round_trip, serve_on, start};
+use crate::common::{TIMEOUT, echo_round_trip, loopbacks, serve_on, start};
 use anyhow::{Result, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -12,80 +12,86 @@ use rand::{Rng as _, RngExt as _, SeedableRng as _};
 /// 8 MiB of random bytes written in uneven chunks come back from `echo` identical, in order.
 #[test]
 fn eight_mib_random_through_echo() -> Result<()> {
-    let mut rng = StdRng::seed_from_u64(0x50c6b0c5);
-    let mut payload = vec![0; 8 << 20];
-    rng.fill_bytes(&mut payload);
-    let chunks: Vec<usize> = std::iter::repeat_with(|| rng.random_range(1..=70_000))
-        .take(1000)
-        .collect();
+    for host in loopbacks() {
+        let mut rng = StdRng::seed_from_u64(0x50c6b0c5);
+        let mut payload = vec![0; 8 << 20];
+        rng.fill_bytes(&mut payload);
+        let chunks: Vec<usize> = std::iter::repeat_with(|| rng.random_range(1..=70_000))
+            .take(1000)
+            .collect();
 
-    let server = start(
-        serve_on("127.0.0.1"),
-        &["echo", "127.0.0.1:0", "--count", "1"],
-    )?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(TIMEOUT))?;
-    let mut writer = conn.try_clone()?;
-    let sent = payload.clone();
-    let sending = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut rest = &sent[..];
-        for size in chunks.iter().cycle() {
-            if rest.is_empty() {
-                break;
+        let server = start(
+            serve_on(host),
+            &["echo", &format!("{host}:0"), "--count", "1"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let conn = TcpStream::connect(addr)?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        let mut writer = conn.try_clone()?;
+        let sent = payload.clone();
+        let sending = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut rest = &sent[..];
+            for size in chunks.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+                writer.write_all(chunk)?;
+                rest = tail;
             }
-            let (chunk, tail) = rest.split_at((*size).min(rest.len()));
-            writer.write_all(chunk)?;
-            rest = tail;
-        }
-        writer.shutdown(Shutdown::Write)
-    });
-    let mut echoed = Vec::with_capacity(payload.len());
-    (&conn).read_to_end(&mut echoed)?;
-    sending.join().expect("the sender does not panic")?;
+            writer.shutdown(Shutdown::Write)
+        });
+        let mut echoed = Vec::with_capacity(payload.len());
+        (&conn).read_to_end(&mut echoed)?;
+        sending.join().expect("the sender does not panic")?;
 
-    assert_eq!(echoed.len(), payload.len(), "echoed length");
-    let first_difference = echoed.iter().zip(&payload).position(|(a, b)| a != b);
-    assert_eq!(first_difference, None, "echoed bytes differ");
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
+        assert_eq!(echoed.len(), payload.len(), "echoed length");
+        let first_difference = echoed.iter().zip(&payload).position(|(a, b)| a != b);
+        assert_eq!(first_difference, None, "echoed bytes differ");
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+    }
     Ok(())
 }
 
 /// A client that half-closes first still receives everything echoed after its FIN.
 #[test]
 fn half_closed_client_still_receives() -> Result<()> {
-    let server = start(
-        serve_on("127.0.0.1"),
-        &["echo", "127.0.0.1:0", "--count", "1"],
-    )?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let message = vec![b'x'; 300_000];
-    let echoed = echo_round_trip(addr, &message)?;
-    assert_eq!(echoed.len(), message.len());
-    assert!(echoed == message);
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
+    for host in loopbacks() {
+        let server = start(
+            serve_on(host),
+            &["echo", &format!("{host}:0"), "--count", "1"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let message = vec![b'x'; 300_000];
+        let echoed = echo_round_trip(addr, &message)?;
+        assert_eq!(echoed.len(), message.len());
+        assert!(echoed == message);
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+    }
     Ok(())
 }
 
 /// The guest's `dial` half-closes after sending, and still reads a reply the peer sends afterwards.
 #[test]
 fn guest_half_close_then_reads_reply() -> Result<()> {
-    let server = start(
-        serve_on("127.0.0.1"),
-        &["echo", "127.0.0.1:0", "--count", "1"],
-    )?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let client = start(
-        crate::common::connect_to(addr),
-        &["dial", &addr.to_string(), "round trip"],
-    )?;
-    let client = client.wait(TIMEOUT)?;
-    ensure!(client.status.success(), "{client}");
-    assert_eq!(client.stdout, "Received: round trip\n");
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
+    for host in loopbacks() {
+        let server = start(
+            serve_on(host),
+            &["echo", &format!("{host}:0"), "--count", "1"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let client = start(
+            crate::common::connect_to(addr),
+            &["dial", &addr.to_string(), "round trip"],
+        )?;
+        let client = client.wait(TIMEOUT)?;
+        ensure!(client.status.success(), "{client}");
+        assert_eq!(client.stdout, "Received: round trip\n");
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+    }
     Ok(())
 }
 
@@ -93,29 +99,31 @@ fn guest_half_close_then_reads_reply() -> Result<()> {
 /// in Go's words, and the next connection is served.
 #[test]
 fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
-    let server = start(
-        serve_on("127.0.0.1"),
-        &["echo", "127.0.0.1:0", "--count", "2"],
-    )?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let mut rude = TcpStream::connect(addr)?;
-    rude.set_read_timeout(Some(TIMEOUT))?;
-    // One echo back proves the guest has accepted this connection and reads from it.
-    rude.write_all(b"x")?;
-    let mut first = [0; 1];
-    rude.read_exact(&mut first)?;
-    // Closing with a zero linger sends RST instead of FIN.
-    socket2::SockRef::from(&rude).set_linger(Some(std::time::Duration::ZERO))?;
-    drop(rude);
-    assert_eq!(echo_round_trip(addr, b"polite")?, b"polite");
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
-    let lines: Vec<&str> = server.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{server}");
-    assert!(
-        lines[0].starts_with(&format!("Error: read tcp {addr}->127.0.0.1:"))
-            && lines[0].ends_with(": connection reset by peer"),
-        "{server}"
-    );
+    for host in loopbacks() {
+        let server = start(
+            serve_on(host),
+            &["echo", &format!("{host}:0"), "--count", "2"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let mut rude = TcpStream::connect(addr)?;
+        rude.set_read_timeout(Some(TIMEOUT))?;
+        // One echo back proves the guest has accepted this connection and reads from it.
+        rude.write_all(b"x")?;
+        let mut first = [0; 1];
+        rude.read_exact(&mut first)?;
+        // Closing with a zero linger sends RST instead of FIN.
+        socket2::SockRef::from(&rude).set_linger(Some(std::time::Duration::ZERO))?;
+        drop(rude);
+        assert_eq!(echo_round_trip(addr, b"polite")?, b"polite");
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+        let lines: Vec<&str> = server.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{server}");
+        assert!(
+            lines[0].starts_with(&format!("Error: read tcp {addr}->{host}:"))
+                && lines[0].ends_with(": connection reset by peer"),
+            "{server}"
+        );
+    }
     Ok(())
 }
