@@ -6,12 +6,13 @@ use std::net::{SocketAddr, UdpSocket};
 use anyhow::{Result, ensure};
 use sockbox_host::Policy;
 
-use crate::common::{TIMEOUT, start};
+use crate::common::{TIMEOUT, loopbacks, start};
 
-/// A policy that lets a guest receive on `127.0.0.1`, any port (and reply to senders).
+/// A policy that lets a guest receive on `127.0.0.1` and `[::1]`, any port (and reply
+/// to senders).
 fn udp_server() -> Policy {
     Policy::deny_all()
-        .allow_listen("udp://127.0.0.1:*")
+        .allow_listen("udp://{127.0.0.1,[::1]}:*")
         .expect("a valid rule")
 }
 
@@ -29,26 +30,32 @@ fn native_socket() -> Result<UdpSocket> {
     Ok(socket)
 }
 
-/// `udp-send` in one instance, `udp-echo` in another: the message comes back.
+/// `udp-send` in one instance, `udp-echo` in another, on each loopback: the message
+/// comes back.
 #[test]
 fn guest_to_guest_round_trip() -> Result<()> {
-    let server = start(udp_server(), &["udp-echo", "127.0.0.1:0", "--count", "1"])?;
-    let addr = server.listening_addr(TIMEOUT)?;
-    let client = start(
-        udp_client(addr),
-        &[
-            "udp-send",
-            &addr.to_string(),
-            "over udp",
-            "--timeout",
-            "10s",
-        ],
-    )?
-    .wait(TIMEOUT)?;
-    ensure!(client.status.success(), "{client}");
-    assert_eq!(client.stdout, "Received: over udp\n");
-    let server = server.wait(TIMEOUT)?;
-    ensure!(server.status.success(), "{server}");
+    for host in loopbacks() {
+        let server = start(
+            udp_server(),
+            &["udp-echo", &format!("{host}:0"), "--count", "1"],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let client = start(
+            udp_client(addr),
+            &[
+                "udp-send",
+                &addr.to_string(),
+                "over udp",
+                "--timeout",
+                "10s",
+            ],
+        )?
+        .wait(TIMEOUT)?;
+        ensure!(client.status.success(), "{host}: {client}");
+        assert_eq!(client.stdout, "Received: over udp\n");
+        let server = server.wait(TIMEOUT)?;
+        ensure!(server.status.success(), "{server}");
+    }
     Ok(())
 }
 
