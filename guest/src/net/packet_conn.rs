@@ -1,6 +1,5 @@
 use std::net::SocketAddr;
 
-use wasi::clocks::monotonic_clock::Instant;
 use wasi::io::poll::Pollable;
 use wasi::sockets::network::ErrorCode;
 use wasi::sockets::udp::{
@@ -28,11 +27,7 @@ pub fn listen_packet(addr: &str) -> Result<PacketConn, Error> {
         )
     };
     let datagrams = Datagrams::bind(local, None).map_err(fail)?;
-    Ok(PacketConn {
-        datagrams,
-        read_deadline: None,
-        write_deadline: None,
-    })
+    Ok(PacketConn { datagrams })
 }
 
 /// A UDP socket that sends to and receives from any peer: Go's `net.PacketConn`.
@@ -41,26 +36,22 @@ pub fn listen_packet(addr: &str) -> Result<PacketConn, Error> {
 #[derive(Debug)]
 pub struct PacketConn {
     datagrams: Datagrams,
-    read_deadline: Option<Instant>,
-    write_deadline: Option<Instant>,
 }
 
 impl PacketConn {
     /// Sends `buf` as one datagram to `addr`.
     pub fn send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<usize, Error> {
         self.datagrams
-            .send(buf, Some(addr), self.write_deadline)
+            .send(buf, Some(addr))
             .map_err(|reason| Error::new("write", "udp", Some(addr.to_string()), reason))
     }
 
     /// Receives one datagram into `buf` and returns its length and sender. A datagram
     /// longer than `buf` is cut to fit, as Go cuts it.
     pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), Error> {
-        self.datagrams
-            .recv(buf, self.read_deadline)
-            .map_err(|reason| {
-                Error::new("read", "udp", Some(self.local_addr().to_string()), reason)
-            })
+        self.datagrams.recv(buf).map_err(|reason| {
+            Error::new("read", "udp", Some(self.local_addr().to_string()), reason)
+        })
     }
 
     /// Returns the socket's options: hop limit, buffer sizes.
@@ -76,13 +67,13 @@ impl PacketConn {
     /// Makes receives fail with `i/o timeout` once `deadline` passes (`None`: wait
     /// forever). The socket stays usable: set a later deadline and go on.
     pub fn set_read_deadline(&mut self, deadline: Option<Deadline>) {
-        self.read_deadline = deadline::instant(deadline);
+        self.datagrams.read_deadline = deadline;
     }
 
     /// Makes sends fail with `i/o timeout` once `deadline` passes while the host has no
     /// room (`None`: wait forever).
     pub fn set_write_deadline(&mut self, deadline: Option<Deadline>) {
-        self.write_deadline = deadline::instant(deadline);
+        self.datagrams.write_deadline = deadline;
     }
 
     /// Sets both the read and the write deadline.
@@ -103,6 +94,9 @@ pub(crate) struct Datagrams {
     outgoing: OutgoingDatagramStream,
     pub(crate) socket: UdpSocket,
     pub(crate) local: SocketAddr,
+    /// When receives and sends give up with `i/o timeout`.
+    pub(crate) read_deadline: Option<Deadline>,
+    pub(crate) write_deadline: Option<Deadline>,
 }
 
 impl Datagrams {
@@ -122,6 +116,8 @@ impl Datagrams {
             outgoing,
             socket,
             local,
+            read_deadline: None,
+            write_deadline: None,
         })
     }
 
@@ -131,12 +127,8 @@ impl Datagrams {
     }
 
     /// Sends `buf` as one datagram, to `to` or to the connected peer.
-    pub(crate) fn send(
-        &self,
-        buf: &[u8],
-        to: Option<SocketAddr>,
-        deadline: Option<Instant>,
-    ) -> Result<usize, Reason> {
+    pub(crate) fn send(&self, buf: &[u8], to: Option<SocketAddr>) -> Result<usize, Reason> {
+        let deadline = deadline::instant(self.write_deadline);
         // `check-send` says how many datagrams the host takes now; 0 means wait.
         loop {
             match self.outgoing.check_send().map_err(Reason::from_code)? {
@@ -156,11 +148,8 @@ impl Datagrams {
     }
 
     /// Receives one datagram into `buf`; returns its length (cut to `buf`) and sender.
-    pub(crate) fn recv(
-        &self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> Result<(usize, SocketAddr), Reason> {
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), Reason> {
+        let deadline = deadline::instant(self.read_deadline);
         loop {
             let mut datagrams = self.incoming.receive(1).map_err(Reason::from_code)?;
             if let Some(datagram) = datagrams.pop() {

@@ -1,9 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use wasi::clocks::monotonic_clock::Instant;
-
 use super::addr::{EmptyHost, resolve};
-use super::deadline::{self, Deadline};
+use super::deadline::Deadline;
 use super::options::UdpOptions;
 use super::packet_conn::Datagrams;
 use super::{Error, Reason};
@@ -25,12 +23,7 @@ pub fn dial_udp(addr: &str) -> Result<UdpConn, Error> {
                 Reason::from_code(code),
             )
         })?;
-    Ok(UdpConn {
-        datagrams,
-        remote,
-        read_deadline: None,
-        write_deadline: None,
-    })
+    Ok(UdpConn { datagrams, remote })
 }
 
 /// A connected UDP socket: Go's `net.UDPConn` from `net.Dial("udp", …)`.
@@ -38,22 +31,20 @@ pub fn dial_udp(addr: &str) -> Result<UdpConn, Error> {
 pub struct UdpConn {
     datagrams: Datagrams,
     remote: SocketAddr,
-    read_deadline: Option<Instant>,
-    write_deadline: Option<Instant>,
 }
 
 impl UdpConn {
     /// Sends `buf` as one datagram to the peer.
     pub fn send(&self, buf: &[u8]) -> Result<usize, Error> {
         self.datagrams
-            .send(buf, None, self.write_deadline)
+            .send(buf, None)
             .map_err(|reason| self.error("write", reason))
     }
 
     /// Receives one datagram from the peer into `buf` (cut to fit) and returns its length.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
         self.datagrams
-            .recv(buf, self.read_deadline)
+            .recv(buf)
             .map(|(n, _)| n)
             .map_err(|reason| self.error("read", reason))
     }
@@ -76,13 +67,13 @@ impl UdpConn {
     /// Makes receives fail with `i/o timeout` once `deadline` passes (`None`: wait
     /// forever). The socket stays usable: set a later deadline and go on.
     pub fn set_read_deadline(&mut self, deadline: Option<Deadline>) {
-        self.read_deadline = deadline::instant(deadline);
+        self.datagrams.read_deadline = deadline;
     }
 
     /// Makes sends fail with `i/o timeout` once `deadline` passes while the host has no
     /// room (`None`: wait forever).
     pub fn set_write_deadline(&mut self, deadline: Option<Deadline>) {
-        self.write_deadline = deadline::instant(deadline);
+        self.datagrams.write_deadline = deadline;
     }
 
     /// Sets both the read and the write deadline.
