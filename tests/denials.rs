@@ -1,11 +1,10 @@
 //! What the policy refuses never happens: the guest sees `access denied` in Go's words,
 //! exits 1, the peer sees nothing, and sockbox names the refused use.
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
-
-use crate::common::{Process, TIMEOUT, loopbacks, serve_on, sockbox, start};
-use anyhow::{Result, ensure};
+use crate::common::{
+    Process, TIMEOUT, assert_untouched, loopbacks, serve_on, sockbox, start, watched_listener,
+};
+use anyhow::Result;
 use sockbox_host::Policy;
 use sockbox_host::policy::{DecidedBy, Decision, Subject, UseKind};
 
@@ -13,8 +12,7 @@ use sockbox_host::policy::{DecidedBy, Decision, Subject, UseKind};
 #[test]
 fn connect_outside_the_rules_is_denied() -> Result<()> {
     for host in loopbacks() {
-        let listener = TcpListener::bind(format!("{host}:0"))?;
-        listener.set_nonblocking(true)?;
+        let listener = watched_listener(host)?;
         let addr = listener.local_addr()?;
         let other_port = if addr.port() == 65535 {
             1
@@ -38,11 +36,7 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
                 by: DecidedBy::DefaultDeny,
             }]
         );
-        let accepted = listener.accept();
-        ensure!(
-            matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
-            "the listener saw a connection: {accepted:?}"
-        );
+        assert_untouched(&listener)?;
     }
     Ok(())
 }
@@ -50,8 +44,7 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
 /// With no rule at all the guest has no network: TCP itself is off.
 #[test]
 fn no_rules_means_no_network() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
+    let listener = watched_listener("127.0.0.1")?;
     let addr = listener.local_addr()?;
     let client = start(Policy::deny_all(), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
     assert_eq!(client.status.code(), 1, "{client}");
@@ -59,8 +52,7 @@ fn no_rules_means_no_network() -> Result<()> {
         client.stderr,
         format!("Error: dial tcp {addr}: access denied\n")
     );
-    ensure!(listener.accept().is_err(), "the listener saw a connection");
-    Ok(())
+    assert_untouched(&listener)
 }
 
 /// Listening where no listen rule covers the address fails with `listen tcp …: access denied`
@@ -86,8 +78,7 @@ fn listen_outside_the_rules_is_denied() -> Result<()> {
 /// `sockbox run` prints one line naming the denied use, and exits with the guest's status 1.
 #[test]
 fn cli_names_the_denied_use() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
+    let listener = watched_listener("127.0.0.1")?;
     let addr = listener.local_addr()?;
     let mut run = sockbox();
     run.args([
@@ -107,6 +98,5 @@ fn cli_names_the_denied_use() -> Result<()> {
              Error: dial tcp {addr}: access denied\n"
         )
     );
-    ensure!(listener.accept().is_err(), "the listener saw a connection");
-    Ok(())
+    assert_untouched(&listener)
 }

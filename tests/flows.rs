@@ -5,7 +5,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
 use crate::common::{
-    Process, TIMEOUT, answer_once, connect_to, echo_round_trip, loopbacks, serve_on, sockbox, start,
+    Process, TIMEOUT, answer_once, connect_to, echo_round_trip, echo_server, loopbacks, serve_on,
+    sockbox, start,
 };
 use anyhow::{Context as _, Result, ensure};
 use sockbox_host::Policy;
@@ -87,11 +88,7 @@ fn dial_by_name() -> Result<()> {
 #[test]
 fn echo_serves_count_connections_then_exits() -> Result<()> {
     for host in loopbacks() {
-        let server = start(
-            serve_on(host),
-            &["echo", &format!("{host}:0"), "--count", "2"],
-        )?;
-        let addr = server.listening_addr(TIMEOUT)?;
+        let (server, addr) = echo_server(host, 2)?;
         for message in [&b"first"[..], b"second"] {
             assert_eq!(echo_round_trip(addr, message)?, message);
         }

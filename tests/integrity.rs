@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use crate::common::{TIMEOUT, echo_round_trip, loopbacks, serve_on, start};
+use crate::common::{TIMEOUT, echo_round_trip, echo_server, loopbacks, start};
 use anyhow::{Result, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -20,11 +20,7 @@ fn eight_mib_random_through_echo() -> Result<()> {
             .take(1000)
             .collect();
 
-        let server = start(
-            serve_on(host),
-            &["echo", &format!("{host}:0"), "--count", "1"],
-        )?;
-        let addr = server.listening_addr(TIMEOUT)?;
+        let (server, addr) = echo_server(host, 1)?;
         let conn = TcpStream::connect(addr)?;
         conn.set_read_timeout(Some(TIMEOUT))?;
         let mut writer = conn.try_clone()?;
@@ -58,11 +54,7 @@ fn eight_mib_random_through_echo() -> Result<()> {
 #[test]
 fn half_closed_client_still_receives() -> Result<()> {
     for host in loopbacks() {
-        let server = start(
-            serve_on(host),
-            &["echo", &format!("{host}:0"), "--count", "1"],
-        )?;
-        let addr = server.listening_addr(TIMEOUT)?;
+        let (server, addr) = echo_server(host, 1)?;
         let message = vec![b'x'; 300_000];
         let echoed = echo_round_trip(addr, &message)?;
         assert_eq!(echoed.len(), message.len());
@@ -77,11 +69,7 @@ fn half_closed_client_still_receives() -> Result<()> {
 #[test]
 fn guest_half_close_then_reads_reply() -> Result<()> {
     for host in loopbacks() {
-        let server = start(
-            serve_on(host),
-            &["echo", &format!("{host}:0"), "--count", "1"],
-        )?;
-        let addr = server.listening_addr(TIMEOUT)?;
+        let (server, addr) = echo_server(host, 1)?;
         let client = start(
             crate::common::connect_to(addr),
             &["dial", &addr.to_string(), "round trip"],
@@ -100,11 +88,7 @@ fn guest_half_close_then_reads_reply() -> Result<()> {
 #[test]
 fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
     for host in loopbacks() {
-        let server = start(
-            serve_on(host),
-            &["echo", &format!("{host}:0"), "--count", "2"],
-        )?;
-        let addr = server.listening_addr(TIMEOUT)?;
+        let (server, addr) = echo_server(host, 2)?;
         let mut rude = TcpStream::connect(addr)?;
         rude.set_read_timeout(Some(TIMEOUT))?;
         // One echo back proves the guest has accepted this connection and reads from it.

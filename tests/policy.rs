@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
-use crate::common::{Process, TIMEOUT, sockbox};
+use crate::common::{Process, TIMEOUT, assert_untouched, sockbox, watched_listener};
 
 /// Runs `sockbox run ARGS -- GUEST` with an audit file; returns how it ended and the
 /// audit lines, each as `USE SUBJECT VERDICT [DIRECTION] RULE`.
@@ -82,23 +82,6 @@ fn pong_server(limit: usize) -> Result<SocketAddr> {
     Ok(addr)
 }
 
-/// A listener that must never see a connection; checked by [`assert_untouched`].
-fn watched_listener() -> Result<TcpListener> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-fn assert_untouched(listener: &TcpListener) -> Result<()> {
-    let accepted = listener.accept();
-    ensure!(
-        matches!(&accepted, Err(err) if err.kind() == ErrorKind::WouldBlock),
-        "a denied connect reached {:?}: {accepted:?}",
-        listener.local_addr()
-    );
-    Ok(())
-}
-
 /// The audit lines `dial NAME:PORT` gives when the lookup is allowed by `lookup_rule`
 /// and each address NAME resolves to (in resolver order, as the guest tries them) is
 /// judged by `verdict(addr)` until one connects (`connects(addr)`).
@@ -138,8 +121,8 @@ type Case = (Vec<String>, i32, String, String, Vec<String>);
 fn attempts_match_the_policy_matrix() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let open = pong_server(3)?;
-    let denied = watched_listener()?;
-    let uncovered = watched_listener()?;
+    let denied = watched_listener("127.0.0.1")?;
+    let uncovered = watched_listener("127.0.0.1")?;
     let (a, b, c) = (
         open.port(),
         denied.local_addr()?.port(),
@@ -416,7 +399,7 @@ fn denials_without_audit_go_to_stderr_once() -> Result<()> {
 /// address directly, without the lookup, is denied.
 #[test]
 fn a_name_rule_does_not_allow_the_address_without_a_lookup() -> Result<()> {
-    let listener = watched_listener()?;
+    let listener = watched_listener("127.0.0.1")?;
     let addr = listener.local_addr()?;
     let mut command = sockbox();
     command.args([

@@ -34,6 +34,17 @@ pub fn start(policy: Policy, args: &[&str]) -> Result<Guest> {
     HARNESS.start(&GUEST, policy, args.iter().copied())
 }
 
+/// Starts `echo` on `host` (`127.0.0.1` or `[::1]`), port 0, for `count` connections,
+/// and returns it with the address it printed.
+pub fn echo_server(host: &str, count: u32) -> Result<(Guest, SocketAddr)> {
+    let server = start(
+        serve_on(host),
+        &["echo", &format!("{host}:0"), "--count", &count.to_string()],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    Ok((server, addr))
+}
+
 /// A policy that lets a guest serve on `host` (`127.0.0.1` or `[::1]`), any port.
 pub fn serve_on(host: &str) -> Policy {
     Policy::deny_all()
@@ -270,4 +281,24 @@ pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<TcpStr
         Ok(accepted) => Ok(accepted?.0),
         Err(_) => bail!("no connection arrived within {timeout:?}"),
     }
+}
+
+/// A nonblocking listener on `host` (`127.0.0.1`, `[::1]`), port 0, that must never see
+/// a connection: checked by [`assert_untouched`].
+pub fn watched_listener(host: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(format!("{host}:0"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Fails if a connection reached `listener` (a [`watched_listener`]).
+pub fn assert_untouched(listener: &TcpListener) -> Result<()> {
+    let accepted = listener.accept();
+    if !matches!(&accepted, Err(err) if err.kind() == std::io::ErrorKind::WouldBlock) {
+        bail!(
+            "a denied connect reached {:?}: {accepted:?}",
+            listener.local_addr()
+        );
+    }
+    Ok(())
 }
