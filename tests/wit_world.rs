@@ -1,5 +1,6 @@
 //! The built guest imports exactly the interfaces `wit/sockbox.wit`'s `guest` world
-//! declares: nothing outside the contract, nothing declared but unused.
+//! declares (nothing outside the contract, nothing declared but unused), and exports
+//! exactly what its `plugin` world does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -73,16 +74,37 @@ fn guest_imports_exactly_the_world() -> Result<()> {
     Ok(())
 }
 
-/// The world exports `wasi:cli/run`, and so does the component.
+/// The `plugin` world's exports, as fully qualified interface names.
+fn plugin_exports() -> Result<BTreeSet<String>> {
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve.push_dir(&wit).context("parse wit/")?;
+    let world = resolve.select_world(&[package], Some("plugin"))?;
+    resolve.worlds[world]
+        .exports
+        .keys()
+        .map(|key| match key {
+            WorldKey::Interface(id) => resolve.id_of(*id).context("a named interface"),
+            WorldKey::Name(name) => anyhow::bail!("the world exports a bare name: {name}"),
+        })
+        .collect()
+}
+
+/// The component exports what the `plugin` world does: `wasi:cli/run` for commands and
+/// `sockbox:net/flows` for plugin hosts, and nothing else.
 #[test]
-fn guest_exports_cli_run() -> Result<()> {
+fn guest_exports_the_plugin_world() -> Result<()> {
     let engine = wasmtime::Engine::default();
     let component = Component::new(&engine, sockbox_host::GUEST_WASM)?;
-    let exports: Vec<String> = component
+    let exports: BTreeSet<String> = component
         .component_type()
         .exports(&engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    assert_eq!(exports, ["wasi:cli/run@0.2.12"]);
+    assert_eq!(exports, plugin_exports()?);
+    assert_eq!(
+        exports.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["sockbox:net/flows@0.1.0", "wasi:cli/run@0.2.12"]
+    );
     Ok(())
 }

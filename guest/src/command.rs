@@ -7,33 +7,25 @@
 
 use std::io::{self, Read, Write};
 
-use crate::net::{self, Conn};
-use wasi::cli::{environment, exit, stderr, stdout};
-use wasi::io::streams::OutputStream;
+use crate::flows::echo_conns;
+use crate::net;
+use crate::stdio::{announce, err_line, out};
+use wasi::cli::{environment, exit};
 
-wasi::cli::command::export!(Command);
-
-/// The component's `wasi:cli/run` export.
-struct Command;
-
-impl wasi::exports::cli::run::Guest for Command {
-    fn run() -> Result<(), ()> {
-        let args = environment::get_arguments();
-        let args: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-        match run(&args) {
-            Ok(()) => Ok(()),
-            Err(Failure::Usage(why)) => {
-                let _ = print_to(
-                    &stderr::get_stderr(),
-                    format!("Error: {why}\n\n{USAGE}\n").as_bytes(),
-                );
-                exit::exit_with_code(2);
-                Err(())
-            }
-            Err(Failure::Net(err)) => {
-                let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
-                Err(())
-            }
+/// Runs the command its arguments name: the component's `wasi:cli/run`.
+pub(crate) fn main() -> Result<(), ()> {
+    let args = environment::get_arguments();
+    let args: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match run(&args) {
+        Ok(()) => Ok(()),
+        Err(Failure::Usage(why)) => {
+            err_line(&format!("Error: {why}\n\n{USAGE}"));
+            exit::exit_with_code(2);
+            Err(())
+        }
+        Err(Failure::Net(err)) => {
+            err_line(&format!("Error: {err}"));
+            Err(())
         }
     }
 }
@@ -104,10 +96,7 @@ fn run(args: &[&str]) -> Result<(), Failure> {
         ["udp-send", addr, message, "--timeout", d] => {
             udp_send(addr, message.as_bytes(), Some(parse_duration(d)?))
         }
-        ["help" | "--help" | "-h"] => Ok(print_to(
-            &stdout::get_stdout(),
-            format!("{USAGE}\n").as_bytes(),
-        )?),
+        ["help" | "--help" | "-h"] => Ok(out(format!("{USAGE}\n").as_bytes())?),
         [] => Err(Failure::Usage("no command given".into())),
         [
             cmd @ ("dial" | "listen" | "echo" | "udp-echo" | "udp-send"),
@@ -158,7 +147,7 @@ fn check_addr(op: &str, network: &str, addr: &str) -> Result<(), Failure> {
 fn lookup(name: &str) -> Result<(), Failure> {
     let ips = net::lookup_host(name).map_err(|reason| io::Error::other(reason.to_string()))?;
     let lines: String = ips.iter().map(|ip| format!("{ip}\n")).collect();
-    Ok(print_to(&stdout::get_stdout(), lines.as_bytes())?)
+    Ok(out(lines.as_bytes())?)
 }
 
 /// The classic client: send a message, half-close, print the reply. With a timeout,
@@ -182,7 +171,7 @@ fn dial(addr: &str, message: &[u8], timeout: Option<std::time::Duration>) -> Res
 fn listen(addr: &str) -> Result<(), Failure> {
     check_addr("listen", "tcp", addr)?;
     let listener = net::listen(addr)?;
-    announce(&listener)?;
+    announce(listener.local_addr())?;
     let mut conn = listener.accept()?;
     let mut buf = [0; 1024];
     let n = conn.read(&mut buf)?;
@@ -195,16 +184,8 @@ fn listen(addr: &str) -> Result<(), Failure> {
 fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
     check_addr("echo", "tcp", addr)?;
     let listener = net::listen(addr)?;
-    announce(&listener)?;
-    let mut served = 0;
-    while count.is_none_or(|count| served < count) {
-        let mut conn = listener.accept()?;
-        // One connection's failure is that connection's: report it and serve the next.
-        if let Err(err) = echo_one(&mut conn) {
-            let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
-        }
-        served += 1;
-    }
+    announce(listener.local_addr())?;
+    echo_conns(&listener, count)?;
     Ok(())
 }
 
@@ -212,14 +193,14 @@ fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
 fn udp_echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
     check_addr("listen", "udp", addr)?;
     let conn = net::listen_packet(addr)?;
-    announce_addr(conn.local_addr())?;
+    announce(conn.local_addr())?;
     let mut buf = vec![0; 64 * 1024];
     let mut served = 0;
     while count.is_none_or(|count| served < count) {
         let (n, peer) = conn.recv_from(&mut buf)?;
         // One datagram's failure is that datagram's: report it and serve the next.
         if let Err(err) = conn.send_to(&buf[..n], peer) {
-            let _ = print_to(&stderr::get_stderr(), format!("Error: {err}\n").as_bytes());
+            err_line(&format!("Error: {err}"));
         }
         served += 1;
     }
@@ -241,44 +222,10 @@ fn udp_send(
     Ok(received(&reply[..n])?)
 }
 
-fn echo_one(conn: &mut Conn) -> io::Result<()> {
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        match conn.read(&mut buf)? {
-            0 => break,
-            n => conn.write_all(&buf[..n])?,
-        }
-    }
-    conn.close_write()?;
-    Ok(())
-}
-
-fn announce(listener: &net::Listener) -> io::Result<()> {
-    announce_addr(listener.local_addr())
-}
-
-fn announce_addr(addr: std::net::SocketAddr) -> io::Result<()> {
-    print_to(
-        &stdout::get_stdout(),
-        format!("listening on {addr}\n").as_bytes(),
-    )
-}
-
 fn received(bytes: &[u8]) -> io::Result<()> {
     let mut line = Vec::with_capacity(bytes.len() + 11);
     line.extend_from_slice(b"Received: ");
     line.extend_from_slice(bytes);
     line.push(b'\n');
-    print_to(&stdout::get_stdout(), &line)
-}
-
-/// Writes `bytes` to a `wasi:cli` stream and waits until they are out.
-fn print_to(stream: &OutputStream, bytes: &[u8]) -> io::Result<()> {
-    // `blocking-write-and-flush` takes at most 4096 bytes a call.
-    for chunk in bytes.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|err| io::Error::other(format!("write output: {err:?}")))?;
-    }
-    Ok(())
+    out(&line)
 }

@@ -7,8 +7,13 @@
 //!   [`net::Listener::accept`], [`net::Conn`] as `Read + Write` — with every
 //!   `wasi:sockets` error mapped, in one place, to Go's words.
 //! - `sys`: thin blocking helpers over the raw bindings (the seed's `syscall`).
-//! - `command`: the component's `wasi:cli/run` export — `dial`, `listen` and `echo`,
-//!   whose output lines are a contract the host's tests and users parse.
+//! - `command`: the command behind the component's `wasi:cli/run` — `dial`, `listen`,
+//!   `echo` and the rest, whose output lines are a contract the host's tests and users
+//!   parse.
+//! - `flows`: the same flows as typed functions (`sockbox:net/flows`: `dial`,
+//!   `serve`), for hosts that embed the guest as a plugin.
+//! - `exports`: the bindings for the component's exports, generated from `wit/`'s
+//!   `plugin` world.
 //!
 //! The `wasi` crate's bindings are used directly, not `std::net`: driving
 //! `wasi:sockets` and its pollables explicitly is the point of this crate.
@@ -29,5 +34,15 @@
 // A unit-test build is itself a command (libtest's); it must not export a second `run`.
 #[cfg(not(test))]
 mod command;
+#[cfg(not(test))]
+#[allow(
+    unsafe_code,
+    reason = "wit-bindgen's generated export glue is the component ABI; no hand-written unsafe"
+)]
+mod exports;
+#[cfg(not(test))]
+mod flows;
 pub mod net;
+#[cfg(not(test))]
+mod stdio;
 mod sys;

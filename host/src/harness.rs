@@ -26,7 +26,6 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +36,11 @@ use tokio::task::JoinHandle;
 use wasmtime::component::Component;
 
 use crate::output::{Capture, Stdio};
-use crate::policy::{Decision, DenialLog, Policy};
-use crate::runner::{Exit, GUEST_PROGRAM, Prepared, RunOptions, Runner};
+use crate::policy::{Decision, Policy};
+use crate::runner::{Prepared, Runner};
+use crate::sandbox::{Sandbox, SandboxBuilder, SandboxError};
+
+pub use crate::sandbox::Output;
 
 /// Runs guests in the background for blocking callers: tests, CI tools, `sockbox demo`.
 #[derive(Debug)]
@@ -90,13 +92,35 @@ impl Harness {
         self.runner.prepare(&component)
     }
 
+    /// Starts building a sandbox on the harness's runner, for [`Harness::spawn`]: set
+    /// the policy, environment and limits there.
+    pub fn sandbox(&self) -> SandboxBuilder {
+        Sandbox::builder(Arc::clone(&self.runner))
+    }
+
+    /// Runs `future` to completion on the harness's runtime, from blocking code: for
+    /// plugin calls and other async sandbox work in tests.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
     /// Starts `guest` with `args` (without `argv[0]`) under `policy`, capturing its output.
     pub fn start<I, S>(&self, guest: &Prepared, policy: Policy, args: I) -> Result<Guest>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.start_with(guest, policy, args, Capture::new(), Capture::new())
+        self.spawn(self.sandbox().policy(policy), guest, args)
+    }
+
+    /// Starts `guest` with `args` in the sandbox `sandbox` describes, with its stdout
+    /// and stderr captured.
+    pub fn spawn<I, S>(&self, sandbox: SandboxBuilder, guest: &Prepared, args: I) -> Result<Guest>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spawn_with(sandbox, guest, args, Capture::new(), Capture::new())
     }
 
     /// Like [`Harness::start`], with the captures for stdout and stderr given.
@@ -112,28 +136,40 @@ impl Harness {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let args: Vec<String> = std::iter::once(GUEST_PROGRAM.to_owned())
-            .chain(args.into_iter().map(Into::into))
-            .collect();
-        let denials = Arc::new(DenialLog::default());
-        let options = RunOptions {
-            args: args.clone(),
-            policy,
-            stdout: Stdio::Capture(stdout.clone()),
-            stderr: Stdio::Capture(stderr.clone()),
-            denials: Arc::clone(&denials),
-            ..RunOptions::default()
-        };
-        let runner = Arc::clone(&self.runner);
+        self.spawn_with(self.sandbox().policy(policy), guest, args, stdout, stderr)
+    }
+
+    fn spawn_with<I, S>(
+        &self,
+        sandbox: SandboxBuilder,
+        guest: &Prepared,
+        args: I,
+        stdout: Capture,
+        stderr: Capture,
+    ) -> Result<Guest>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        if !guest.is_command() {
+            bail!("the component exports no wasi:cli/run: the harness runs commands");
+        }
+        let args: Vec<String> = args.into_iter().map(Into::into).collect();
+        let sandbox = sandbox
+            .stdout(Stdio::Capture(stdout.clone()))
+            .stderr(Stdio::Capture(stderr.clone()))
+            .build();
         let guest = guest.clone();
+        let running = sandbox.clone();
+        let command = args.clone();
         let task = self
             .handle
-            .spawn(async move { runner.run(&guest, options).await });
+            .spawn(async move { running.run_command(&guest, command).await });
         Ok(Guest {
             args,
             stdout,
             stderr,
-            denials,
+            sandbox,
             task: Some(task),
             handle: self.handle.clone(),
         })
@@ -146,8 +182,8 @@ pub struct Guest {
     args: Vec<String>,
     stdout: Capture,
     stderr: Capture,
-    denials: Arc<DenialLog>,
-    task: Option<JoinHandle<Result<Exit>>>,
+    sandbox: Sandbox,
+    task: Option<JoinHandle<Result<Output, SandboxError>>>,
     handle: Handle,
 }
 
@@ -188,19 +224,24 @@ impl Guest {
 
     /// Returns the socket uses the policy refused so far, each distinct one once.
     pub fn denials(&self) -> Vec<Decision> {
-        self.denials.denials()
+        self.sandbox.denials()
     }
 
     /// Waits for the guest to finish, at most `timeout`, and returns how it ended.
     ///
+    /// A limit that stopped it is an error whose source is the [`SandboxError`]
+    /// (`err.downcast_ref::<SandboxError>()`); every error carries the guest's output.
     /// This blocks the calling thread: call it from ordinary code, not from async code.
     pub fn wait(mut self, timeout: Duration) -> Result<Output> {
         let mut task = self.task.take().context("guest already waited for")?;
         let ended = self
             .handle
             .block_on(async { tokio::time::timeout(timeout, &mut task).await });
-        let status = match ended {
-            Ok(joined) => joined.context("guest task failed")??,
+        match ended {
+            Ok(joined) => joined.context("guest task failed")?.map_err(|err| {
+                let report = self.output_report();
+                anyhow::Error::new(err).context(format!("{} stopped\n{report}", self.describe()))
+            }),
             Err(_) => {
                 task.abort();
                 bail!(
@@ -209,13 +250,7 @@ impl Guest {
                     self.output_report()
                 );
             }
-        };
-        Ok(Output {
-            status,
-            stdout: self.stdout.text(),
-            stderr: self.stderr.text(),
-            denials: self.denials.denials(),
-        })
+        }
     }
 
     /// Stops the instance and waits until it is gone, its sockets closed.
@@ -249,28 +284,5 @@ impl Drop for Guest {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-    }
-}
-
-/// How a guest ended, and what it printed.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Its exit status.
-    pub status: Exit,
-    /// Everything it wrote to stdout.
-    pub stdout: String,
-    /// Everything it wrote to stderr.
-    pub stderr: String,
-    /// The socket uses the policy refused, each distinct one once.
-    pub denials: Vec<Decision>,
-}
-
-impl fmt::Display for Output {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- guest stdout ---\n{}--- guest stderr ---\n{}---",
-            self.status, self.stdout, self.stderr
-        )
     }
 }

@@ -7,45 +7,79 @@
 //!   directions, policy files, the indexed matcher, name grants, and the
 //!   [`Enforcer`](policy::Enforcer) — the one place a verdict becomes `access-denied` —
 //!   with its denial log and audit trail.
-//! - [`runner`]: the wasmtime 48 embedding (async, tokio) — engine, linker, store and
-//!   instance lifecycle for `wasi:cli/run` components, and sockbox's own
-//!   `wasi:sockets/ip-name-lookup`, which asks the policy before resolving.
+//! - [`runner`]: the wasmtime 48 embedding (async, tokio) — one engine and linker for
+//!   every instance, components compiled and linked once into [`Prepared`] ones, each
+//!   instance's store with its [`Limits`], sockbox's own
+//!   `wasi:sockets/ip-name-lookup` (which asks the policy before resolving), and the
+//!   `plugin` world's typed exports generated from `wit/`.
+//! - [`sandbox`]: the embedding API — a [`Sandbox`] (policy, stdio, arguments,
+//!   environment, limits) runs components as commands ([`Sandbox::run_command`]) or
+//!   as [`Plugin`]s with typed calls; a tripped limit is a [`SandboxError::Limit`].
 //! - [`output`]: where a guest's stdout and stderr go, including in-memory captures
 //!   that can be waited on line by line.
-//! - [`harness`]: start a guest, await its `listening on` line, drive it with native
-//!   sockets, collect its exit status and output — for tests, CI and `sockbox demo`.
+//! - [`harness`]: for tests and CI — start a component as a server, await its
+//!   `listening on` line, drive it with native sockets, assert on its exit and output;
+//!   failures print what the guest printed.
 //! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`, `policy check`,
 //!   `policy explain`); `main.rs` only calls it.
 //!
-//! # Example
+//! # Examples
+//!
+//! Run the built-in guest's `dial` as a command, allowed one address, with limits:
 //!
 //! ```no_run
-//! use sockbox_host::{Policy, RunOptions, Runner, output::Stdio};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use sockbox_host::{Policy, Runner, Sandbox, output::Stdio};
 //!
 //! # async fn example() -> anyhow::Result<()> {
-//! let runner = Runner::new()?;
+//! let runner = Arc::new(Runner::new()?);
 //! let guest = runner.prepare(&runner.builtin_guest()?)?;
-//! let options = RunOptions {
-//!     args: vec!["sockbox-guest".into(), "dial".into(), "127.0.0.1:8080".into()],
-//!     policy: Policy::deny_all().allow("tcp://127.0.0.1:8080")?,
-//!     stdout: Stdio::Inherit,
-//!     stderr: Stdio::Inherit,
-//!     ..RunOptions::default()
-//! };
-//! let exit = runner.run(&guest, options).await?;
-//! println!("guest exited with {}", exit.code());
+//! let sandbox = Sandbox::builder(runner)
+//!     .policy(Policy::deny_all().allow("tcp://127.0.0.1:8080")?)
+//!     .stdout(Stdio::Inherit)
+//!     .max_memory(64 << 20)
+//!     .timeout(Duration::from_secs(30))
+//!     .build();
+//! let output = sandbox.run_command(&guest, ["dial", "127.0.0.1:8080"]).await?;
+//! println!("guest exited with {}", output.status.code());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Load it as a plugin and call its typed `dial` (the whole program is
+//! `host/examples/plugin_host.rs`):
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use sockbox_host::{Policy, Runner, Sandbox};
+//! # async fn example(runner: Arc<Runner>) -> anyhow::Result<()> {
+//! let guest = runner.prepare(&runner.builtin_guest()?)?;
+//! let sandbox = Sandbox::builder(runner)
+//!     .policy(Policy::deny_all().allow("tcp://127.0.0.1:8080")?)
+//!     .build();
+//! let mut plugin = sandbox.instantiate_plugin(&guest).await?;
+//! match plugin.dial("127.0.0.1:8080", b"ping").await? {
+//!     Ok(reply) => println!("reply: {}", String::from_utf8_lossy(&reply)),
+//!     Err(err) => println!("dial failed: {err:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Test a component end to end from blocking test code: see [`harness`].
 
 pub mod cli;
 pub mod harness;
 pub mod output;
 pub mod policy;
 pub mod runner;
+pub mod sandbox;
 
 pub use policy::{Policy, RuleError};
-pub use runner::{Exit, Prepared, RunOptions, Runner};
+pub use runner::plugin::NetError;
+pub use runner::{Exit, Limit, LimitExceeded, Limits, Prepared, Runner};
+pub use sandbox::{Output, Plugin, Sandbox, SandboxBuilder, SandboxError};
 
 /// The built-in guest component (`sockbox-guest.wasm`), built from `guest/` by `build.rs`.
 pub const GUEST_WASM: &[u8] = include_bytes!(env!("SOCKBOX_GUEST_WASM"));

@@ -21,6 +21,21 @@ pub enum Stdio {
     Capture(Capture),
 }
 
+impl Stdio {
+    /// Returns a new, empty capture.
+    pub fn capture() -> Self {
+        Self::Capture(Capture::new())
+    }
+
+    /// Returns what was captured so far; empty unless this is a capture.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Capture(capture) => capture.text(),
+            Self::Inherit | Self::Null => String::new(),
+        }
+    }
+}
+
 /// A guest output stream kept in memory; clones share it.
 ///
 /// Readers can wait for a line to appear while the guest is still running, and

@@ -2,7 +2,9 @@
 //!
 //! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule or policy
 //! file, unreadable or invalid component), reported in one line before any guest code
-//! runs; 134 when the guest traps. `policy explain` exits 0 for allowed, 1 for denied.
+//! runs; 134 when the guest traps; when a limit stops it, 137 (`--max-memory`), 124
+//! (`--timeout`), 152 (`--cpu-time`) or 123 (`--max-sockets`), with one line naming the
+//! limit. `policy explain` exits 0 for allowed, 1 for denied.
 
 mod policy;
 
@@ -15,7 +17,10 @@ use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
 use crate::policy::{AuditLog, DenialLog};
 use crate::runner::GUEST_PROGRAM;
-use crate::{Exit, GUEST_WASM, Policy, Prepared, RunOptions, Runner};
+use crate::{
+    Exit, GUEST_WASM, LimitExceeded, Limits, Policy, Prepared, Runner, Sandbox, SandboxBuilder,
+    SandboxError,
+};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
@@ -70,6 +75,20 @@ struct RunArgs {
     /// sockbox-guest).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// Stop the guest (exit 137) if its linear memory would grow past SIZE: 64MiB,
+    /// 512KiB, 1GiB, or bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Stop the guest (exit 124) if it runs longer than DURATION: 30s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Stop the guest (exit 152) once it has spent DURATION of CPU time running.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    cpu_time: Option<Duration>,
+    /// Stop the guest (exit 123) if it would hold more than N TCP and UDP sockets open
+    /// at once (listeners and accepted connections count).
+    #[arg(long, value_name = "N")]
+    max_sockets: Option<usize>,
     /// Arguments for the guest, after `--`: e.g. `-- dial 127.0.0.1:8080`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -137,43 +156,43 @@ enum Failure {
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
     let setup = prepare_run(&args).map_err(Failure::Setup)?;
-    let options = RunOptions {
-        name: setup.name,
-        args: std::iter::once(setup.argv0).chain(args.args).collect(),
-        policy: setup.policy,
-        stdout: Stdio::Inherit,
-        stderr: Stdio::Inherit,
-        // With an audit file, denials go there; without, each is one line on stderr.
-        denials: Arc::new(if setup.audit.is_some() {
-            DenialLog::default()
-        } else {
-            DenialLog::printing()
-        }),
-        audit: setup.audit,
+    let RunSetup {
+        sandbox,
+        prepared,
+        argv0,
+    } = setup;
+    let sandbox = sandbox
+        .program(argv0)
+        .stdout(Stdio::Inherit)
+        .stderr(Stdio::Inherit)
+        .build();
+    let code = match runtime.block_on(sandbox.run_command(&prepared, args.args)) {
+        Ok(output) => {
+            if let Exit::Trap(message) = &output.status {
+                eprintln!("sockbox: guest trapped: {}", one_line(message));
+            }
+            output.status.code()
+        }
+        Err(SandboxError::Limit(limit)) => {
+            eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
+            limit.exit_code()
+        }
+        Err(err) => return Err(Failure::Setup(err.into())),
     };
-    let exit = runtime
-        .block_on(setup.runner.run(&setup.prepared, options))
-        .map_err(Failure::Setup)?;
-    if let Exit::Trap(message) = &exit {
-        eprintln!("sockbox: guest trapped: {}", one_line(message));
-    }
-    Ok(ExitCode::from(u8::try_from(exit.code()).unwrap_or(1)))
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 /// What `run` sets up before guest code runs.
 struct RunSetup {
-    runner: Runner,
+    sandbox: SandboxBuilder,
     prepared: Prepared,
-    policy: Policy,
     argv0: String,
-    name: String,
-    audit: Option<Arc<AuditLog>>,
 }
 
 /// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
 fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
     let policy = args.policy.build()?;
-    let runner = Runner::new()?;
+    let runner = Arc::new(Runner::new()?);
     let (component, argv0) = match &args.wasm {
         Some(path) => {
             let name = path.display().to_string();
@@ -188,6 +207,9 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
     let prepared = runner
         .prepare(&component)
         .with_context(|| format!("prepare component {argv0}"))?;
+    if !prepared.is_command() {
+        bail!("component {argv0} exports no wasi:cli/run: it is not a command");
+    }
     let name = match (&args.name, &args.wasm) {
         (Some(name), _) => name.clone(),
         (None, Some(path)) => path
@@ -195,22 +217,39 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             .map_or_else(|| argv0.clone(), |name| name.to_string_lossy().into_owned()),
         (None, None) => GUEST_PROGRAM.to_owned(),
     };
-    let audit = match &args.audit {
-        Some(path) => {
-            Some(Arc::new(AuditLog::create(path).with_context(|| {
+    let mut sandbox = Sandbox::builder(runner)
+        .policy(policy)
+        .name(name)
+        .limits(Limits {
+            max_memory: args.max_memory,
+            timeout: args.timeout,
+            cpu_time: args.cpu_time,
+            max_sockets: args.max_sockets,
+        });
+    // With an audit file, denials go there; without, each is one line on stderr.
+    sandbox = match &args.audit {
+        Some(path) => sandbox
+            .audit(Arc::new(AuditLog::create(path).with_context(|| {
                 format!("create the audit file {}", path.display())
-            })?))
-        }
-        None => None,
+            })?)),
+        None => sandbox.denials(Arc::new(DenialLog::printing())),
     };
     Ok(RunSetup {
-        runner,
+        sandbox,
         prepared,
-        policy,
         argv0,
-        name,
-        audit,
     })
+}
+
+/// Parses a size: `64MiB`, `512KiB`, `1GiB`, `1000` (bytes), `10MB` (decimal).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = text.parse().map_err(|_| {
+        format!("`{text}` is not a size (use bytes, or a unit: 64MiB, 512KiB, 1GiB)")
+    })?;
+    match size.as_u64() {
+        0 => Err("the size must be more than 0".to_owned()),
+        bytes => Ok(bytes),
+    }
 }
 
 /// The classic server and client, each in its own instance with only what it needs.

@@ -1,21 +1,28 @@
-//! The wasmtime embedding: one [`Runner`] holds the engine and the linker, compiles
-//! components, and runs `wasi:cli/run` instances with a [`Policy`] deciding each
-//! socket use and name lookup.
+//! The wasmtime embedding: one [`Runner`] holds the engine and the linker and compiles
+//! components into [`Prepared`] ones; it makes each instance's store, with the
+//! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`].
 
+mod limits;
 mod lookup;
+pub(crate) mod plugin;
+
+pub use limits::{Limit, LimitExceeded, Limits};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::output::Stdio;
-use crate::policy::{AuditLog, DenialLog, Enforcer, Policy, Transport};
+use crate::policy::{Enforcer, Transport};
+use limits::Meter;
+use plugin::PluginPre;
 
 /// How often running guests are given a chance to be interrupted (so a stopped instance
 /// stops even inside a busy loop).
@@ -27,10 +34,15 @@ pub const GUEST_PROGRAM: &str = "sockbox-guest";
 /// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
 
-/// Compiles and runs guest components. Cheap to share: clone the `Arc` it lives in.
+/// Compiles and links guest components; [`Sandbox`](crate::Sandbox)es run them. One
+/// runner (one engine, one linker, one epoch ticker) serves any number of instances:
+/// share it in an `Arc`.
 pub struct Runner {
     engine: Engine,
     linker: Linker<GuestState>,
+    /// Epoch ticks since the runner started, counted beside the engine's epoch (which
+    /// wasmtime does not expose) for CPU-time limits.
+    ticks: Arc<AtomicU64>,
 }
 
 impl Runner {
@@ -43,19 +55,27 @@ impl Runner {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("add WASI to the linker")?;
         lookup::add_to_linker(&mut linker).context("add sockbox's name lookup to the linker")?;
+        limits::add_to_linker(&mut linker).context("add sockbox's socket limits to the linker")?;
 
+        let ticks = Arc::new(AtomicU64::new(0));
         let ticker = engine.weak();
+        let counter = Arc::clone(&ticks);
         std::thread::Builder::new()
             .name("sockbox-epoch".into())
             .spawn(move || {
                 while let Some(engine) = ticker.upgrade() {
+                    counter.fetch_add(1, Ordering::Relaxed);
                     engine.increment_epoch();
                     drop(engine);
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
             .map_err(|err| anyhow::anyhow!("start the epoch ticker: {err}"))?;
-        Ok(Self { engine, linker })
+        Ok(Self {
+            engine,
+            linker,
+            ticks,
+        })
     }
 
     /// Returns the engine, for compiling components elsewhere.
@@ -77,95 +97,102 @@ impl Runner {
     }
 
     /// Links a component ahead of running it: fails if it imports something WASI 0.2
-    /// does not provide or does not export `wasi:cli/run`.
+    /// does not provide, or exports neither `wasi:cli/run` nor `sockbox:net/flows`.
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .context("link component")?;
-        let pre = CommandPre::new(pre).context("find the component's wasi:cli/run export")?;
-        Ok(Prepared { pre })
+        let command = CommandPre::new(pre.clone()).ok();
+        let plugin = PluginPre::new(pre).ok();
+        if command.is_none() && plugin.is_none() {
+            bail!("the component exports neither wasi:cli/run nor sockbox:net/flows");
+        }
+        Ok(Prepared { command, plugin })
     }
 
-    /// Runs a prepared component to completion and returns how it ended.
-    pub async fn run(&self, prepared: &Prepared, options: RunOptions) -> Result<Exit> {
-        let RunOptions {
-            name,
+    /// Creates a store for one instance: its WASI context (arguments, environment,
+    /// stdio, and the network `enforcer` allows), its limits, and the epoch callback
+    /// that yields to tokio and counts CPU time.
+    pub(crate) fn store(&self, instance: Instance) -> Store<GuestState> {
+        let Instance {
             args,
-            policy,
+            env,
             stdout,
             stderr,
-            denials,
-            audit,
-        } = options;
-
+            enforcer,
+            limits,
+        } = instance;
+        let policy = enforcer.policy();
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&args)
+            .envs(&env)
             .allow_tcp(policy.uses(Transport::Tcp))
             .allow_udp(policy.uses(Transport::Udp))
             // Lookups go through sockbox's resolver (`lookup`), which asks the policy.
             .allow_ip_name_lookup(false);
-        let name = if name.is_empty() {
-            args.first().cloned().unwrap_or_default()
-        } else {
-            name
-        };
-        let enforcer = Arc::new(Enforcer::new(name, Arc::new(policy), denials, audit));
         let check = Arc::clone(&enforcer);
         wasi.socket_addr_check(move |addr, socket_use| {
             let allowed = check.check(addr, socket_use);
             Box::pin(std::future::ready(allowed))
         });
-        match &stdout {
+        match stdout {
             Stdio::Inherit => wasi.inherit_stdout(),
             Stdio::Null => &mut wasi,
-            Stdio::Capture(capture) => wasi.stdout(capture.clone()),
+            Stdio::Capture(capture) => wasi.stdout(capture),
         };
-        match &stderr {
+        match stderr {
             Stdio::Inherit => wasi.inherit_stderr(),
             Stdio::Null => &mut wasi,
-            Stdio::Capture(capture) => wasi.stderr(capture.clone()),
+            Stdio::Capture(capture) => wasi.stderr(capture),
         };
-
         let state = GuestState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             enforcer,
+            meter: Meter::new(limits, Arc::clone(&self.ticks)),
         };
         let mut store = Store::new(&self.engine, state);
-        store.epoch_deadline_async_yield_and_update(1);
-
-        let outcome = async {
-            let command = prepared
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .context("instantiate component")?;
-            command.wasi_cli_run().call_run(&mut store).await
-        }
-        .await;
-        for stdio in [&stdout, &stderr] {
-            if let Stdio::Capture(capture) = stdio {
-                capture.close();
-            }
-        }
-        Ok(match outcome {
-            Ok(Ok(())) => Exit::Code(0),
-            Ok(Err(())) => Exit::Code(1),
-            Err(err) => match err.downcast_ref::<I32Exit>() {
-                Some(I32Exit(code)) => Exit::Code(*code),
-                // The root cause names the trap (`wasm trap: wasm `unreachable` instruction
-                // executed`); the outer layers are only a backtrace.
-                None => Exit::Trap(err.root_cause().to_string()),
-            },
-        })
+        store.limiter(|state| &mut state.meter);
+        store.epoch_deadline_callback(|mut store| store.data_mut().meter.on_epoch());
+        store.set_epoch_deadline(1);
+        store
     }
 }
 
-/// A component linked and ready to be instantiated, many times over.
+/// Everything one instance's store is made from.
+pub(crate) struct Instance {
+    /// Its arguments, `argv[0]` first.
+    pub args: Vec<String>,
+    /// Its environment variables.
+    pub env: Vec<(String, String)>,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// The one place its socket uses are decided.
+    pub enforcer: Arc<Enforcer>,
+    pub limits: Limits,
+}
+
+/// A component compiled, linked and ready to be instantiated, many times over: every
+/// instance shares its compiled code and its resolved imports.
 #[derive(Clone)]
 pub struct Prepared {
-    pre: CommandPre<GuestState>,
+    /// Set when it exports `wasi:cli/run`.
+    pub(crate) command: Option<CommandPre<GuestState>>,
+    /// Set when it exports `sockbox:net/flows`.
+    pub(crate) plugin: Option<PluginPre<GuestState>>,
+}
+
+impl Prepared {
+    /// Reports whether it exports `wasi:cli/run`, and so runs as a command.
+    pub fn is_command(&self) -> bool {
+        self.command.is_some()
+    }
+
+    /// Reports whether it exports `sockbox:net/flows`, and so loads as a plugin.
+    pub fn is_plugin(&self) -> bool {
+        self.plugin.is_some()
+    }
 }
 
 impl std::fmt::Debug for Prepared {
@@ -180,25 +207,6 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-/// Everything one run of a guest needs besides the component.
-#[derive(Debug, Default)]
-pub struct RunOptions {
-    /// The instance's name in audit lines; empty: its program name (`argv[0]`).
-    pub name: String,
-    /// The guest's arguments, starting with its program name (`argv[0]`).
-    pub args: Vec<String>,
-    /// The network the guest may use.
-    pub policy: Policy,
-    /// Where the guest's stdout goes.
-    pub stdout: Stdio,
-    /// Where the guest's stderr goes.
-    pub stderr: Stdio,
-    /// Where refused socket uses and lookups are recorded.
-    pub denials: Arc<DenialLog>,
-    /// Where every decision is written, if anywhere.
-    pub audit: Option<Arc<AuditLog>>,
-}
-
 /// How a guest run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -206,6 +214,15 @@ pub enum Exit {
     Code(i32),
     /// It trapped; the message says why.
     Trap(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(code) => write!(f, "status {code}"),
+            Self::Trap(message) => write!(f, "trap ({message})"),
+        }
+    }
 }
 
 impl Exit {
@@ -224,10 +241,11 @@ impl Exit {
 }
 
 /// What each guest's `Store` holds.
-struct GuestState {
+pub(crate) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     enforcer: Arc<Enforcer>,
+    meter: Meter,
 }
 
 impl WasiView for GuestState {

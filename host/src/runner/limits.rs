@@ -1,0 +1,296 @@
+//! Limits on one instance: linear memory, wall-clock time, CPU time and live sockets.
+//!
+//! A limit that trips stops the instance with [`LimitExceeded`], an error wasmtime
+//! carries out of the guest as a trap; the store is dropped with everything it holds,
+//! and the host process and other instances go on.
+//!
+//! - Memory: a [`ResourceLimiter`] refuses growth past the cap, summed over the
+//!   instance's linear memories.
+//! - Time: the caller's `tokio::time::timeout` around the instance's future.
+//! - CPU: the epoch ticker (every [`EPOCH_TICK`](super::EPOCH_TICK)) interrupts running
+//!   wasm; a tick counts when the instance was still running at the tick before, so a
+//!   guest blocked on a socket uses none. The budget is counted in whole ticks.
+//! - Sockets: sockbox's own `create-tcp-socket`, `create-udp-socket` and
+//!   `tcp-socket.accept`, shadowing wasmtime-wasi's, count the instance's live TCP and
+//!   UDP sockets (listeners included) before delegating.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
+use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp_create_socket};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketError, TcpSocket, UdpSocket};
+use wasmtime_wasi::sockets::WasiSocketsView as _;
+
+use super::{EPOCH_TICK, GuestState};
+
+/// What one instance may use; `None` is no limit. The default limits nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The most linear memory, in bytes, all of the instance's memories may hold.
+    pub max_memory: Option<u64>,
+    /// The most wall-clock time a run or plugin call may take.
+    pub timeout: Option<Duration>,
+    /// The most CPU time the instance may spend running, in all (10 ms resolution).
+    pub cpu_time: Option<Duration>,
+    /// The most TCP and UDP sockets (listeners and accepted connections included) the
+    /// instance may hold open at once.
+    pub max_sockets: Option<usize>,
+}
+
+/// One of the [`Limits`], with the value it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `max_memory`, in bytes.
+    Memory(u64),
+    /// `timeout`.
+    Timeout(Duration),
+    /// `cpu_time`.
+    CpuTime(Duration),
+    /// `max_sockets`.
+    Sockets(usize),
+}
+
+impl Limit {
+    /// Returns the exit status `sockbox run` gives when this limit stops the guest:
+    /// 137 for memory (as for a process the OOM killer stops), 124 for the timeout (as
+    /// `timeout(1)` gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU`), 123 for
+    /// sockets.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Memory(_) => 137,
+            Self::Timeout(_) => 124,
+            Self::CpuTime(_) => 152,
+            Self::Sockets(_) => 123,
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory(bytes) => write!(f, "memory limit ({})", format_bytes(*bytes)),
+            Self::Timeout(limit) => write!(f, "timeout ({})", humantime::format_duration(*limit)),
+            Self::CpuTime(limit) => {
+                write!(f, "CPU time limit ({})", humantime::format_duration(*limit))
+            }
+            Self::Sockets(max) => write!(f, "socket limit ({max})"),
+        }
+    }
+}
+
+/// Writes a byte count in the largest binary unit that divides it (`64MiB`).
+fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["GiB", "MiB", "KiB", "B"];
+    UNITS
+        .iter()
+        .enumerate()
+        .map(|(i, unit)| (1u64 << (10 * (3 - i)), unit))
+        .find(|(size, _)| bytes.is_multiple_of(*size) && bytes >= *size)
+        .map_or_else(
+            || format!("{bytes}B"),
+            |(size, unit)| format!("{}{unit}", bytes / size),
+        )
+}
+
+/// The error that stops an instance when a limit trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitExceeded(pub Limit);
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the instance exceeded its {}", self.0)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// The limit state one store carries.
+#[derive(Debug)]
+pub(super) struct Meter {
+    limits: Limits,
+    /// Bytes of linear memory the instance holds, over all its memories.
+    memory: u64,
+    /// The shared tick counter, and the tick at which the instance last ran.
+    ticks: Arc<AtomicU64>,
+    last_tick: u64,
+    /// Ticks of CPU time used, and allowed.
+    used_ticks: u64,
+    budget_ticks: Option<u64>,
+}
+
+impl Meter {
+    pub(super) fn new(limits: Limits, ticks: Arc<AtomicU64>) -> Self {
+        let budget_ticks = limits.cpu_time.map(|cpu| {
+            let ticks = cpu.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+            u64::try_from(ticks).unwrap_or(u64::MAX)
+        });
+        Self {
+            limits,
+            memory: 0,
+            last_tick: ticks.load(Ordering::Relaxed),
+            ticks,
+            used_ticks: 0,
+            budget_ticks,
+        }
+    }
+
+    /// Called when the epoch deadline passes while the instance runs wasm: counts the
+    /// tick if the instance also ran through the one before, then yields to tokio.
+    pub(super) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        let now = self.ticks.load(Ordering::Relaxed);
+        if now == self.last_tick + 1 {
+            self.used_ticks += 1;
+        }
+        self.last_tick = now;
+        if let (Some(budget), Some(limit)) = (self.budget_ticks, self.limits.cpu_time)
+            && self.used_ticks > budget
+        {
+            return Err(LimitExceeded(Limit::CpuTime(limit)).into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    }
+
+    /// Fails when the instance already holds `max_sockets` sockets in `table`.
+    fn check_sockets(&self, table: &mut ResourceTable) -> wasmtime::Result<()> {
+        let Some(max) = self.limits.max_sockets else {
+            return Ok(());
+        };
+        let live = table
+            .iter_mut()
+            .filter(|entry| entry.is::<TcpSocket>() || entry.is::<UdpSocket>())
+            .count();
+        if live >= max {
+            return Err(LimitExceeded(Limit::Sockets(max)).into());
+        }
+        Ok(())
+    }
+}
+
+impl ResourceLimiter for Meter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
+        let grown = self.memory + (desired as u64).saturating_sub(current as u64);
+        if let Some(max) = self.limits.max_memory
+            && grown > max
+        {
+            return Err(LimitExceeded(Limit::Memory(max)).into());
+        }
+        self.memory = grown;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|maximum| desired <= maximum))
+    }
+}
+
+/// The result `accept` gives the guest.
+type Accepted = Result<
+    (
+        Resource<TcpSocket>,
+        Resource<DynInputStream>,
+        Resource<DynOutputStream>,
+    ),
+    ErrorCode,
+>;
+
+/// Shadows wasmtime-wasi's socket-creating functions with ones that check
+/// `max_sockets` first.
+pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let result = shadow_socket_creation(linker);
+    linker.allow_shadowing(false);
+    result
+}
+
+fn shadow_socket_creation(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker
+        .instance("wasi:sockets/tcp-create-socket@0.2.12")?
+        .func_wrap(
+            "create-tcp-socket",
+            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+                let state = store.data_mut();
+                state.meter.check_sockets(&mut state.table)?;
+                let created =
+                    tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
+                Ok((error_code(created)?,))
+            },
+        )?;
+    linker
+        .instance("wasi:sockets/udp-create-socket@0.2.12")?
+        .func_wrap_async(
+            "create-udp-socket",
+            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+                Box::new(async move {
+                    let state = store.data_mut();
+                    state.meter.check_sockets(&mut state.table)?;
+                    let created =
+                        udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family)
+                            .await;
+                    Ok((error_code(created)?,))
+                })
+            },
+        )?;
+    linker.instance("wasi:sockets/tcp@0.2.12")?.func_wrap(
+        "[method]tcp-socket.accept",
+        |mut store: StoreContextMut<'_, GuestState>, (listener,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            state.meter.check_sockets(&mut state.table)?;
+            let accepted: Accepted =
+                error_code(tcp::HostTcpSocket::accept(&mut state.sockets(), listener))?;
+            Ok((accepted,))
+        },
+    )?;
+    Ok(())
+}
+
+/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
+fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(err) => Ok(Err(err.downcast()?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Limits name themselves with the value they had, in the units users wrote.
+    #[test]
+    fn limits_print_their_value() {
+        let cases = [
+            (Limit::Memory(64 << 20), "memory limit (64MiB)"),
+            (Limit::Memory(1 << 30), "memory limit (1GiB)"),
+            (Limit::Memory(1000), "memory limit (1000B)"),
+            (Limit::Memory(1536), "memory limit (1536B)"),
+            (Limit::Timeout(Duration::from_secs(30)), "timeout (30s)"),
+            (
+                Limit::CpuTime(Duration::from_millis(250)),
+                "CPU time limit (250ms)",
+            ),
+            (Limit::Sockets(16), "socket limit (16)"),
+        ];
+        for (limit, text) in cases {
+            assert_eq!(limit.to_string(), text);
+        }
+    }
+}

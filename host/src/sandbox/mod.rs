@@ -1,0 +1,436 @@
+//! The embedding API: a [`Sandbox`] is how one kind of instance is run — its network
+//! policy, stdio, arguments, environment and [`Limits`] — and runs any number of
+//! instances of [`Prepared`] components, as commands ([`Sandbox::run_command`]) or as
+//! plugins with typed calls ([`Sandbox::instantiate_plugin`]).
+//!
+//! Every instance gets its own store, socket table and limits; all of them share the
+//! [`Runner`]'s engine and each component's compiled code and linked imports. A limit
+//! that trips ends that instance with [`SandboxError::Limit`]; the process and every
+//! other instance go on.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use sockbox_host::{Policy, Runner, Sandbox, output::Stdio};
+//!
+//! # async fn example() -> anyhow::Result<()> {
+//! let runner = Arc::new(Runner::new()?);
+//! let guest = runner.prepare(&runner.builtin_guest()?)?;
+//! let sandbox = Sandbox::builder(Arc::clone(&runner))
+//!     .policy(Policy::deny_all().allow("tcp://127.0.0.1:8080")?)
+//!     .stdout(Stdio::Null)
+//!     .max_memory(64 << 20)
+//!     .timeout(Duration::from_secs(5))
+//!     .build();
+//!
+//! // As a command: `dial 127.0.0.1:8080`.
+//! let output = sandbox.run_command(&guest, ["dial", "127.0.0.1:8080"]).await?;
+//! println!("exit status {}", output.status.code());
+//!
+//! // As a plugin: the same flow, as a typed call.
+//! let mut plugin = sandbox.instantiate_plugin(&guest).await?;
+//! match plugin.dial("127.0.0.1:8080", b"ping").await? {
+//!     Ok(reply) => println!("{}", String::from_utf8_lossy(&reply)),
+//!     Err(err) => println!("dial failed: {err}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod plugin;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime_wasi::I32Exit;
+
+use crate::output::Stdio;
+use crate::policy::{AuditLog, Decision, DenialLog, Enforcer, Policy};
+use crate::runner::{
+    Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
+};
+
+pub use plugin::Plugin;
+
+/// How instances are run: a policy, stdio, arguments, environment and limits, over one
+/// shared [`Runner`]. Cheap to clone; build one with [`Sandbox::builder`].
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    runner: Arc<Runner>,
+    policy: Arc<Policy>,
+    name: Option<String>,
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdout: Stdio,
+    stderr: Stdio,
+    limits: Limits,
+    denials: Arc<DenialLog>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// Builds a [`Sandbox`]. Unset, an instance gets no network, no arguments but its
+/// program name, an empty environment, its output discarded, and no limits.
+#[derive(Debug)]
+#[must_use]
+pub struct SandboxBuilder {
+    sandbox: Sandbox,
+}
+
+impl Sandbox {
+    /// Starts building a sandbox whose instances run on `runner`.
+    pub fn builder(runner: Arc<Runner>) -> SandboxBuilder {
+        SandboxBuilder {
+            sandbox: Self {
+                runner,
+                policy: Arc::new(Policy::deny_all()),
+                name: None,
+                program: GUEST_PROGRAM.to_owned(),
+                args: Vec::new(),
+                env: Vec::new(),
+                stdout: Stdio::Null,
+                stderr: Stdio::Null,
+                limits: Limits::default(),
+                denials: Arc::new(DenialLog::default()),
+                audit: None,
+            },
+        }
+    }
+
+    /// Returns the runner its instances run on.
+    pub fn runner(&self) -> &Arc<Runner> {
+        &self.runner
+    }
+
+    /// Returns the policy its instances run under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Returns the limits each of its instances gets.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Returns the socket uses and lookups the policy refused its instances so far,
+    /// each distinct one once.
+    pub fn denials(&self) -> Vec<Decision> {
+        self.denials.denials()
+    }
+
+    /// Runs `component`'s `wasi:cli/run` with arguments `[program, sandbox args…,
+    /// args…]` until it returns, exits or traps, and returns how it ended with what it
+    /// printed to captured stdio.
+    ///
+    /// A trap is [`Exit::Trap`]. A limit that trips is [`SandboxError::Limit`]; a
+    /// component that is not a command is [`SandboxError::Setup`].
+    pub async fn run_command<I, S>(
+        &self,
+        component: &Prepared,
+        args: I,
+    ) -> Result<Output, SandboxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let command = component.command.as_ref().ok_or_else(|| {
+            SandboxError::Setup(anyhow::anyhow!(
+                "the component exports no wasi:cli/run: it is not a command"
+            ))
+        })?;
+        let mut store = self.store(args);
+        let run = async {
+            let command = command.instantiate_async(&mut store).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        };
+        let outcome = self.within_timeout(run).await;
+        self.close_captures();
+        let status = match outcome {
+            Ok(Ok(())) => Exit::Code(0),
+            Ok(Err(())) => Exit::Code(1),
+            Err(err) => match SandboxError::from_trap(err) {
+                SandboxError::Exit(code) => Exit::Code(code),
+                // A command that traps ends with a status, as a crashing process does.
+                SandboxError::Trap(message) => Exit::Trap(message),
+                limit => return Err(limit),
+            },
+        };
+        Ok(Output {
+            status,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+            denials: self.denials(),
+        })
+    }
+
+    /// Instantiates `component` as a plugin, with arguments `[program, sandbox args…]`,
+    /// for typed calls to its `sockbox:net/flows` export.
+    ///
+    /// The sandbox's timeout bounds each call, not the plugin's life.
+    pub async fn instantiate_plugin(&self, component: &Prepared) -> Result<Plugin, SandboxError> {
+        let pre = component.plugin.as_ref().ok_or_else(|| {
+            SandboxError::Setup(anyhow::anyhow!(
+                "the component exports no sockbox:net/flows: it is not a plugin"
+            ))
+        })?;
+        let mut store = self.store(std::iter::empty::<String>());
+        let bindings = self
+            .within_timeout(pre.instantiate_async(&mut store))
+            .await
+            .map_err(SandboxError::from_trap)?;
+        Ok(Plugin::new(store, bindings, self.limits.timeout))
+    }
+
+    /// Makes one instance's store.
+    fn store<I, S>(&self, args: I) -> wasmtime::Store<crate::runner::GuestState>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let args: Vec<String> = std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .chain(args.into_iter().map(Into::into))
+            .collect();
+        let name = self.name.clone().unwrap_or_else(|| self.program.clone());
+        let enforcer = Enforcer::new(
+            name,
+            Arc::clone(&self.policy),
+            Arc::clone(&self.denials),
+            self.audit.clone(),
+        );
+        self.runner.store(Instance {
+            args,
+            env: self.env.clone(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            enforcer: Arc::new(enforcer),
+            limits: self.limits,
+        })
+    }
+
+    /// Runs `work` within the sandbox's timeout, if it has one.
+    async fn within_timeout<T>(
+        &self,
+        work: impl Future<Output = wasmtime::Result<T>>,
+    ) -> wasmtime::Result<T> {
+        within(self.limits.timeout, work).await
+    }
+
+    fn close_captures(&self) {
+        for stdio in [&self.stdout, &self.stderr] {
+            if let Stdio::Capture(capture) = stdio {
+                capture.close();
+            }
+        }
+    }
+}
+
+/// Runs `work`, failing with the timeout limit if it takes longer than `timeout`.
+pub(crate) async fn within<T>(
+    timeout: Option<Duration>,
+    work: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match timeout {
+        None => work.await,
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(LimitExceeded(Limit::Timeout(limit)).into())),
+    }
+}
+
+impl SandboxBuilder {
+    /// Sets the network policy (default: none at all).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.sandbox.policy = Arc::new(policy);
+        self
+    }
+
+    /// Sets the instance's name in denial and audit lines (default: its program name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.sandbox.name = Some(name.into());
+        self
+    }
+
+    /// Sets the program name instances see as `argv[0]` (default: `sockbox-guest`).
+    pub fn program(mut self, program: impl Into<String>) -> Self {
+        self.sandbox.program = program.into();
+        self
+    }
+
+    /// Adds arguments every instance gets after its program name.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sandbox.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sandbox.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets where instances' stdout goes (default: [`Stdio::Null`]). A
+    /// [`Capture`](crate::output::Capture) collects one instance's output: give each
+    /// instance whose output you read a sandbox with its own.
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.sandbox.stdout = stdout;
+        self
+    }
+
+    /// Sets where instances' stderr goes (default: [`Stdio::Null`]).
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.sandbox.stderr = stderr;
+        self
+    }
+
+    /// Sets all the limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.sandbox.limits = limits;
+        self
+    }
+
+    /// Caps each instance's linear memory, all its memories together, at `bytes`.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.limits.max_memory = Some(bytes);
+        self
+    }
+
+    /// Bounds the wall-clock time of each command run, plugin instantiation and
+    /// plugin call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.sandbox.limits.timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds the CPU time each instance may spend running, in 10 ms ticks.
+    pub fn cpu_time(mut self, budget: Duration) -> Self {
+        self.sandbox.limits.cpu_time = Some(budget);
+        self
+    }
+
+    /// Caps the TCP and UDP sockets each instance may hold open at once.
+    pub fn max_sockets(mut self, max: usize) -> Self {
+        self.sandbox.limits.max_sockets = Some(max);
+        self
+    }
+
+    /// Records refused uses in `denials` (default: a log only this sandbox reads).
+    pub fn denials(mut self, denials: Arc<DenialLog>) -> Self {
+        self.sandbox.denials = denials;
+        self
+    }
+
+    /// Writes every decision to `audit`.
+    pub fn audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.sandbox.audit = Some(audit);
+        self
+    }
+
+    /// Returns the sandbox.
+    pub fn build(self) -> Sandbox {
+        self.sandbox
+    }
+}
+
+/// How a command ended, and what it printed to captured stdio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Its exit status.
+    pub status: Exit,
+    /// What it wrote to stdout, if stdout was captured.
+    pub stdout: String,
+    /// What it wrote to stderr, if stderr was captured.
+    pub stderr: String,
+    /// The socket uses and lookups the policy refused, each distinct one once.
+    pub denials: Vec<Decision>,
+}
+
+impl Output {
+    /// Panics, printing the guest's output, unless it exited with `code`.
+    #[track_caller]
+    pub fn assert_exit(&self, code: i32) -> &Self {
+        assert!(
+            self.status == Exit::Code(code),
+            "expected the guest to exit with status {code}, it ended with {self}"
+        );
+        self
+    }
+
+    /// Panics, printing the guest's output, unless it exited with status 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        self.assert_exit(0)
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- guest stdout ---\n{}--- guest stderr ---\n{}---",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Why an instance did not run to an exit status or a call did not return.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// A limit tripped and the instance was stopped.
+    Limit(Limit),
+    /// A plugin trapped; the message says why. A plugin that trapped cannot be called
+    /// again. (A command that traps ends with [`Exit::Trap`].)
+    Trap(String),
+    /// A plugin called `exit` with this status during a call.
+    Exit(i32),
+    /// The component is not what the call needs, or could not be instantiated.
+    Setup(anyhow::Error),
+}
+
+impl SandboxError {
+    /// Classifies an error wasmtime returned from running guest code.
+    pub(crate) fn from_trap(err: wasmtime::Error) -> Self {
+        if let Some(LimitExceeded(limit)) = err.downcast_ref::<LimitExceeded>() {
+            Self::Limit(*limit)
+        } else if let Some(I32Exit(code)) = err.downcast_ref::<I32Exit>() {
+            Self::Exit(*code)
+        } else {
+            // The root cause names the trap (`wasm trap: wasm `unreachable` instruction
+            // executed`); the outer layers are only a backtrace.
+            Self::Trap(err.root_cause().to_string())
+        }
+    }
+
+    /// Returns the limit that tripped, if that is what happened.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Self::Limit(limit) => Some(*limit),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Limit(limit) => write!(f, "{}", LimitExceeded(*limit)),
+            Self::Trap(message) => write!(f, "guest trapped: {message}"),
+            Self::Exit(code) => write!(f, "guest exited with status {code}"),
+            Self::Setup(err) => write!(f, "{err:#}"),
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+impl From<anyhow::Error> for SandboxError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Setup(err)
+    }
+}
