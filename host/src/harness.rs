@@ -98,6 +98,11 @@ impl Harness {
         Sandbox::builder(Arc::clone(&self.runner))
     }
 
+    /// Returns the harness's tokio runtime, to spawn plugin calls on.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Runs `future` to completion on the harness's runtime, from blocking code: for
     /// plugin calls and other async sandbox work in tests.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -176,6 +181,20 @@ impl Harness {
     }
 }
 
+/// Waits for a `listening on ADDR` line in `stdout` (a guest's, or a plugin's) and
+/// returns ADDR; the error says what happened instead.
+pub fn listening_addr(stdout: &Capture, timeout: Duration) -> Result<SocketAddr, String> {
+    let Some(addr) = stdout.wait_for_line("listening on ", timeout) else {
+        return Err(if stdout.is_closed() {
+            "exited before printing a `listening on` line".to_owned()
+        } else {
+            format!("printed no `listening on` line within {timeout:?}")
+        });
+    };
+    addr.parse()
+        .map_err(|err| format!("printed `listening on {addr}`: not a socket address: {err}"))
+}
+
 /// A guest instance running in the background; dropping it stops the instance.
 #[derive(Debug)]
 pub struct Guest {
@@ -190,26 +209,8 @@ pub struct Guest {
 impl Guest {
     /// Waits for the guest's `listening on ADDR` line and returns ADDR.
     pub fn listening_addr(&self, timeout: Duration) -> Result<SocketAddr> {
-        let line = self.stdout.wait_for(timeout, |out| {
-            let text = std::str::from_utf8(out).ok()?;
-            text.lines()
-                .find_map(|line| line.strip_prefix("listening on "))
-                .map(str::to_owned)
-        });
-        let Some(addr) = line else {
-            let what = if self.stdout.is_closed() {
-                "exited before printing a `listening on` line".to_owned()
-            } else {
-                format!("printed no `listening on` line within {timeout:?}")
-            };
-            bail!("{} {what}\n{}", self.describe(), self.output_report());
-        };
-        addr.parse().map_err(|err| {
-            anyhow!(
-                "`listening on {addr}`: not a socket address: {err}\n{}",
-                self.output_report()
-            )
-        })
+        listening_addr(&self.stdout, timeout)
+            .map_err(|why| anyhow!("{} {why}\n{}", self.describe(), self.output_report()))
     }
 
     /// Returns the guest's stdout so far.

@@ -92,6 +92,19 @@ impl Capture {
         self.state().closed
     }
 
+    /// Waits until a line starting with `prefix` is complete, the stream is closed, or
+    /// `timeout` passes; returns the rest of that line.
+    pub fn wait_for_line(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        self.wait_for(timeout, |out| {
+            let text = String::from_utf8_lossy(out);
+            let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+            complete
+                .lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .map(str::to_owned)
+        })
+    }
+
     /// Waits until `find` returns something for the output so far, the stream is closed,
     /// or `timeout` passes; returns what `find` found, if anything.
     pub fn wait_for<T>(

@@ -29,6 +29,20 @@ pub static HARNESS: LazyLock<Harness> =
 pub static GUEST: LazyLock<Prepared> =
     LazyLock::new(|| HARNESS.builtin_guest().expect("compile the built-in guest"));
 
+/// A user's own component, written with plain `std::net` (`examples/std-echo`).
+pub static STD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("STD_ECHO_WASM")))
+        .expect("compile examples/std-echo")
+});
+
+/// The guest built to exceed each limit (`tests/guests/limits`).
+pub static LIMITS_GUEST: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("LIMITS_GUEST_WASM")))
+        .expect("compile tests/guests/limits")
+});
+
 /// Starts the built-in guest with `args` under `policy`.
 pub fn start(policy: Policy, args: &[&str]) -> Result<Guest> {
     HARNESS.start(&GUEST, policy, args.iter().copied())

@@ -13,6 +13,7 @@ mod bindings {
             "wasi": wasmtime_wasi::p2::bindings,
         },
         require_store_data_send: true,
+        additional_derives: [PartialEq, Eq],
     });
 }
 

@@ -1,0 +1,95 @@
+//! Building guest crates for wasm32-wasip2 from a build script: shared by `host/`'s
+//! build script (the built-in guest) and `tests/`'s (the test components).
+//!
+//! Each build gets its own target directory under `OUT_DIR` (a nested cargo must not
+//! wait on the outer one's lock), and none of the outer build's compiler flags or
+//! wrappers: those are for the host target, not for wasm.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// The workspace root, one level above the crate whose build script this is.
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    manifest_dir
+        .parent()
+        .expect("the crate sits in the workspace root")
+        .to_path_buf()
+}
+
+/// Builds `packages` in release for wasm32-wasip2, reruns the build script when any
+/// of `sources` (relative to the workspace root) changes, and returns the directory
+/// the `.wasm` files are in.
+pub fn build(packages: &[&str], sources: &[&str]) -> PathBuf {
+    let root = workspace_root();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    for path in sources.iter().chain(&["Cargo.lock", "Cargo.toml"]) {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    ensure_target();
+
+    let target_dir = out_dir.join("guest-target");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(&root)
+        .args(["build", "--release", "--locked"])
+        .args(packages.iter().flat_map(|package| ["-p", package]))
+        .args(["--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CLIPPY_ARGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|err| panic!("run cargo to build {packages:?}: {err}"));
+    assert!(
+        status.success(),
+        "building {packages:?} for {TARGET} failed (see the errors above)"
+    );
+    target_dir.join(TARGET).join("release")
+}
+
+/// Returns the path of `file` in `dir`, which a build must have made.
+pub fn built(dir: &Path, file: &str) -> PathBuf {
+    let wasm = dir.join(file);
+    assert!(wasm.is_file(), "the guest build made no {}", wasm.display());
+    wasm
+}
+
+/// Adds the wasm32-wasip2 target with rustup when it is missing, or says how to.
+fn ensure_target() {
+    let sysroot = Command::new(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let installed = |root: &Path| root.join("lib/rustlib").join(TARGET).join("lib").is_dir();
+    if sysroot.as_deref().is_some_and(installed) {
+        return;
+    }
+    println!("cargo:warning=the {TARGET} target is missing; adding it with rustup");
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        added,
+        "the {TARGET} target is missing and rustup could not add it; run: rustup target add {TARGET}"
+    );
+}

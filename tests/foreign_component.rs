@@ -1,0 +1,59 @@
+//! A user's own component — `examples/std-echo`, written with plain `std::net`, not
+//! sockbox's library — tested end to end through the public harness, as a user's CI
+//! would: served under a policy, dialed with native sockets, output and exit asserted.
+
+use anyhow::Result;
+use sockbox_host::Policy;
+use sockbox_host::policy::{Subject, UseKind};
+
+use crate::common::{HARNESS, STD_ECHO, TIMEOUT, echo_round_trip, loopbacks, serve_on};
+
+/// The component serves two native clients byte for byte, reports each on stdout, and
+/// exits 0.
+#[test]
+fn std_net_component_serves_through_the_harness() -> Result<()> {
+    for host in loopbacks() {
+        let server = HARNESS.start(&STD_ECHO, serve_on(host), [format!("{host}:0"), "2".into()])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        assert_eq!(echo_round_trip(addr, &payload)?, payload, "{host}");
+        assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{host}");
+        let output = server.wait(TIMEOUT)?;
+        output.assert_success();
+        assert_eq!(
+            output.stdout,
+            format!("listening on {addr}\nserved 200000 bytes\nserved 5 bytes\n")
+        );
+        assert_eq!(output.stderr, "");
+    }
+    Ok(())
+}
+
+/// Without a listen rule, the component's own bind fails with its own error, exit 1,
+/// and the harness shows which use the policy refused.
+#[test]
+fn std_net_component_is_denied_without_a_rule() -> Result<()> {
+    let server = HARNESS.start(&STD_ECHO, Policy::deny_all(), ["127.0.0.1:0"])?;
+    let output = server.wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert!(
+        output.stderr.starts_with("std-echo: 127.0.0.1:0: "),
+        "{output}"
+    );
+    assert_eq!(output.stdout, "");
+
+    // With a rule for another address only, the refused bind is named.
+    let server = HARNESS.start(&STD_ECHO, serve_on("127.0.0.2"), ["127.0.0.1:0"])?;
+    let output = server.wait(TIMEOUT)?;
+    output.assert_exit(1);
+    let refused: Vec<_> = output
+        .denials
+        .iter()
+        .map(|decision| (decision.use_kind, decision.subject.clone()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(UseKind::TcpBind, Subject::Addr("127.0.0.1:0".parse()?))]
+    );
+    Ok(())
+}
