@@ -1,12 +1,12 @@
 //! Many instances from one compiled, linked component (`InstancePre`): each starts
-//! fresh, and running 100 of them one after another does not grow the host's memory
-//! without bound.
+//! fresh, running 100 of them one after another does not grow the host's memory
+//! without bound, and 100 live plugin instances cost little each.
 
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 
-use crate::common::{HARNESS, LIMITS_GUEST};
+use crate::common::{GUEST, HARNESS};
 
 /// The process's resident memory, in KiB.
 fn resident_kib() -> Result<u64> {
@@ -18,14 +18,14 @@ fn resident_kib() -> Result<u64> {
         .context("VmRSS in /proc/self/status")
 }
 
-/// 100 instances run one after another from one `InstancePre` each print `ok` and exit
-/// 0, and resident memory grows by less than a generous 64 MiB over them (other tests
-/// share this process). Prints the time per instance and the growth.
+/// 100 runs of the built-in guest's `help`, one after another from one `InstancePre`,
+/// each exit 0, and resident memory grows by less than a generous 64 MiB over them
+/// (other tests share this process). Prints the time per instance and the growth.
 #[test]
 fn hundred_instances_do_not_grow_memory() -> Result<()> {
     let sandbox = HARNESS.sandbox().build();
     let run = || -> Result<()> {
-        let output = HARNESS.block_on(sandbox.run_command(&LIMITS_GUEST, ["ok"]))?;
+        let output = HARNESS.block_on(sandbox.run_command(&GUEST, ["help"]))?;
         output.assert_success();
         Ok(())
     };
@@ -37,15 +37,39 @@ fn hundred_instances_do_not_grow_memory() -> Result<()> {
     for _ in 0..100 {
         run()?;
     }
-    let elapsed = started.elapsed();
+    let each = started.elapsed() / 100;
     let grown = resident_kib()?.saturating_sub(before);
     eprintln!(
-        "100 instances: {:?} each (instantiate, run, exit); resident memory grew {grown} KiB",
-        elapsed / 100
+        "100 commands one after another: {each:?} each (instantiate, run, exit); resident memory grew {grown} KiB"
     );
     assert!(
         grown < 64 * 1024,
         "resident memory grew {grown} KiB over 100 instances"
     );
+    Ok(())
+}
+
+/// 100 plugin instances held at once all answer a call, and each takes less than a
+/// generous 16 MiB of resident memory. Prints the time and memory per instance.
+#[test]
+fn hundred_live_plugins_are_cheap() -> Result<()> {
+    let sandbox = HARNESS.sandbox().build();
+    let before = resident_kib()?;
+    let started = Instant::now();
+    let mut plugins = (0..100)
+        .map(|_| HARNESS.block_on(sandbox.instantiate_plugin(&GUEST)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let each = started.elapsed() / 100;
+    let instantiated = resident_kib()?.saturating_sub(before) / 100;
+    for plugin in &mut plugins {
+        let reply = HARNESS.block_on(plugin.dial("127.0.0.1:1", b""))?;
+        assert!(reply.is_err(), "no network was granted");
+    }
+    let called = resident_kib()?.saturating_sub(before) / 100;
+    eprintln!(
+        "100 live plugins: instantiated in {each:?} each; resident each: {instantiated} KiB \
+         after instantiation, {called} KiB after one call"
+    );
+    assert!(called < 16 * 1024, "{called} KiB per live instance");
     Ok(())
 }

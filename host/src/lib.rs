@@ -69,6 +69,8 @@
 //!
 //! Test a component end to end from blocking test code: see [`harness`].
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod harness;
 pub mod output;
