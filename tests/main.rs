@@ -16,6 +16,7 @@ mod limits;
 mod lookup;
 mod plugin;
 mod policy;
+mod sandbox;
 mod stock_wasmtime;
 mod udp;
 mod wit_world;

@@ -128,23 +128,9 @@ impl Harness {
         self.spawn_with(sandbox, guest, args, Capture::new(), Capture::new())
     }
 
-    /// Like [`Harness::start`], with the captures for stdout and stderr given.
-    pub fn start_with<I, S>(
-        &self,
-        guest: &Prepared,
-        policy: Policy,
-        args: I,
-        stdout: Capture,
-        stderr: Capture,
-    ) -> Result<Guest>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.spawn_with(self.sandbox().policy(policy), guest, args, stdout, stderr)
-    }
-
-    fn spawn_with<I, S>(
+    /// Like [`Harness::spawn`], with the captures for stdout and stderr given (a
+    /// [`Capture::tee`] also prints each line as it comes).
+    pub fn spawn_with<I, S>(
         &self,
         sandbox: SandboxBuilder,
         guest: &Prepared,

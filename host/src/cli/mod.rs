@@ -262,17 +262,21 @@ fn demo(runtime: &tokio::runtime::Runtime) -> Result<ExitCode, Failure> {
 }
 
 fn run_demo(harness: &Harness, guest: &Prepared) -> Result<()> {
-    let server = harness.start_with(
+    let server = harness.spawn_with(
+        harness
+            .sandbox()
+            .policy(Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?),
         guest,
-        Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?,
         ["listen", "127.0.0.1:0"],
         Capture::tee("[server] "),
         Capture::tee("[server] "),
     )?;
     let addr = server.listening_addr(DEMO_TIMEOUT)?;
-    let client = harness.start_with(
+    let client = harness.spawn_with(
+        harness
+            .sandbox()
+            .policy(Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?),
         guest,
-        Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?,
         ["dial".to_owned(), addr.to_string()],
         Capture::tee("[client] "),
         Capture::tee("[client] "),

@@ -28,8 +28,10 @@ use wasmtime_wasi::sockets::WasiSocketsView as _;
 
 use super::{EPOCH_TICK, GuestState};
 
-/// What one instance may use; `None` is no limit. The default limits nothing.
+/// What one instance may use; `None` is no limit. The default limits nothing; set
+/// fields on it, or use [`SandboxBuilder`](crate::SandboxBuilder)'s setters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The most linear memory, in bytes, all of the instance's memories may hold.
     pub max_memory: Option<u64>,

@@ -1,10 +1,13 @@
-//! A guest that exceeds one limit on purpose, named by its argument:
+//! A guest that exceeds one limit on purpose, named by its argument, or shows what
+//! its sandbox gave it:
 //!
 //! - `grow-memory`: allocates 1 MiB blocks, touching each, until stopped;
 //! - `spin`: loops forever without a host call;
 //! - `hoard-sockets ADDR`: binds TCP listeners on ADDR (port 0) and keeps every one,
 //!   printing `holding N` after each, until stopped;
-//! - `ok`: prints `ok` and exits 0, to show an instance still runs afterwards.
+//! - `ok`: prints `ok` and exits 0, to show an instance still runs afterwards;
+//! - `show`: prints each argument as `arg: A` and each environment variable as
+//!   `env: K=V`, in order.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -20,8 +23,19 @@ fn main() -> ExitCode {
             println!("ok");
             ExitCode::SUCCESS
         }
+        ["show", ..] => {
+            for arg in std::env::args() {
+                println!("arg: {arg}");
+            }
+            for (key, value) in std::env::vars() {
+                println!("env: {key}={value}");
+            }
+            ExitCode::SUCCESS
+        }
         _ => {
-            eprintln!("usage: limits-guest grow-memory | spin | hoard-sockets ADDR | ok");
+            eprintln!(
+                "usage: limits-guest grow-memory | spin | hoard-sockets ADDR | ok | show [ARGS]"
+            );
             ExitCode::from(2)
         }
     }
