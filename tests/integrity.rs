@@ -84,7 +84,8 @@ fn guest_half_close_then_reads_reply() -> Result<()> {
 }
 
 /// A peer that resets its connection costs `echo` that connection only: one error line
-/// in Go's words, and the next connection is served.
+/// in Go's words (`readfrom`, as Go's `io.Copy` into a TCP connection says; `read`
+/// with `--copy`), and the next connection is served.
 #[test]
 fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
     for host in loopbacks() {
@@ -104,7 +105,7 @@ fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
         let lines: Vec<&str> = server.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{server}");
         assert!(
-            lines[0].starts_with(&format!("Error: read tcp {addr}->{host}:"))
+            lines[0].starts_with(&format!("Error: readfrom tcp {addr}->{host}:"))
                 && lines[0].ends_with(": connection reset by peer"),
             "{server}"
         );

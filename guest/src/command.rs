@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::flows::echo_conns;
+use crate::echo::{self, Mode};
 use crate::net;
 use crate::stdio::{announce, err_line, out};
 use wasi::cli::{environment, exit};
@@ -41,8 +41,11 @@ commands:
   lookup NAME            print NAME's addresses, one per line
   listen ADDR            accept one connection on ADDR, print its first message as
                          `Received: <msg>`, reply \"Hello, World!\", close
-  echo ADDR [--count N]  send every connection's bytes back until it half-closes;
-                         exit after N connections (default: serve forever)
+  echo ADDR [--count N] [--copy]
+                         send every connection's bytes back until it half-closes,
+                         serving all connections at once; exit after N connections
+                         (default: serve forever); the host splices the bytes, or
+                         with --copy the guest reads and writes them
   udp-echo ADDR [--count N]
                          send every UDP datagram back to its sender; exit after N
                          datagrams (default: serve forever)
@@ -88,8 +91,12 @@ fn run(args: &[&str]) -> Result<(), Failure> {
         }
         ["lookup", name] => lookup(name),
         ["listen", addr] => listen(addr),
-        ["echo", addr] => echo(addr, None),
-        ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?)),
+        ["echo", addr] => echo(addr, None, Mode::Splice),
+        ["echo", addr, "--copy"] => echo(addr, None, Mode::Copy),
+        ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?), Mode::Splice),
+        ["echo", addr, "--count", n, "--copy"] | ["echo", addr, "--copy", "--count", n] => {
+            echo(addr, Some(parse_count(n)?), Mode::Copy)
+        }
         ["udp-echo", addr] => udp_echo(addr, None),
         ["udp-echo", addr, "--count", n] => udp_echo(addr, Some(parse_count(n)?)),
         ["udp-send", addr, message] => udp_send(addr, message.as_bytes(), None),
@@ -180,12 +187,12 @@ fn listen(addr: &str) -> Result<(), Failure> {
     Ok(conn.close()?)
 }
 
-/// Serves connections one after another, sending back every byte each one sends.
-fn echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
+/// Serves connections all at once, sending back every byte each one sends.
+fn echo(addr: &str, count: Option<u64>, mode: Mode) -> Result<(), Failure> {
     check_addr("echo", "tcp", addr)?;
     let listener = net::listen(addr)?;
     announce(listener.local_addr())?;
-    echo_conns(&listener, count)?;
+    echo::serve(&listener, count, mode)?;
     Ok(())
 }
 

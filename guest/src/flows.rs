@@ -1,12 +1,12 @@
-//! The `sockbox:net/flows` export: `dial` and `serve` as typed functions, and the
-//! echo loop the `echo` command shares with `serve`.
+//! The `sockbox:net/flows` export: `dial` and `serve` as typed functions.
 //!
 //! [`net_error`] is the one place a [`net::Error`] becomes the WIT `net-error`.
 
 use std::io::{self, Read, Write};
 
+use crate::echo;
 use crate::exports::exports::sockbox::net::flows::NetError;
-use crate::net::{self, Conn, Listener, Reason};
+use crate::net::{self, Reason};
 use crate::stdio;
 
 /// The most `dial` returns of a reply.
@@ -29,40 +29,12 @@ pub(crate) fn dial(addr: &str, payload: &[u8]) -> Result<Vec<u8>, NetError> {
 pub(crate) fn serve(addr: &str, max_conns: u32) -> Result<u32, NetError> {
     let listener = net::listen(addr).map_err(|err| net_error(&err))?;
     stdio::announce(listener.local_addr()).map_err(|err| io_net_error(&err))?;
-    let served =
-        echo_conns(&listener, Some(u64::from(max_conns))).map_err(|err| net_error(&err))?;
+    let served = echo::serve(&listener, Some(u64::from(max_conns)), echo::Mode::Splice)
+        .map_err(|err| net_error(&err))?;
     Ok(u32::try_from(served).unwrap_or(u32::MAX))
 }
 
-/// Serves connections one after another, sending back every byte each one sends,
-/// until `count` have been served (or forever). A connection's own failure is
-/// reported on stderr and the next one is served; only `accept` failing ends it.
-pub(crate) fn echo_conns(listener: &Listener, count: Option<u64>) -> Result<u64, net::Error> {
-    let mut served = 0;
-    while count.is_none_or(|count| served < count) {
-        let mut conn = listener.accept()?;
-        if let Err(err) = echo(&mut conn) {
-            stdio::err_line(&format!("Error: {err}"));
-        }
-        served += 1;
-    }
-    Ok(served)
-}
-
-/// Sends back every byte until the peer half-closes, then half-closes too.
-fn echo(conn: &mut Conn) -> io::Result<()> {
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        match conn.read(&mut buf)? {
-            0 => break,
-            n => conn.write_all(&buf[..n])?,
-        }
-    }
-    conn.close_write()?;
-    Ok(())
-}
-
-/// Maps an I/O error from a [`Conn`] (which carries a [`net::Error`]) to `net-error`.
+/// Maps an I/O error from a `Conn` (which carries a [`net::Error`]) to `net-error`.
 fn io_net_error(err: &io::Error) -> NetError {
     match err
         .get_ref()

@@ -10,6 +10,8 @@
 //! - `command`: the command behind the component's `wasi:cli/run` — `dial`, `listen`,
 //!   `echo` and the rest, whose output lines are a contract the host's tests and users
 //!   parse.
+//! - `echo`: the echo server's event loop over `wasi:io/poll`, serving every
+//!   connection at once, by host-side splice or by copying.
 //! - `flows`: the same flows as typed functions (`sockbox:net/flows`: `dial`,
 //!   `serve`), for hosts that embed the guest as a plugin.
 //! - `exports`: the bindings for the component's exports, generated from `wit/`'s
@@ -34,6 +36,8 @@
 // A unit-test build is itself a command (libtest's); it must not export a second `run`.
 #[cfg(not(test))]
 mod command;
+#[cfg(not(test))]
+mod echo;
 #[cfg(not(test))]
 #[allow(
     unsafe_code,

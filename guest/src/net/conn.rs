@@ -54,7 +54,23 @@ fn connect(remote: SocketAddr, deadline: Option<Deadline>) -> Result<Conn, Reaso
     Conn::new(socket, input, output).map_err(Reason::from_code)
 }
 
-/// A TCP connection: `Read` and `Write` block until the host has bytes or room.
+/// What [`Conn::try_splice_echo`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spliced {
+    /// It moved this many bytes.
+    Moved(u64),
+    /// Nothing has arrived: wait for [`Conn::readable`].
+    NeedInput,
+    /// The host has no room to send: wait for [`Conn::writable`].
+    NeedRoom,
+    /// The peer closed its sending side and everything it sent has been moved.
+    Done,
+}
+
+/// A TCP connection: `Read` and `Write` block until the host has bytes or room;
+/// `try_read`, `try_write` and `try_splice_echo` never block, and [`Conn::readable`]
+/// and [`Conn::writable`] say when to try again (for event loops over
+/// `wasi:io/poll`).
 ///
 /// Dropping a `Conn` waits for the bytes already written to reach the OS, then closes it.
 #[derive(Debug)]
@@ -124,6 +140,108 @@ impl Conn {
     pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
         self.read_deadline = deadline;
         self.write_deadline = deadline;
+    }
+
+    /// Reads what has already arrived, without waiting: `Ok(None)` when nothing has
+    /// (wait for [`Conn::readable`]), `Ok(Some(0))` at end of file.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        let want = buf.len().min(MAX_READ) as u64;
+        match self.input.read(want) {
+            Ok(chunk) if chunk.is_empty() && want > 0 => Ok(None),
+            Ok(chunk) => {
+                buf[..chunk.len()].copy_from_slice(&chunk);
+                Ok(Some(chunk.len()))
+            }
+            Err(err) => match Reason::from_stream(err) {
+                None => Ok(Some(0)),
+                Some(reason) => Err(self.error("read", reason)),
+            },
+        }
+    }
+
+    /// Writes as much of `buf` as the host has room for, without waiting; `Ok(0)` when
+    /// it has none (wait for [`Conn::writable`]).
+    pub fn try_write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        let permit = self
+            .output
+            .check_write()
+            .map_err(|err| self.stream_error("write", err))?;
+        let n = buf.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+        if n > 0 {
+            self.output
+                .write(&buf[..n])
+                .map_err(|err| self.stream_error("write", err))?;
+            self.unflushed = true;
+        }
+        Ok(n)
+    }
+
+    /// Sends back to the peer, without waiting, up to `max` of the bytes that have
+    /// arrived: the host moves them from the connection's input to its output
+    /// (`wasi:io/streams` `splice`), and they never enter guest memory.
+    pub fn try_splice_echo(&mut self, max: u64) -> Result<Spliced, Error> {
+        let room = self
+            .output
+            .check_write()
+            .map_err(|err| self.stream_error("write", err))?;
+        if room == 0 {
+            return Ok(Spliced::NeedRoom);
+        }
+        match self.output.splice(&self.input, max.min(room)) {
+            Ok(0) => Ok(Spliced::NeedInput),
+            Ok(n) => {
+                self.unflushed = true;
+                Ok(Spliced::Moved(n))
+            }
+            // `splice` reports the input's end, or either side's failure, as its error.
+            Err(err) => match Reason::from_stream(err) {
+                None => Ok(Spliced::Done),
+                Some(reason) => Err(self.error("readfrom", reason)),
+            },
+        }
+    }
+
+    /// Returns the pollable that is ready when [`Conn::try_read`] has something to
+    /// return (bytes, end of file or an error).
+    pub fn readable(&self) -> &Pollable {
+        &self.readable
+    }
+
+    /// Returns the pollable that is ready when [`Conn::try_write`] has room.
+    pub fn writable(&self) -> &Pollable {
+        &self.writable
+    }
+
+    /// Starts sending what was written without waiting for it; [`Conn::writable`] is
+    /// ready once it is out, and [`Conn::try_close_write`] may then shut down.
+    pub fn start_flush(&mut self) -> Result<(), Error> {
+        if self.unflushed {
+            self.output
+                .flush()
+                .map_err(|err| self.stream_error("write", err))?;
+        }
+        Ok(())
+    }
+
+    /// Shuts down the writing side if everything written is out, without waiting:
+    /// `Ok(false)` when bytes are still on their way (call [`Conn::start_flush`], wait
+    /// for [`Conn::writable`], and try again).
+    pub fn try_close_write(&mut self) -> Result<bool, Error> {
+        if self.unflushed {
+            // While written bytes are still on their way, `check-write` gives 0.
+            let room = self
+                .output
+                .check_write()
+                .map_err(|err| self.stream_error("write", err))?;
+            if room == 0 {
+                return Ok(false);
+            }
+            self.unflushed = false;
+        }
+        self.socket
+            .shutdown(ShutdownType::Send)
+            .map_err(|code| self.error("close", Reason::from_code(code)))?;
+        Ok(true)
     }
 
     /// Shuts down the writing side: the peer reads end-of-file once it has everything written.

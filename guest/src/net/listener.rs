@@ -74,6 +74,37 @@ impl Listener {
         }
     }
 
+    /// Accepts a connection that is already waiting, without waiting: `Ok(None)` when
+    /// none is (wait for [`Listener::acceptable`]). Skips connections reset before
+    /// they could be accepted, like [`Listener::accept`].
+    pub fn try_accept(&self) -> Result<Option<Conn>, Error> {
+        loop {
+            match self.socket.accept() {
+                Ok((socket, input, output)) => {
+                    if let Ok(conn) = Conn::new(socket, input, output) {
+                        return Ok(Some(conn));
+                    }
+                }
+                Err(ErrorCode::WouldBlock) => return Ok(None),
+                Err(code) => {
+                    let reason = Reason::from_code(code);
+                    return Err(Error::new(
+                        "accept",
+                        "tcp",
+                        Some(self.local.to_string()),
+                        reason,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Returns the pollable that is ready when [`Listener::try_accept`] has a
+    /// connection (or an error) to return.
+    pub fn acceptable(&self) -> &Pollable {
+        &self.ready
+    }
+
     /// Makes [`Listener::accept`] fail with `i/o timeout` once `deadline` passes
     /// (`None`: wait forever).
     pub fn set_deadline(&mut self, deadline: Option<Deadline>) {
