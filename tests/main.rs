@@ -4,7 +4,10 @@
 //! `listening on` line; every wait is bounded by [`common::TIMEOUT`].
 
 mod bad_input;
+mod bench;
+mod cache;
 mod common;
+mod concurrency;
 mod deadlines;
 mod denials;
 mod flows;

@@ -118,8 +118,15 @@ pub fn sockbox() -> Command {
         assert!(status.success(), "building the sockbox binary failed");
         profile_dir.join("sockbox")
     });
-    Command::new(&*BIN)
+    let mut command = Command::new(&*BIN);
+    // Compiled components go to this test binary's own cache, not the user's.
+    command.env(sockbox_host::runner::CACHE_DIR_ENV, CACHE_DIR.path());
+    command
 }
+
+/// The compile cache every `sockbox` process of this test binary shares.
+pub static CACHE_DIR: LazyLock<tempfile::TempDir> =
+    LazyLock::new(|| tempfile::tempdir().expect("create a compile cache directory"));
 
 /// A child process whose stdout is read line by line as it runs; killed when dropped.
 pub struct Process {

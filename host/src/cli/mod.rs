@@ -1,4 +1,5 @@
-//! The `sockbox` command line: `run`, `demo`, `guest`, `policy check`, `policy explain`.
+//! The `sockbox` command line: `run`, `demo`, `guest`, `policy check`, `policy explain`,
+//! `bench`.
 //!
 //! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule or policy
 //! file, unreadable or invalid component), reported in one line before any guest code
@@ -16,6 +17,7 @@ use std::time::Duration;
 use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
 use crate::policy::{AuditLog, DenialLog};
+use crate::runner::CompileCache;
 use crate::runner::GUEST_PROGRAM;
 use crate::{
     Exit, GUEST_WASM, LimitExceeded, Limits, Policy, Prepared, Runner, Sandbox, SandboxBuilder,
@@ -58,6 +60,8 @@ enum Command {
     /// Check a policy file, or explain what a policy decides for one use.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Compare the guest's echo with native servers: ping-pong, stream, start-up, memory.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +93,10 @@ struct RunArgs {
     /// at once (listeners and accepted connections count).
     #[arg(long, value_name = "N")]
     max_sockets: Option<usize>,
+    /// Compile the component on every run instead of keeping it compiled in the cache
+    /// ($SOCKBOX_CACHE_DIR, or ~/.cache/sockbox).
+    #[arg(long)]
+    no_cache: bool,
     /// Arguments for the guest, after `--`: e.g. `-- dial 127.0.0.1:8080`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -111,6 +119,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(SETUP_ERROR);
         }
     };
+    // As Go does: a server may hold as many sockets as the hard limit allows.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -126,6 +136,9 @@ pub fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::Setup),
         Command::Policy(command) => policy::main(command).map_err(Failure::Setup),
+        Command::Bench(args) => crate::bench::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Failure::Bench),
     };
     match result {
         Ok(code) => code,
@@ -135,6 +148,10 @@ pub fn main() -> ExitCode {
         }
         Err(Failure::Demo(err)) => {
             eprintln!("sockbox: demo: {}", one_line(&format!("{err:#}")));
+            ExitCode::FAILURE
+        }
+        Err(Failure::Bench(err)) => {
+            eprintln!("sockbox: bench: {}", one_line(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }
@@ -152,6 +169,8 @@ enum Failure {
     Setup(anyhow::Error),
     /// While the demo's guests run: exit 1.
     Demo(anyhow::Error),
+    /// A server failed a check, or could not be measured: exit 1.
+    Bench(anyhow::Error),
 }
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
@@ -192,7 +211,12 @@ struct RunSetup {
 /// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
 fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
     let policy = args.policy.build()?;
-    let runner = Arc::new(Runner::new()?);
+    let cache = if args.no_cache {
+        None
+    } else {
+        CompileCache::user()
+    };
+    let runner = Arc::new(Runner::new()?.with_cache(cache));
     let (component, argv0) = match &args.wasm {
         Some(path) => {
             let name = path.display().to_string();

@@ -2,10 +2,12 @@
 //! components into [`Prepared`] ones; it makes each instance's store, with the
 //! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`].
 
+mod cache;
 mod limits;
 mod lookup;
 pub(crate) mod plugin;
 
+pub use cache::{CACHE_DIR_ENV, CompileCache};
 pub use limits::{Limit, LimitExceeded, Limits};
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct Runner {
     /// Epoch ticks since the runner started, counted beside the engine's epoch (which
     /// wasmtime does not expose) for CPU-time limits.
     ticks: Arc<AtomicU64>,
+    /// Where compiled components are kept between runs, if anywhere.
+    cache: Option<CompileCache>,
 }
 
 impl Runner {
@@ -75,6 +79,7 @@ impl Runner {
             engine,
             linker,
             ticks,
+            cache: None,
         })
     }
 
@@ -83,17 +88,24 @@ impl Runner {
         &self.engine
     }
 
-    /// Compiles a component from its bytes.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Component> {
-        Ok(Component::new(&self.engine, bytes)?)
+    /// Keeps compiled components in `cache` between runs (default: compile every time).
+    pub fn with_cache(mut self, cache: Option<CompileCache>) -> Self {
+        self.cache = cache;
+        self
     }
 
-    /// Compiles the guest component built into this crate.
+    /// Compiles a component from its bytes, or loads it from the compile cache.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes),
+            None => Ok(Component::new(&self.engine, bytes)?),
+        }
+    }
+
+    /// Compiles the guest component built into this crate (or loads it from the cache).
     pub fn builtin_guest(&self) -> Result<Component> {
-        Ok(
-            Component::new(&self.engine, crate::GUEST_WASM)
-                .context("compile the built-in guest")?,
-        )
+        self.compile(crate::GUEST_WASM)
+            .map_err(|err| err.context("compile the built-in guest"))
     }
 
     /// Links a component ahead of running it: fails if it imports something WASI 0.2

@@ -1,0 +1,314 @@
+//! `sockbox bench`: the guest's `echo` against native servers, side by side, in one
+//! run.
+//!
+//! It starts the servers it compares — a native Rust `std::net` echo server in this
+//! process (thread per connection), the built-in guest's `echo` under `sockbox run`
+//! (host-side splice, and `--copy`), and any `--target NAME=ADDR` (Go's echo server,
+//! the guest under stock `wasmtime run`) — and drives each with the same native load
+//! client: ping-pong over one and over many connections (round trips/s, p50 and p99),
+//! a bulk stream (GB/s), the start-up of `sockbox run` (and `wasmtime run`), and the
+//! memory each idle connection costs a `sockbox run` server. Every echoed byte is
+//! checked: a server that corrupts, drops or adds one fails the run.
+
+mod load;
+mod report;
+mod servers;
+mod startup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use report::{Figure, Report};
+use servers::Server;
+
+/// `sockbox bench`'s flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which measurements to take (default: all but idle).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    scenarios: Vec<Scenario>,
+    /// An external echo server to compare, as NAME=ADDR (e.g. go=127.0.0.1:9000).
+    #[arg(long = "target", value_name = "NAME=ADDR", value_parser = parse_target)]
+    targets: Vec<(String, SocketAddr)>,
+    /// Measure only these servers (native, sockbox-splice, sockbox-copy, or a
+    /// target's NAME); default: all.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    only: Vec<String>,
+    /// How long each measurement runs, after its warm-up.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// How long each measurement warms up before it counts.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Message size for ping-pong, in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Connections for the concurrent ping-pong.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Connections held open for the idle-memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Start-up runs to take the median of.
+    #[arg(long, default_value_t = 20)]
+    startup_runs: usize,
+    /// The stock wasmtime CLI to compare start-up with (skipped if not found).
+    #[arg(long, default_value = "wasmtime", value_name = "PATH")]
+    wasmtime: PathBuf,
+    /// Write the results as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw the ratios as an SVG chart into FILE.
+    #[arg(long, value_name = "FILE")]
+    chart: Option<PathBuf>,
+}
+
+/// One kind of measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Ping-pong on one connection.
+    Pingpong,
+    /// Ping-pong on `--connections` connections at once.
+    Concurrent,
+    /// A bulk stream on one connection.
+    Stream,
+    /// `sockbox run` (and `wasmtime run`) to the guest's first output.
+    Startup,
+    /// Resident memory per idle connection of a `sockbox run` server.
+    Idle,
+}
+
+fn parse_target(text: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=ADDR"))?;
+    let addr = addr
+        .parse()
+        .map_err(|err| format!("`{addr}` is not an address: {err}"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` has no NAME"));
+    }
+    Ok((name.to_owned(), addr))
+}
+
+/// Runs the bench and prints the table; fails if any server failed a check.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let scenarios = if args.scenarios.is_empty() {
+        vec![
+            Scenario::Pingpong,
+            Scenario::Concurrent,
+            Scenario::Stream,
+            Scenario::Startup,
+        ]
+    } else {
+        args.scenarios.clone()
+    };
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|only| only == name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the load client's runtime")?;
+
+    let mut servers = Vec::new();
+    if wanted("native") {
+        servers.push(Server::native()?);
+    }
+    for copy in [false, true] {
+        let name = if copy {
+            "sockbox-copy"
+        } else {
+            "sockbox-splice"
+        };
+        if wanted(name) {
+            servers.push(Server::sockbox(copy)?);
+        }
+    }
+    for (name, addr) in &args.targets {
+        if wanted(name) {
+            servers.push(Server::external(name.clone(), *addr));
+        }
+    }
+    if servers.is_empty() && !scenarios.contains(&Scenario::Startup) {
+        bail!("no server to measure (see --only)");
+    }
+
+    let server_steps = scenarios
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                Scenario::Pingpong | Scenario::Concurrent | Scenario::Stream
+            )
+        })
+        .count()
+        * servers.len();
+    let idle_steps = if scenarios.contains(&Scenario::Idle) {
+        servers
+            .iter()
+            .filter(|server| server.pid().is_some())
+            .count()
+    } else {
+        0
+    };
+    let steps = server_steps + idle_steps + usize::from(scenarios.contains(&Scenario::Startup)) * 2;
+    let progress = ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let mut figures = Vec::new();
+    let size_name = format!("{} B", args.size);
+    for scenario in &scenarios {
+        for server in &servers {
+            let figure = match scenario {
+                Scenario::Pingpong | Scenario::Concurrent => {
+                    let connections = if *scenario == Scenario::Pingpong {
+                        1
+                    } else {
+                        args.connections
+                    };
+                    let label = format!("ping-pong {size_name} ×{connections}");
+                    progress.set_message(format!("{label} on {}", server.name));
+                    let measured = runtime
+                        .block_on(load::ping_pong(
+                            server.addr,
+                            connections,
+                            args.size,
+                            args.warmup,
+                            args.duration,
+                        ))
+                        .with_context(|| format!("{}: {label}", server.name))?;
+                    Figure {
+                        scenario: label,
+                        server: server.name.clone(),
+                        value: measured.round_trips_per_sec,
+                        unit: "round trips/s",
+                        higher_is_better: true,
+                        p50_us: Some(measured.p50_us),
+                        p99_us: Some(measured.p99_us),
+                    }
+                }
+                Scenario::Stream => {
+                    let label = "stream 64 KiB".to_owned();
+                    progress.set_message(format!("{label} on {}", server.name));
+                    let bytes_per_sec = runtime
+                        .block_on(load::stream(server.addr, args.warmup, args.duration))
+                        .with_context(|| format!("{}: {label}", server.name))?;
+                    Figure {
+                        scenario: label,
+                        server: server.name.clone(),
+                        value: bytes_per_sec / 1e9,
+                        unit: "GB/s",
+                        higher_is_better: true,
+                        p50_us: None,
+                        p99_us: None,
+                    }
+                }
+                Scenario::Idle => {
+                    let Some(pid) = server.pid() else { continue };
+                    progress
+                        .set_message(format!("{} idle connections on {}", args.idle, server.name));
+                    let before = resident_kib(pid)?;
+                    let held = runtime
+                        .block_on(load::idle(server.addr, args.idle))
+                        .with_context(|| format!("{}: idle connections", server.name))?;
+                    let after = resident_kib(pid)?;
+                    drop(held);
+                    Figure {
+                        scenario: format!("idle ×{}", args.idle),
+                        server: server.name.clone(),
+                        value: after.saturating_sub(before) as f64 / args.idle as f64,
+                        unit: "KiB/conn",
+                        higher_is_better: false,
+                        p50_us: None,
+                        p99_us: None,
+                    }
+                }
+                Scenario::Startup => continue,
+            };
+            figures.push(figure);
+            progress.inc(1);
+        }
+    }
+    if scenarios.contains(&Scenario::Startup) {
+        figures.extend(startup_figures(&args, &progress)?);
+    }
+    progress.finish_and_clear();
+    drop(servers);
+
+    let report = Report {
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        settings: serde_json::json!({
+            "duration_s": args.duration.as_secs_f64(),
+            "warmup_s": args.warmup.as_secs_f64(),
+            "size_bytes": args.size,
+            "connections": args.connections,
+            "idle_connections": args.idle,
+            "stream_chunk_bytes": load::STREAM_CHUNK,
+            "startup_runs": args.startup_runs,
+        }),
+        figures,
+    };
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    if let Some(path) = &args.chart {
+        report.write_chart(path)?;
+    }
+    Ok(())
+}
+
+/// `sockbox run -- help` and, when it is there, `wasmtime run GUEST help`, each to its
+/// first byte of output.
+fn startup_figures(args: &BenchArgs, progress: &ProgressBar) -> Result<Vec<Figure>> {
+    let figure = |server: &str, took: Duration| Figure {
+        scenario: "start-up".into(),
+        server: server.into(),
+        value: took.as_secs_f64() * 1000.0,
+        unit: "ms",
+        higher_is_better: false,
+        p50_us: None,
+        p99_us: None,
+    };
+    let mut figures = Vec::new();
+    progress.set_message("start-up of sockbox run");
+    let exe = std::env::current_exe().context("find the sockbox executable")?;
+    let mut sockbox = Command::new(&exe);
+    sockbox.args(["run", "--", "help"]);
+    figures.push(figure(
+        "sockbox run",
+        startup::time_to_first_output(sockbox, args.startup_runs)?,
+    ));
+    progress.inc(1);
+
+    progress.set_message("start-up of wasmtime run");
+    let guest = tempfile::Builder::new().suffix(".wasm").tempfile()?;
+    std::fs::write(guest.path(), crate::GUEST_WASM)?;
+    let mut wasmtime = Command::new(&args.wasmtime);
+    wasmtime.arg("run").arg(guest.path()).arg("help");
+    match startup::time_to_first_output(wasmtime, args.startup_runs) {
+        Ok(took) => figures.push(figure("wasmtime run", took)),
+        Err(err) => progress.println(format!("skipping wasmtime run: {err:#}")),
+    }
+    progress.inc(1);
+    Ok(figures)
+}
+
+/// A process's resident memory, in KiB.
+fn resident_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/PID/status")
+}

@@ -1,0 +1,215 @@
+//! The bench's results: a table with ratios against native for people, JSON for
+//! machines, and an SVG chart.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use plotters::prelude::*;
+use serde::Serialize;
+
+/// One figure: what was measured on which server.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Figure {
+    /// The scenario: `ping-pong 64 B x 1`, `stream 64 KiB`, `start-up`, `idle`.
+    pub scenario: String,
+    /// The server (or, for start-up, the runtime).
+    pub server: String,
+    /// The main figure, in `unit`.
+    pub value: f64,
+    /// `round trips/s`, `GB/s`, `ms`, `KiB/conn`.
+    pub unit: &'static str,
+    /// Whether more is better (throughput) or less (latency, time, memory).
+    pub higher_is_better: bool,
+    /// Round-trip latency percentiles, for ping-pong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+}
+
+/// Everything one run measured, and how.
+#[derive(Debug, Serialize)]
+pub(super) struct Report {
+    /// The machine: logical cores.
+    pub cores: usize,
+    /// The settings the run used.
+    pub settings: serde_json::Value,
+    /// Every figure.
+    pub figures: Vec<Figure>,
+}
+
+impl Report {
+    /// The baseline a figure is compared with: native for servers, `wasmtime run` for
+    /// start-up.
+    fn baseline(&self, figure: &Figure) -> Option<&Figure> {
+        let base = if figure.scenario == "start-up" {
+            "wasmtime run"
+        } else {
+            "native"
+        };
+        self.figures
+            .iter()
+            .find(|other| other.scenario == figure.scenario && other.server == base)
+    }
+
+    /// The figure as a multiple of its baseline's, oriented so above 1 is better.
+    pub fn ratio(&self, figure: &Figure) -> Option<f64> {
+        let base = self.baseline(figure)?;
+        (base.value > 0.0 && figure.value > 0.0).then(|| {
+            if figure.higher_is_better {
+                figure.value / base.value
+            } else {
+                base.value / figure.value
+            }
+        })
+    }
+
+    /// The table: one row per figure, ratio against the baseline (1.00× is even,
+    /// above is better).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<16} {:>14} {:<12} {:>9} {:>9} {:>8}",
+            "scenario", "server", "value", "unit", "p50 µs", "p99 µs", "ratio"
+        );
+        for figure in &self.figures {
+            let micros = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.1}"));
+            let ratio = self
+                .ratio(figure)
+                .map_or_else(String::new, |ratio| format!("{ratio:.2}×"));
+            let _ = writeln!(
+                out,
+                "{:<22} {:<16} {:>14} {:<12} {:>9} {:>9} {:>8}",
+                figure.scenario,
+                figure.server,
+                format_value(figure.value),
+                figure.unit,
+                micros(figure.p50_us),
+                micros(figure.p99_us),
+                ratio
+            );
+        }
+        out
+    }
+
+    /// Writes the report as JSON.
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))
+    }
+
+    /// Draws each figure's ratio against its baseline as grouped bars, one group per
+    /// scenario, into an SVG file.
+    pub fn write_chart(&self, path: &Path) -> Result<()> {
+        let mut scenarios: Vec<&str> = Vec::new();
+        let mut servers: Vec<&str> = Vec::new();
+        for figure in &self.figures {
+            if !scenarios.contains(&figure.scenario.as_str()) {
+                scenarios.push(&figure.scenario);
+            }
+            if !servers.contains(&figure.server.as_str()) {
+                servers.push(&figure.server);
+            }
+        }
+        let bars: Vec<(usize, usize, f64)> = self
+            .figures
+            .iter()
+            .filter_map(|figure| {
+                let group = scenarios.iter().position(|s| *s == figure.scenario)?;
+                let series = servers.iter().position(|s| *s == figure.server)?;
+                Some((group, series, self.ratio(figure)?))
+            })
+            .collect();
+        let top = bars.iter().map(|bar| bar.2).fold(1.2, f64::max) * 1.1;
+        let width = 220 * scenarios.len().max(1) as u32 + 120;
+        let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "sockbox bench: ratio to baseline (higher is better), {} cores",
+                    self.cores
+                ),
+                ("sans-serif", 18),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..scenarios.len() as f64, 0f64..top)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(scenarios.len() * 2 + 1)
+            .x_label_formatter(&|x| {
+                let index = x.floor() as usize;
+                let centred = (x - x.floor() - 0.5).abs() < 0.01;
+                match scenarios.get(index) {
+                    Some(name) if centred => (*name).to_owned(),
+                    _ => String::new(),
+                }
+            })
+            .y_desc("× baseline")
+            .draw()
+            .map_err(plot_error)?;
+        let slot = 0.8 / servers.len().max(1) as f64;
+        for (series, server) in servers.iter().enumerate() {
+            let colour = Palette99::pick(series).to_rgba();
+            let rects = bars
+                .iter()
+                .filter(|bar| bar.1 == series)
+                .map(|&(group, _, ratio)| {
+                    let left = group as f64 + 0.1 + slot * series as f64;
+                    Rectangle::new([(left, 0.0), (left + slot * 0.9, ratio)], colour.filled())
+                });
+            chart
+                .draw_series(rects)
+                .map_err(plot_error)?
+                .label(*server)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                });
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                [(0.0, 1.0), (scenarios.len() as f64, 1.0)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(plot_error)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+        Ok(())
+    }
+}
+
+fn plot_error(err: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("draw the chart: {err}")
+}
+
+/// A figure with three significant digits and thousands separators.
+fn format_value(value: f64) -> String {
+    if value >= 1000.0 {
+        let whole = value.round() as u64;
+        let digits = whole.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}

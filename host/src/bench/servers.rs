@@ -1,0 +1,147 @@
+//! The servers `sockbox bench` compares: a native Rust echo server in this process,
+//! the guest's `echo` under `sockbox run` (splicing, and copying), and any external
+//! server given by address.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+/// How long a server may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One server under test.
+#[derive(Debug)]
+pub(super) struct Server {
+    /// Its name in the table: `native`, `sockbox-splice`, `sockbox-copy`, or the user's.
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The `sockbox run` process serving, if it is one.
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Returns the serving process's id, if the server is a child process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Starts the native baseline: a `std::net` echo server in this process, a thread
+    /// per connection, as a Rust programmer writes one.
+    pub fn native() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("bind the native server")?;
+        let addr = listener.local_addr()?;
+        std::thread::Builder::new()
+            .name("bench-native-accept".into())
+            .spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let _ = std::thread::Builder::new()
+                        .stack_size(64 * 1024)
+                        .spawn(move || echo(conn));
+                }
+            })?;
+        Ok(Self {
+            name: "native".into(),
+            addr,
+            child: None,
+        })
+    }
+
+    /// Starts the built-in guest's `echo` under `sockbox run` (this executable), with
+    /// `--copy` when `copy`.
+    pub fn sockbox(copy: bool) -> Result<Self> {
+        let exe = std::env::current_exe().context("find the sockbox executable")?;
+        let mut command = Command::new(exe);
+        command
+            .args([
+                "run",
+                "--allow-listen",
+                "tcp://127.0.0.1:*",
+                "--",
+                "echo",
+                "127.0.0.1:0",
+            ])
+            .args(copy.then_some("--copy"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let name = if copy {
+            "sockbox-copy"
+        } else {
+            "sockbox-splice"
+        };
+        let mut child = command.spawn().with_context(|| format!("start {name}"))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let addr = listening_line(stdout).with_context(|| format!("start {name}"));
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(err) => {
+                let _ = child.kill();
+                return Err(err);
+            }
+        };
+        Ok(Self {
+            name: name.into(),
+            addr,
+            child: Some(child),
+        })
+    }
+
+    /// A server someone else started, at `addr`.
+    pub fn external(name: String, addr: SocketAddr) -> Self {
+        Self {
+            name,
+            addr,
+            child: None,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads a child's stdout until its `listening on ADDR` line, within the start timeout.
+fn listening_line(stdout: impl std::io::Read + Send + 'static) -> Result<SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let found = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned));
+        let _ = tx.send(found);
+        // Keep draining, so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Some(addr)) => Ok(addr.parse()?),
+        Ok(None) => bail!("the server exited before printing `listening on`"),
+        Err(_) => bail!("no `listening on` line within {START_TIMEOUT:?}"),
+    }
+}
+
+/// Sends back every byte until the peer half-closes.
+fn echo(mut conn: TcpStream) {
+    // No TCP_NODELAY: std's default, and wasi:sockets 0.2 cannot set it for the guest.
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+}

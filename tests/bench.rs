@@ -1,0 +1,181 @@
+//! `sockbox bench` measures real servers and checks every echoed byte: a server that
+//! corrupts or drops a byte fails the run with one line saying where, and a good run
+//! writes its table, JSON and chart.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+
+use anyhow::Result;
+
+use crate::common::{Process, sockbox};
+
+/// How a test server mangles the echo.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Flips one bit of the byte at this offset of the connection's echo.
+    FlipAt(usize),
+    /// Closes the connection after echoing this many bytes.
+    CloseAfter(usize),
+}
+
+/// A native echo server, a thread per connection, that mangles its echo on purpose.
+fn faulty_server(fault: Fault) -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || mangle(conn, fault));
+        }
+    });
+    Ok(addr)
+}
+
+fn mangle(mut conn: TcpStream, fault: Fault) -> std::io::Result<()> {
+    let mut buf = vec![0; 64 * 1024];
+    let mut offset = 0;
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return conn.shutdown(Shutdown::Write);
+        }
+        let chunk = &mut buf[..n];
+        match fault {
+            Fault::FlipAt(at) if (offset..offset + n).contains(&at) => chunk[at - offset] ^= 0x20,
+            Fault::CloseAfter(limit) if offset + n > limit => {
+                conn.write_all(&chunk[..limit - offset])?;
+                return conn.shutdown(Shutdown::Both);
+            }
+            _ => {}
+        }
+        conn.write_all(chunk)?;
+        offset += n;
+    }
+}
+
+/// Runs the bench against one external server only, briefly.
+fn bench_against(addr: SocketAddr, scenario: &str) -> Result<crate::common::Finished> {
+    let mut command = sockbox();
+    command
+        .args(["bench", "--only", "faulty", "--target"])
+        .arg(format!("faulty={addr}"))
+        .args([
+            "--scenarios",
+            scenario,
+            "--duration",
+            "300ms",
+            "--warmup",
+            "50ms",
+        ]);
+    Process::run(command)
+}
+
+/// A server that flips one bit in its third echo fails ping-pong, naming the
+/// connection, the round, the byte and both values.
+#[test]
+fn a_corrupted_echo_fails_ping_pong() -> Result<()> {
+    // Round 2's message starts at byte 128 of the connection; its byte 9 is at 137.
+    let finished = bench_against(faulty_server(Fault::FlipAt(137))?, "pingpong")?;
+    assert_eq!(finished.status.code(), Some(1), "{finished}");
+    assert_eq!(finished.stdout, "", "no table for a failed run");
+    let line = finished.stderr.trim_end();
+    assert!(
+        line.starts_with(
+            "sockbox: bench: faulty: ping-pong 64 B ×1: connection 0, round 2: echoed byte 9 is 0x"
+        ),
+        "{finished}"
+    );
+    assert_eq!(finished.stderr.lines().count(), 1, "{finished}");
+    Ok(())
+}
+
+/// A server that flips one bit 100,000 bytes into the stream fails the stream at
+/// exactly that byte.
+#[test]
+fn a_corrupted_byte_fails_the_stream() -> Result<()> {
+    let finished = bench_against(faulty_server(Fault::FlipAt(100_000))?, "stream")?;
+    assert_eq!(finished.status.code(), Some(1), "{finished}");
+    assert!(
+        finished
+            .stderr
+            .starts_with("sockbox: bench: faulty: stream 64 KiB: streamed byte 100000 is 0x"),
+        "{finished}"
+    );
+    Ok(())
+}
+
+/// A server that stops echoing partway fails ping-pong: a missing echo is a failure,
+/// not a slower number.
+#[test]
+fn a_missing_echo_fails_ping_pong() -> Result<()> {
+    let finished = bench_against(faulty_server(Fault::CloseAfter(1000))?, "pingpong")?;
+    assert_eq!(finished.status.code(), Some(1), "{finished}");
+    assert!(
+        finished
+            .stderr
+            .contains("connection 0: the echo of round 15 is missing"),
+        "{finished}"
+    );
+    Ok(())
+}
+
+/// A short run over native and the splicing guest prints the table and writes JSON
+/// with every figure, and an SVG chart.
+#[test]
+fn a_good_run_writes_table_json_and_chart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (json, chart) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
+    let mut command = sockbox();
+    command
+        .args(["bench", "--only", "native,sockbox-splice"])
+        .args(["--scenarios", "pingpong,concurrent,stream"])
+        .args([
+            "--connections",
+            "20",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "50ms",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--chart")
+        .arg(&chart);
+    let finished = Process::run(command)?;
+    assert_eq!(finished.status.code(), Some(0), "{finished}");
+    let rows: Vec<&str> = finished.stdout.lines().collect();
+    assert_eq!(rows.len(), 7, "{finished}");
+    assert!(rows[0].starts_with("scenario"), "{finished}");
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let figures = report["figures"].as_array().expect("a list of figures");
+    let found: Vec<(&str, &str)> = figures
+        .iter()
+        .map(|figure| {
+            assert!(
+                figure["value"].as_f64().is_some_and(|value| value > 0.0),
+                "{figure}"
+            );
+            (
+                figure["scenario"].as_str().expect("a scenario"),
+                figure["server"].as_str().expect("a server"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("ping-pong 64 B ×1", "native"),
+            ("ping-pong 64 B ×1", "sockbox-splice"),
+            ("ping-pong 64 B ×20", "native"),
+            ("ping-pong 64 B ×20", "sockbox-splice"),
+            ("stream 64 KiB", "native"),
+            ("stream 64 KiB", "sockbox-splice"),
+        ]
+    );
+    let svg = std::fs::read_to_string(&chart)?;
+    assert!(
+        svg.starts_with("<svg") && svg.contains("sockbox-splice"),
+        "{svg}"
+    );
+    Ok(())
+}
