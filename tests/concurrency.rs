@@ -114,7 +114,7 @@ fn two_hundred_clients_at_once_copy() -> Result<()> {
     two_hundred_clients_at_once(&["--copy"])
 }
 
-/// A client that sends 8 MiB and never reads fills its own buffers; another client's
+/// A client that sends 64 MiB and never reads fills its own buffers; another client's
 /// round trip still completes, and the stalled one is cut off afterwards.
 fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
     let mut args = vec!["echo", "127.0.0.1:0", "--count", "2"];
@@ -128,7 +128,7 @@ fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
         let chunk = vec![7u8; 64 * 1024];
         // Blocks once every buffer between here and the server is full; fails when the
         // test shuts the socket down.
-        (0..128).try_for_each(|_| writer.write_all(&chunk))
+        (0..1024).try_for_each(|_| writer.write_all(&chunk))
     });
 
     let mut other = TcpStream::connect(addr)?;
@@ -146,7 +146,7 @@ fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
     assert!(echoed == sent, "the other client's bytes came back changed");
     assert!(
         !flood.is_finished(),
-        "the stalled client's 8 MiB should not all fit"
+        "the stalled client's 64 MiB should not all fit"
     );
 
     stalled.shutdown(Shutdown::Both)?;
