@@ -16,6 +16,10 @@ use tokio::net::TcpStream;
 /// boundaries fall at a different place in it each time).
 const PATTERN_LEN: usize = 65_521;
 
+/// How long a connect, or one echo, may take before the server counts as stalled: a
+/// stalled server fails the run instead of hanging it.
+const STALL: Duration = Duration::from_secs(10);
+
 /// How much the stream writes at once.
 pub(super) const STREAM_CHUNK: usize = 64 * 1024;
 
@@ -47,10 +51,10 @@ pub(super) async fn ping_pong(
     duration: Duration,
 ) -> Result<PingPong> {
     let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let conn = TcpStream::connect(addr)
+    for i in 0..connections {
+        let conn = connect(addr)
             .await
-            .with_context(|| format!("connect to {addr}"))?;
+            .with_context(|| format!("connection {i}"))?;
         conn.set_nodelay(true)?;
         conns.push(conn);
     }
@@ -106,9 +110,12 @@ async fn ping_pong_one(
         fill_message(&mut sent, id, round);
         let started = Instant::now();
         conn.write_all(&sent).await.context("send")?;
-        conn.read_exact(&mut echoed)
-            .await
-            .with_context(|| format!("connection {id}: the echo of round {round} is missing"))?;
+        match tokio::time::timeout(STALL, conn.read_exact(&mut echoed)).await {
+            Ok(read) => read.with_context(|| {
+                format!("connection {id}: the echo of round {round} is missing")
+            })?,
+            Err(_) => bail!("connection {id}: no echo of round {round} within {STALL:?}"),
+        };
         let took = started.elapsed();
         if let Some(at) = sent.iter().zip(&echoed).position(|(a, b)| a != b) {
             bail!(
@@ -145,9 +152,7 @@ fn new_histogram() -> Histogram<u64> {
 /// echo concurrently and checking each byte; returns echoed bytes per second in the
 /// measured window.
 pub(super) async fn stream(addr: SocketAddr, warmup: Duration, duration: Duration) -> Result<f64> {
-    let conn = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connect to {addr}"))?;
+    let conn = connect(addr).await?;
     conn.set_nodelay(true)?;
     let (mut reader, mut writer) = conn.into_split();
     let pattern: Arc<Vec<u8>> =
@@ -176,7 +181,10 @@ pub(super) async fn stream(addr: SocketAddr, warmup: Duration, duration: Duratio
         let measure_from = Instant::now() + warmup;
         let (mut window_start, mut window_bytes) = (None, 0u64);
         loop {
-            let n = reader.read(&mut buf).await.context("read the echo")?;
+            let n = match tokio::time::timeout(STALL, reader.read(&mut buf)).await {
+                Ok(read) => read.context("read the echo")?,
+                Err(_) => bail!("no echo within {STALL:?} after byte {offset}"),
+            };
             if n == 0 {
                 break;
             }
@@ -227,6 +235,15 @@ pub(super) async fn stream(addr: SocketAddr, warmup: Duration, duration: Duratio
     Ok(measured as f64 / duration.as_secs_f64())
 }
 
+/// Connects to `addr`, failing if that takes longer than [`STALL`] (a server that
+/// stopped accepting fills its backlog, and connects then hang).
+async fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    match tokio::time::timeout(STALL, TcpStream::connect(addr)).await {
+        Ok(conn) => conn.with_context(|| format!("connect to {addr}")),
+        Err(_) => bail!("connect to {addr}: no answer within {STALL:?}"),
+    }
+}
+
 fn pattern_byte(i: usize) -> u8 {
     let i = i % PATTERN_LEN;
     (i ^ (i >> 8) ^ (i >> 13).wrapping_mul(29)) as u8
@@ -237,14 +254,15 @@ fn pattern_byte(i: usize) -> u8 {
 pub(super) async fn idle(addr: SocketAddr, count: usize) -> Result<Vec<TcpStream>> {
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
-        let mut conn = TcpStream::connect(addr)
+        let mut conn = connect(addr)
             .await
             .with_context(|| format!("open connection {i} of {count}"))?;
         conn.write_all(b"x").await?;
         let mut echoed = [0u8; 1];
-        conn.read_exact(&mut echoed)
-            .await
-            .with_context(|| format!("connection {i}: no echo"))?;
+        match tokio::time::timeout(STALL, conn.read_exact(&mut echoed)).await {
+            Ok(read) => read.with_context(|| format!("connection {i}: no echo"))?,
+            Err(_) => bail!("connection {i}: no echo within {STALL:?}"),
+        };
         if echoed != *b"x" {
             bail!("connection {i}: echoed {echoed:?}");
         }
