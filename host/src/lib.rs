@@ -20,7 +20,7 @@
 //! - [`harness`]: for tests and CI — start a component as a server, await its
 //!   `listening on` line, drive it with native sockets, assert on its exit and output;
 //!   failures print what the guest printed.
-//! - [`bench`]: `sockbox bench` — the guest's `echo` against native servers side by
+//! - [`bench`](mod@bench): `sockbox bench` — the guest's `echo` against native servers side by
 //!   side, with its own load client that checks every echoed byte.
 //! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`, `policy check`,
 //!   `policy explain`); `main.rs` only calls it.
