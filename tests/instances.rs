@@ -4,18 +4,13 @@
 
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::common::{GUEST, HARNESS};
 
-/// The process's resident memory, in KiB.
+/// This process's resident memory, in KiB.
 fn resident_kib() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS in /proc/self/status")
+    sockbox_host::bench::resident_kib(std::process::id())
 }
 
 /// 100 runs of the built-in guest's `help`, one after another from one `InstancePre`,

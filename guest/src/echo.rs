@@ -210,6 +210,7 @@ pub(crate) fn serve(
     let mut buf = vec![0; CHUNK];
     let (mut accepted, mut finished) = (0u64, 0u64);
     let mut ready: Vec<u32> = Vec::new();
+    let mut done: Vec<usize> = Vec::new();
     while count.is_none_or(|count| finished < count) {
         let accepting = count.is_none_or(|count| accepted < count);
         {
@@ -226,7 +227,7 @@ pub(crate) fn serve(
         let mut listener_ready = false;
         // Step the ready connections; drop the finished ones after, highest index first
         // (`swap_remove` then moves only entries already stepped).
-        let mut done: Vec<usize> = Vec::new();
+        done.clear();
         for &index in &ready {
             let index = index as usize;
             if index == listener_index {
@@ -243,7 +244,7 @@ pub(crate) fn serve(
             }
         }
         done.sort_unstable_by(|a, b| b.cmp(a));
-        for index in done {
+        for &index in &done {
             clients.swap_remove(index);
             finished += 1;
         }

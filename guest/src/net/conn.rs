@@ -286,25 +286,12 @@ impl Read for Conn {
         if buf.is_empty() {
             return Ok(0);
         }
-        let want = buf.len().min(MAX_READ) as u64;
         loop {
-            match self.input.read(want) {
-                Ok(chunk) if chunk.is_empty() => {
-                    if !sys::wait(&self.readable, deadline::instant(self.read_deadline)) {
-                        return Err(self.error("read", Reason::Timeout).into());
-                    }
-                }
-                Ok(chunk) => {
-                    let n = chunk.len().min(buf.len());
-                    buf[..n].copy_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(err) => {
-                    return match Reason::from_stream(err) {
-                        None => Ok(0),
-                        Some(reason) => Err(self.error("read", reason).into()),
-                    };
-                }
+            if let Some(n) = self.try_read(buf)? {
+                return Ok(n);
+            }
+            if !sys::wait(&self.readable, deadline::instant(self.read_deadline)) {
+                return Err(self.error("read", Reason::Timeout).into());
             }
         }
     }
@@ -315,23 +302,16 @@ impl Write for Conn {
         if buf.is_empty() {
             return Ok(0);
         }
-        let permit = loop {
-            match self.output.check_write() {
-                Ok(0) => {
+        loop {
+            match self.try_write(buf)? {
+                0 => {
                     if !sys::wait(&self.writable, deadline::instant(self.write_deadline)) {
                         return Err(self.error("write", Reason::Timeout).into());
                     }
                 }
-                Ok(permit) => break permit,
-                Err(err) => return Err(self.stream_error("write", err).into()),
+                n => return Ok(n),
             }
-        };
-        let n = buf.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
-        self.output
-            .write(&buf[..n])
-            .map_err(|err| self.stream_error("write", err))?;
-        self.unflushed = true;
-        Ok(n)
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {

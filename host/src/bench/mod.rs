@@ -302,8 +302,8 @@ fn startup_figures(args: &BenchArgs, progress: &ProgressBar) -> Result<Vec<Figur
     Ok(figures)
 }
 
-/// A process's resident memory, in KiB.
-fn resident_kib(pid: u32) -> Result<u64> {
+/// Returns a process's resident memory, in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn resident_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status"))?;
     status
