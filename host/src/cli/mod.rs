@@ -121,16 +121,9 @@ pub fn main() -> ExitCode {
     };
     // As Go does: a server may hold as many sockets as the hard limit allows.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("sockbox: start the tokio runtime: {err}");
-            return ExitCode::from(SETUP_ERROR);
-        }
-    };
     let result = match cli.command {
-        Command::Run(args) => run(&runtime, args),
-        Command::Demo => demo(&runtime),
+        Command::Run(args) => run(args),
+        Command::Demo => demo(),
         Command::Guest { output } => std::fs::write(&output, GUEST_WASM)
             .with_context(|| format!("write the guest to {}", output.display()))
             .map(|()| ExitCode::SUCCESS)
@@ -173,7 +166,15 @@ enum Failure {
     Bench(anyhow::Error),
 }
 
-fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> Result<ExitCode, Failure> {
+fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    // One instance runs on one thread, so its I/O is driven on that thread too: with a
+    // multi-thread runtime every socket event was a wake-up sent across threads, which
+    // cost a quarter of single-connection ping-pong (README, "Performance").
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")
+        .map_err(Failure::Setup)?;
     let setup = prepare_run(&args).map_err(Failure::Setup)?;
     let RunSetup {
         sandbox,
@@ -277,9 +278,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// The classic server and client, each in its own instance with only what it needs.
-fn demo(runtime: &tokio::runtime::Runtime) -> Result<ExitCode, Failure> {
-    let runner = Runner::new().map_err(Failure::Setup)?;
-    let harness = Harness::with_runtime(Arc::new(runner), runtime.handle().clone());
+fn demo() -> Result<ExitCode, Failure> {
+    // The demo's guests run side by side in the background while this thread waits on
+    // them, so they need a harness's runtime of their own.
+    let harness = Harness::new().map_err(Failure::Setup)?;
     let guest = harness.builtin_guest().map_err(Failure::Setup)?;
     run_demo(&harness, &guest).map_err(Failure::Demo)?;
     Ok(ExitCode::SUCCESS)
