@@ -2,9 +2,12 @@
 //! fresh, running 100 of them one after another does not grow the host's memory
 //! without bound, and 100 live plugin instances cost little each.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
+use sockbox_host::harness::Harness;
+use sockbox_host::{Runner, SandboxError};
 
 use crate::common::{GUEST, HARNESS};
 
@@ -66,5 +69,48 @@ fn hundred_live_plugins_are_cheap() -> Result<()> {
          after instantiation, {called} KiB after one call"
     );
     assert!(called < 16 * 1024, "{called} KiB per live instance");
+    Ok(())
+}
+
+/// A runner with a pool of 4 slots runs 100 commands one after another (each exit 0,
+/// slots reused), holds 4 live plugins, refuses a 5th as a setup error with wasmtime's
+/// reason, and takes one again once a slot is free. Prints the time per command instance.
+#[test]
+fn pooled_runner_reuses_its_slots_and_refuses_beyond_them() -> Result<()> {
+    let harness = Harness::with_runtime(Arc::new(Runner::pooled(4)?), HARNESS.handle().clone());
+    let guest = harness.builtin_guest()?;
+    let sandbox = harness.sandbox().build();
+    let run = || -> Result<()> {
+        let output = harness.block_on(sandbox.run_command(&guest, ["help"]))?;
+        output.assert_success();
+        Ok(())
+    };
+    for _ in 0..10 {
+        run()?;
+    }
+    let started = Instant::now();
+    for _ in 0..100 {
+        run()?;
+    }
+    let each = started.elapsed() / 100;
+    eprintln!("100 commands one after another from a pool of 4: {each:?} each");
+
+    let mut plugins = (0..4)
+        .map(|_| harness.block_on(sandbox.instantiate_plugin(&guest)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refused = match harness.block_on(sandbox.instantiate_plugin(&guest)) {
+        Ok(_) => panic!("a 5th live instance fit in a pool of 4"),
+        // The host's refusal, not the guest's fault.
+        Err(SandboxError::Setup(err)) => format!("{err:#}"),
+        Err(other) => panic!("a full pool is not a setup error: {other}"),
+    };
+    assert!(
+        refused.starts_with("instantiate the component: ") && refused.contains("concurrent limit"),
+        "the refusal does not say why: {refused}"
+    );
+    plugins.pop();
+    let mut again = harness.block_on(sandbox.instantiate_plugin(&guest))?;
+    let reply = harness.block_on(again.dial("127.0.0.1:1", b""))?;
+    assert!(reply.is_err(), "no network was granted");
     Ok(())
 }

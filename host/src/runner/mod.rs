@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -29,6 +29,12 @@ use plugin::PluginPre;
 /// How often running guests are given a chance to be interrupted (so a stopped instance
 /// stops even inside a busy loop).
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Pool slots per component instance in [`Runner::pooled`]: a component built by
+/// Rust's `wasm32-wasip2` target has a few core instances (its module and the
+/// adapter's shims) and one or two memories; these leave room for other toolchains'.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+const MEMORIES_PER_COMPONENT: u32 = 2;
 
 /// The program name the built-in guest is given as `argv[0]`.
 pub const GUEST_PROGRAM: &str = "sockbox-guest";
@@ -50,9 +56,32 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Creates the engine (async, component model) and a linker with WASI 0.2.
+    /// Creates the engine (async, component model) and a linker with WASI 0.2. Each
+    /// instance's memory is allocated when it starts and freed when it ends: the best
+    /// choice for a process that runs one or a few instances, as `sockbox run` does.
     pub fn new() -> Result<Self> {
+        Self::with_config(Config::new())
+    }
+
+    /// Like [`Runner::new`], but instances come from a pool of `instances` slots that
+    /// is reserved up front and reused: for a host that starts instances at a high
+    /// rate (a plugin host, a test harness). On the machine the README describes, a
+    /// command instance made, run and gone took 0.07–0.09 ms instead of 0.11–0.12 ms,
+    /// while reserving the pool made a one-instance process start in 9.4 ms instead of
+    /// 4.7 ms. More than `instances` live at once fail to instantiate.
+    pub fn pooled(instances: u32) -> Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+            .total_tables(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
+            .total_stacks(instances);
         let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        Self::with_config(config)
+    }
+
+    fn with_config(mut config: Config) -> Result<Self> {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         let engine = Engine::new(&config).context("create wasmtime engine")?;

@@ -124,7 +124,8 @@ impl Sandbox {
     /// printed to captured stdio.
     ///
     /// A trap is [`Exit::Trap`]. A limit that trips is [`SandboxError::Limit`]; a
-    /// component that is not a command is [`SandboxError::Setup`].
+    /// component that is not a command, or an instance the host cannot make (a full
+    /// [pool](Runner::pooled)), is [`SandboxError::Setup`].
     pub async fn run_command<I, S>(
         &self,
         component: &Prepared,
@@ -141,20 +142,25 @@ impl Sandbox {
         })?;
         let mut store = self.store(args);
         let run = async {
-            let command = command.instantiate_async(&mut store).await?;
-            command.wasi_cli_run().call_run(&mut store).await
+            let command = match command.instantiate_async(&mut store).await {
+                Ok(command) => command,
+                Err(err) => return Ok(Err(SandboxError::from_instantiate(err))),
+            };
+            command.wasi_cli_run().call_run(&mut store).await.map(Ok)
         };
-        let outcome = self.within_timeout(run).await;
+        let outcome = match self.within_timeout(run).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(err)) => Err(err),
+            Err(err) => Err(SandboxError::from_trap(err)),
+        };
         self.close_captures();
         let status = match outcome {
             Ok(Ok(())) => Exit::Code(0),
             Ok(Err(())) => Exit::Code(1),
-            Err(err) => match SandboxError::from_trap(err) {
-                SandboxError::Exit(code) => Exit::Code(code),
-                // A command that traps ends with a status, as a crashing process does.
-                SandboxError::Trap(message) => Exit::Trap(message),
-                limit => return Err(limit),
-            },
+            Err(SandboxError::Exit(code)) => Exit::Code(code),
+            // A command that traps ends with a status, as a crashing process does.
+            Err(SandboxError::Trap(message)) => Exit::Trap(message),
+            Err(err) => return Err(err),
         };
         Ok(Output {
             status,
@@ -178,7 +184,7 @@ impl Sandbox {
         let bindings = self
             .within_timeout(pre.instantiate_async(&mut store))
             .await
-            .map_err(SandboxError::from_trap)?;
+            .map_err(SandboxError::from_instantiate)?;
         Ok(Plugin::new(store, bindings, self.limits.timeout))
     }
 
@@ -413,6 +419,20 @@ impl SandboxError {
             // The root cause names the trap (`wasm trap: wasm `unreachable` instruction
             // executed`); the outer layers are only a backtrace.
             Self::Trap(err.root_cause().to_string())
+        }
+    }
+
+    /// Classifies an error from instantiating: the guest's own start code trapping or
+    /// tripping a limit is as [`SandboxError::from_trap`] says; anything else (a full
+    /// instance pool, a failed allocation) is the host's, [`SandboxError::Setup`].
+    pub(crate) fn from_instantiate(err: wasmtime::Error) -> Self {
+        let guest_did_it = err.downcast_ref::<wasmtime::Trap>().is_some()
+            || err.downcast_ref::<LimitExceeded>().is_some()
+            || err.downcast_ref::<I32Exit>().is_some();
+        if guest_did_it {
+            Self::from_trap(err)
+        } else {
+            Self::Setup(anyhow::Error::from(err).context("instantiate the component"))
         }
     }
 
