@@ -180,15 +180,20 @@ impl Conn {
     /// arrived: the host moves them from the connection's input to its output
     /// (`wasi:io/streams` `splice`), and they never enter guest memory.
     pub fn try_splice_echo(&mut self, max: u64) -> Result<Spliced, Error> {
-        let room = self
-            .output
-            .check_write()
-            .map_err(|err| self.stream_error("write", err))?;
-        if room == 0 {
-            return Ok(Spliced::NeedRoom);
-        }
-        match self.output.splice(&self.input, max.min(room)) {
-            Ok(0) => Ok(Spliced::NeedInput),
+        match self.output.splice(&self.input, max) {
+            // `splice` moves nothing both when the output has no room and when no input
+            // has arrived; only then is it worth a second host call to ask which.
+            Ok(0) => {
+                let room = self
+                    .output
+                    .check_write()
+                    .map_err(|err| self.stream_error("write", err))?;
+                Ok(if room == 0 {
+                    Spliced::NeedRoom
+                } else {
+                    Spliced::NeedInput
+                })
+            }
             Ok(n) => {
                 self.unflushed = true;
                 Ok(Spliced::Moved(n))
