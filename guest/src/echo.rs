@@ -197,10 +197,11 @@ impl Client {
     }
 
     /// What to wait for when the host has no room to send. Right after this turn sent
-    /// something, the room is only the host still sending it (wasmtime-wasi sends in
-    /// the background, one write at a time): wait for the peer's next bytes instead,
-    /// by which time it is usually done — one poll per message, not two. Woken by
-    /// input and still without room, wait for room.
+    /// something, no room means the host is still sending it (wasmtime-wasi finishes a
+    /// write the socket did not take at once on a background task, and grants no room
+    /// until it is done): wait for the peer's next bytes instead, by which time it
+    /// usually is — one poll per message, not two. Woken by input and still without
+    /// room, wait for room.
     fn after_no_room(&self) -> Wait {
         if self.moved { Wait::Input } else { Wait::Room }
     }
