@@ -3,11 +3,11 @@
 //! without bound, and 100 live plugin instances cost little each.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use sockbox_host::harness::Harness;
-use sockbox_host::{Runner, SandboxError};
+use sockbox_host::{Prepared, Runner, Sandbox, SandboxError};
 
 use crate::common::{GUEST, HARNESS};
 
@@ -16,26 +16,31 @@ fn resident_kib() -> Result<u64> {
     sockbox_host::bench::resident_kib(std::process::id())
 }
 
+/// Runs the built-in guest's `help` `times` times, one after another, each exit 0;
+/// returns the time each took.
+fn run_help(
+    harness: &Harness,
+    sandbox: &Sandbox,
+    guest: &Prepared,
+    times: u32,
+) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..times {
+        let output = harness.block_on(sandbox.run_command(guest, ["help"]))?;
+        output.assert_success();
+    }
+    Ok(started.elapsed() / times)
+}
+
 /// 100 runs of the built-in guest's `help`, one after another from one `InstancePre`,
 /// each exit 0, and resident memory grows by less than a generous 64 MiB over them
 /// (other tests share this process). Prints the time per instance and the growth.
 #[test]
 fn hundred_instances_do_not_grow_memory() -> Result<()> {
     let sandbox = HARNESS.sandbox().build();
-    let run = || -> Result<()> {
-        let output = HARNESS.block_on(sandbox.run_command(&GUEST, ["help"]))?;
-        output.assert_success();
-        Ok(())
-    };
-    for _ in 0..10 {
-        run()?;
-    }
+    run_help(&HARNESS, &sandbox, &GUEST, 10)?;
     let before = resident_kib()?;
-    let started = Instant::now();
-    for _ in 0..100 {
-        run()?;
-    }
-    let each = started.elapsed() / 100;
+    let each = run_help(&HARNESS, &sandbox, &GUEST, 100)?;
     let grown = resident_kib()?.saturating_sub(before);
     eprintln!(
         "100 commands one after another: {each:?} each (instantiate, run, exit); resident memory grew {grown} KiB"
@@ -80,19 +85,8 @@ fn pooled_runner_reuses_its_slots_and_refuses_beyond_them() -> Result<()> {
     let harness = Harness::with_runtime(Arc::new(Runner::pooled(4)?), HARNESS.handle().clone());
     let guest = harness.builtin_guest()?;
     let sandbox = harness.sandbox().build();
-    let run = || -> Result<()> {
-        let output = harness.block_on(sandbox.run_command(&guest, ["help"]))?;
-        output.assert_success();
-        Ok(())
-    };
-    for _ in 0..10 {
-        run()?;
-    }
-    let started = Instant::now();
-    for _ in 0..100 {
-        run()?;
-    }
-    let each = started.elapsed() / 100;
+    run_help(&harness, &sandbox, &guest, 10)?;
+    let each = run_help(&harness, &sandbox, &guest, 100)?;
     eprintln!("100 commands one after another from a pool of 4: {each:?} each");
 
     let mut plugins = (0..4)
