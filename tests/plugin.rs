@@ -15,14 +15,22 @@ use crate::common::{
     serve_on,
 };
 
-/// Instantiates the built-in guest as a plugin under `policy`, its stdout in `stdout`.
-fn plugin(policy: Policy, stdout: &Capture) -> Result<Plugin> {
+/// Instantiates the built-in guest as a plugin under `policy`, its stdout captured.
+fn plugin(policy: Policy) -> Result<Plugin> {
     let sandbox = HARNESS
         .sandbox()
         .policy(policy)
-        .stdout(Stdio::Capture(stdout.clone()))
+        .stdout(Stdio::capture())
         .build();
     Ok(HARNESS.block_on(sandbox.instantiate_plugin(&GUEST))?)
+}
+
+/// The capture a plugin's stdout goes to.
+fn stdout_of(plugin: &Plugin) -> Result<Capture> {
+    match plugin.stdout() {
+        Stdio::Capture(capture) => Ok(capture.clone()),
+        other => anyhow::bail!("the plugin's stdout is not captured: {other:?}"),
+    }
 }
 
 /// A plugin's `serve` call running in the background, with the address it printed.
@@ -33,8 +41,8 @@ struct Serving {
 
 /// Starts `serve(HOST:0, max_conns)` on a plugin allowed to listen on `host`.
 fn serve(host: &str, max_conns: u32) -> Result<Serving> {
-    let stdout = Capture::new();
-    let mut server = plugin(serve_on(host), &stdout)?;
+    let mut server = plugin(serve_on(host))?;
+    let stdout = stdout_of(&server)?;
     let addr = format!("{host}:0");
     let call = HARNESS
         .handle()
@@ -60,7 +68,7 @@ fn typed_dial_reaches_a_native_server() -> Result<()> {
         let listener = TcpListener::bind(format!("{host}:0"))?;
         let addr = listener.local_addr()?;
         let server = std::thread::spawn(move || answer_once(&listener, b"pong from native"));
-        let mut client = plugin(connect_to(addr), &Capture::new())?;
+        let mut client = plugin(connect_to(addr))?;
         let reply = HARNESS.block_on(client.dial(&addr.to_string(), b"ping from plugin"))?;
         assert_eq!(reply, Ok(b"pong from native".to_vec()), "{host}");
         assert_eq!(server.join().expect("server thread")?, b"ping from plugin");
@@ -86,7 +94,7 @@ fn typed_serve_echoes_native_clients() -> Result<()> {
 fn typed_dial_reaches_a_plugin_serving() -> Result<()> {
     for host in loopbacks() {
         let serving = serve(host, 1)?;
-        let mut client = plugin(connect_to(serving.addr), &Capture::new())?;
+        let mut client = plugin(connect_to(serving.addr))?;
         let reply = HARNESS.block_on(client.dial(&serving.addr.to_string(), b"guest to guest"))?;
         assert_eq!(reply, Ok(b"guest to guest".to_vec()), "{host}");
         assert_eq!(serving.finish()?, Ok(1));
@@ -108,7 +116,7 @@ fn denied_addresses_are_typed_access_denied() -> Result<()> {
     assert_eq!(reply, Err(NetError::AccessDenied));
     let served = HARNESS.block_on(client.serve("127.0.0.1:0", 1))?;
     assert_eq!(served, Err(NetError::AccessDenied));
-    let refused: Vec<(UseKind, String)> = sandbox
+    let refused: Vec<(UseKind, String)> = client
         .denials()
         .into_iter()
         .map(|decision| match decision.subject {
@@ -137,7 +145,7 @@ fn denied_addresses_are_typed_access_denied() -> Result<()> {
 fn bad_addresses_are_typed_errors() -> Result<()> {
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let policy = Policy::deny_all().allow("tcp://127.0.0.1:*")?;
-    let mut client = plugin(policy, &Capture::new())?;
+    let mut client = plugin(policy)?;
     match HARNESS.block_on(client.dial("127.0.0.1", b""))? {
         Err(NetError::InvalidAddress(why)) => {
             assert_eq!(why, "dial tcp: address 127.0.0.1: missing port in address");

@@ -29,8 +29,26 @@ fn run_audited(
         .arg("--")
         .args(guest);
     let done = Process::run(command)?;
-    let lines = audit_lines(&audit)?;
+    let lines = audit_lines(&audit)?
+        .into_iter()
+        .map(|line| ephemeral_bind_port(&line))
+        .collect();
     Ok((done.code()?, done.stdout, done.stderr, lines))
+}
+
+/// An audit line of a bind to the unspecified address with the port the system picked
+/// (`udp-bind 0.0.0.0:43518 …`, the bind judged again on what it got), with that port
+/// written `P`.
+fn ephemeral_bind_port(line: &str) -> String {
+    for prefix in ["udp-bind 0.0.0.0:", "tcp-bind 0.0.0.0:"] {
+        if let Some(rest) = line.strip_prefix(prefix)
+            && let Some((port, verdict)) = rest.split_once(' ')
+            && port != "0"
+        {
+            return format!("{prefix}P {verdict}");
+        }
+    }
+    line.to_owned()
 }
 
 /// Reads an audit file, checking each line's fields, as `USE SUBJECT VERDICT [DIRECTION] RULE`.
@@ -199,6 +217,8 @@ fn attempts_match_the_policy_matrix() -> Result<()> {
             String::new(),
             vec![
                 "tcp-bind 127.0.0.1:0 allow listen tcp://127.0.0.1:*".into(),
+                // Judged again on the port it got.
+                "tcp-bind 127.0.0.1:PORT allow listen tcp://127.0.0.1:*".into(),
                 "tcp-listen 127.0.0.1:PORT allow listen tcp://127.0.0.1:*".into(),
             ],
         ),
@@ -364,6 +384,7 @@ fn accept_rules_choose_peers() -> Result<()> {
         audit_lines(&audit)?,
         [
             "tcp-bind 127.0.0.1:0 allow listen tcp://127.0.0.1:*".to_owned(),
+            format!("tcp-bind {addr} allow listen tcp://127.0.0.1:*"),
             format!("tcp-listen {addr} allow listen tcp://127.0.0.1:*"),
             format!("tcp-accept {refused_from} deny default-deny"),
             format!("tcp-accept {allowed_from} allow accept tcp://127.0.0.2:*"),
@@ -390,7 +411,7 @@ fn denials_without_audit_go_to_stderr_once() -> Result<()> {
     assert_eq!(
         done.stderr,
         "sockbox: denied lookup of nowhere.invalid (no rule allows it)\n\
-         Error: dial tcp: lookup nowhere.invalid: no such host\n"
+         Error: dial tcp: lookup nowhere.invalid: non-recoverable failure in name resolution\n"
     );
     Ok(())
 }
@@ -648,6 +669,8 @@ fn udp_uses_follow_the_policy() -> Result<()> {
         audit,
         [
             format!("udp-bind 0.0.0.0:0 {allowed}"),
+            // The bind judged again on the port the system picked.
+            format!("udp-bind 0.0.0.0:P {allowed}"),
             // Connecting the socket checks both directions; then the send, then the reply.
             format!("udp-send {open} {allowed}"),
             format!("udp-receive {open} {allowed}"),
@@ -674,6 +697,7 @@ fn udp_uses_follow_the_policy() -> Result<()> {
         audit,
         [
             format!("udp-bind 0.0.0.0:0 {allowed}"),
+            format!("udp-bind 0.0.0.0:P {allowed}"),
             format!("udp-send {shut} deny deny udp://{shut}"),
         ]
     );

@@ -179,7 +179,18 @@ fn listen(addr: &str) -> Result<(), Failure> {
     check_addr("listen", "tcp", addr)?;
     let listener = net::listen(addr)?;
     announce(listener.local_addr())?;
-    let mut conn = listener.accept()?;
+    let mut backoff = net::Backoff::new();
+    let mut conn = loop {
+        match listener.accept() {
+            Ok(conn) => break conn,
+            Err(err) if err.is_temporary() => {
+                let delay = backoff.next_delay();
+                err_line(&format!("Error: {err}; retrying in {delay:?}"));
+                net::Backoff::sleep(delay);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
     let mut buf = [0; 1024];
     let n = conn.read(&mut buf)?;
     received(&buf[..n])?;
@@ -203,8 +214,27 @@ fn udp_echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
     announce(conn.local_addr())?;
     let mut buf = vec![0; 64 * 1024];
     let mut served = 0;
+    let mut backoff = net::Backoff::new();
     while count.is_none_or(|count| served < count) {
-        let (n, peer) = conn.recv_from(&mut buf)?;
+        let (n, peer) = match conn.recv_from(&mut buf) {
+            Ok(received) => {
+                backoff.reset();
+                received
+            }
+            // Out of buffers: temporary.
+            Err(err) if err.is_temporary() => {
+                let delay = backoff.next_delay();
+                err_line(&format!("Error: {err}; retrying in {delay:?}"));
+                net::Backoff::sleep(delay);
+                continue;
+            }
+            // An earlier datagram's peer refused it (ICMP): that peer's, not the server's end.
+            Err(err) if err.is_peer_failure() => {
+                err_line(&format!("Error: {err}"));
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
         // One datagram's failure is that datagram's: report it and serve the next.
         if let Err(err) = conn.send_to(&buf[..n], peer) {
             err_line(&format!("Error: {err}"));

@@ -12,7 +12,7 @@
 
 use wasi::io::poll::{Pollable, poll};
 
-use crate::net::{self, Conn, Listener, Spliced};
+use crate::net::{self, Backoff, Conn, Listener, Spliced};
 use crate::stdio;
 
 /// The most bytes read, or spliced, in one step.
@@ -226,13 +226,17 @@ pub(crate) fn serve(
     let (mut accepted, mut finished) = (0u64, 0u64);
     let mut ready: Vec<u32> = Vec::new();
     let mut done: Vec<usize> = Vec::new();
+    // After a temporary accept failure (no descriptors), the listener rests until this
+    // timer fires, while the connections it has go on being served.
+    let mut backoff = Backoff::new();
+    let mut resting: Option<Pollable> = None;
     while count.is_none_or(|count| finished < count) {
         let accepting = count.is_none_or(|count| accepted < count);
         {
             let mut pollables: Vec<&Pollable> = Vec::with_capacity(clients.len() + 1);
             pollables.extend(clients.iter().map(Client::pollable));
             if accepting {
-                pollables.push(listener.acceptable());
+                pollables.push(resting.as_ref().unwrap_or(listener.acceptable()));
             }
             ready.clear();
             ready.extend(poll(&pollables));
@@ -264,13 +268,22 @@ pub(crate) fn serve(
             finished += 1;
         }
         if listener_ready {
+            resting = None;
             while count.is_none_or(|count| accepted < count) {
-                match listener.try_accept()? {
-                    Some(conn) => {
+                match listener.try_accept() {
+                    Ok(Some(conn)) => {
                         clients.push(Client::new(conn));
                         accepted += 1;
+                        backoff.reset();
                     }
-                    None => break,
+                    Ok(None) => break,
+                    Err(err) if err.is_temporary() => {
+                        let (timer, delay) = backoff.timer();
+                        stdio::err_line(&format!("Error: {err}; retrying in {delay:?}"));
+                        resting = Some(timer);
+                        break;
+                    }
+                    Err(err) => return Err(err),
                 }
             }
         }

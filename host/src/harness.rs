@@ -36,9 +36,9 @@ use tokio::task::JoinHandle;
 use wasmtime::component::Component;
 
 use crate::output::{Capture, Stdio};
-use crate::policy::{Decision, Policy};
+use crate::policy::{Decision, DenialLog, Policy};
 use crate::runner::{Prepared, Runner};
-use crate::sandbox::{Sandbox, SandboxBuilder, SandboxError};
+use crate::sandbox::{RunIo, Sandbox, SandboxBuilder, SandboxError};
 
 pub use crate::sandbox::Output;
 
@@ -146,21 +146,23 @@ impl Harness {
             bail!("the component exports no wasi:cli/run: the harness runs commands");
         }
         let args: Vec<String> = args.into_iter().map(Into::into).collect();
-        let sandbox = sandbox
-            .stdout(Stdio::Capture(stdout.clone()))
-            .stderr(Stdio::Capture(stderr.clone()))
-            .build();
+        let sandbox = sandbox.build();
+        let denials = Arc::new(DenialLog::default());
+        let io = RunIo {
+            stdout: Stdio::Capture(stdout.clone()),
+            stderr: Stdio::Capture(stderr.clone()),
+            denials: Arc::clone(&denials),
+        };
         let guest = guest.clone();
-        let running = sandbox.clone();
         let command = args.clone();
         let task = self
             .handle
-            .spawn(async move { running.run_command(&guest, command).await });
+            .spawn(async move { sandbox.run_command_with(&guest, command, io).await });
         Ok(Guest {
             args,
             stdout,
             stderr,
-            sandbox,
+            denials,
             task: Some(task),
             handle: self.handle.clone(),
         })
@@ -187,7 +189,7 @@ pub struct Guest {
     args: Vec<String>,
     stdout: Capture,
     stderr: Capture,
-    sandbox: Sandbox,
+    denials: Arc<DenialLog>,
     task: Option<JoinHandle<Result<Output, SandboxError>>>,
     handle: Handle,
 }
@@ -211,7 +213,7 @@ impl Guest {
 
     /// Returns the socket uses the policy refused so far, each distinct one once.
     pub fn denials(&self) -> Vec<Decision> {
-        self.sandbox.denials()
+        self.denials.denials()
     }
 
     /// Waits for the guest to finish, at most `timeout`, and returns how it ended.

@@ -77,6 +77,16 @@ impl Capture {
         }
     }
 
+    /// Returns a new, empty capture that tees as this one does.
+    pub fn fresh(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                tee: self.inner.tee.clone(),
+                ..Inner::default()
+            }),
+        }
+    }
+
     /// Returns everything written so far.
     pub fn bytes(&self) -> Vec<u8> {
         self.state().bytes.clone()

@@ -91,28 +91,37 @@ impl Reason {
 
     /// Maps a failed stream operation to its reason; `None` means the stream is closed.
     ///
-    /// wasi:io reports socket stream failures as an opaque error whose text is the
-    /// host's; the OS error names in it are matched here and nowhere else.
+    /// wasi:io 0.2 reports a stream failure as an opaque error; sockbox's host
+    /// describes it by its error code's name (`connection-reset`), other hosts by
+    /// their own text. The names in it are matched here and nowhere else, and the
+    /// host's text never reaches the reason: it may carry host internals.
     pub(crate) fn from_stream(err: StreamError) -> Option<Self> {
         let StreamError::LastOperationFailed(err) = err else {
             return None;
         };
-        let text = err.to_debug_string();
-        let folded: String = text
+        let folded: String = err
+            .to_debug_string()
             .chars()
-            .filter(|c| !c.is_whitespace() && *c != '_')
+            .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect();
-        Some(if folded.contains("connectionreset") {
+        let named = |names: &[&str]| names.iter().any(|name| folded.contains(name));
+        Some(if named(&["connectionreset"]) {
             Self::ConnectionReset
-        } else if folded.contains("brokenpipe") {
+        } else if named(&["brokenpipe", "connectionbroken"]) {
             Self::BrokenPipe
-        } else if folded.contains("connectionaborted") {
+        } else if named(&["connectionaborted"]) {
             Self::ConnectionAborted
-        } else if folded.contains("timedout") {
+        } else if named(&["timedout", "timeout"]) {
             Self::Timeout
+        } else if named(&["remoteunreachable", "unreachable"]) {
+            Self::Unreachable
+        } else if named(&["outofmemory"]) {
+            Self::OutOfMemory
+        } else if named(&["accessdenied"]) {
+            Self::AccessDenied
         } else {
-            Self::Other(text)
+            Self::Other("input/output error".into())
         })
     }
 
@@ -205,6 +214,22 @@ impl Error {
     /// Reports whether the operation timed out.
     pub fn is_timeout(&self) -> bool {
         self.reason == Reason::Timeout
+    }
+
+    /// Reports whether the failure may pass by itself: the process ran out of
+    /// descriptors (`too many open files`) or buffers (`cannot allocate memory`).
+    /// Servers back off and try again ([`Backoff`](super::Backoff)), as Go's do.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self.reason, Reason::TooManySockets | Reason::OutOfMemory)
+    }
+
+    /// Reports whether a peer caused the failure: it refused, reset or was
+    /// unreachable. A UDP server sees these for datagrams it sent earlier.
+    pub fn is_peer_failure(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::ConnectionRefused | Reason::ConnectionReset | Reason::Unreachable
+        )
     }
 }
 

@@ -11,6 +11,7 @@
 //! prints as Go prints it: `dial tcp 10.0.0.1:80: access denied`.
 
 mod addr;
+mod backoff;
 mod conn;
 mod deadline;
 mod error;
@@ -23,6 +24,7 @@ mod tests;
 mod udp_conn;
 
 pub use addr::split_host_port;
+pub use backoff::Backoff;
 pub use conn::{Conn, Spliced, dial, dial_timeout};
 pub use deadline::Deadline;
 pub use error::{Error, Reason};

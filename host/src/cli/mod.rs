@@ -4,8 +4,9 @@
 //! Exit status: the guest's own; 2 for sockbox's errors (bad flag, bad rule or policy
 //! file, unreadable or invalid component), reported in one line before any guest code
 //! runs; 134 when the guest traps; when a limit stops it, 137 (`--max-memory`), 124
-//! (`--timeout`), 152 (`--cpu-time`) or 123 (`--max-sockets`), with one line naming the
-//! limit. `policy explain` exits 0 for allowed, 1 for denied.
+//! (`--timeout`) or 152 (`--cpu-time`), with one line naming the limit.
+//! `--max-sockets` is a cap, not a limit that stops the guest. `policy explain` exits 0
+//! for allowed, 1 for denied.
 
 mod policy;
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use crate::harness::Harness;
 use crate::output::{Capture, Stdio};
-use crate::policy::{AuditLog, DenialLog};
+use crate::policy::AuditLog;
 use crate::runner::CompileCache;
 use crate::runner::GUEST_PROGRAM;
 use crate::{
@@ -83,14 +84,17 @@ struct RunArgs {
     /// 512KiB, 1GiB, or bytes.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_memory: Option<u64>,
-    /// Stop the guest (exit 124) if it runs longer than DURATION: 30s, 500ms, 2m.
+    /// Stop the guest (exit 124) if it runs longer than DURATION: 30s, 500ms, 2m. Holds
+    /// whatever the guest is blocked on, a full stdout pipe included.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
     /// Stop the guest (exit 152) once it has spent DURATION of CPU time running.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     cpu_time: Option<Duration>,
-    /// Stop the guest (exit 123) if it would hold more than N TCP and UDP sockets open
-    /// at once (listeners and accepted connections count).
+    /// Cap the TCP and UDP sockets the guest holds open at once at N (listeners and
+    /// accepted connections count). A cap, not a stop: past it, opening a socket fails
+    /// with `new-socket-limit` ("too many open files") and an arriving connection is
+    /// closed by sockbox and recorded as a denial; the guest goes on.
     #[arg(long, value_name = "N")]
     max_sockets: Option<usize>,
     /// Compile the component on every run instead of keeping it compiled in the cache
@@ -186,6 +190,9 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .stdout(Stdio::Inherit)
         .stderr(Stdio::Inherit)
         .build();
+    // A guest blocked writing to a full stdout or stderr pipe blocks this thread, and
+    // with it the runtime's timer: the watchdog holds the timeout from outside.
+    let watchdog = args.timeout.map(Watchdog::start);
     let code = match runtime.block_on(sandbox.run_command(&prepared, args.args)) {
         Ok(output) => {
             if let Exit::Trap(message) = &output.status {
@@ -199,7 +206,39 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
         Err(err) => return Err(Failure::Setup(err.into())),
     };
+    drop(watchdog);
+    // Host-side writes still blocked on a pipe nobody reads must not hold the exit.
+    runtime.shutdown_background();
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Ends the process with the timeout's status and line if the guest is still running
+/// a moment after its timeout: for when the guest blocks the runtime's only thread
+/// (a blocking write to a pipe nobody reads), so the runtime's own timer cannot fire.
+struct Watchdog {
+    /// Dropped when the run ends, which wakes and ends the watchdog thread.
+    _done: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    /// How long after the timeout the watchdog steps in, when the runtime has not.
+    const GRACE: Duration = Duration::from_millis(250);
+
+    fn start(timeout: Duration) -> Self {
+        let (done, ended) = std::sync::mpsc::channel::<()>();
+        let _ = std::thread::Builder::new()
+            .name("sockbox-watchdog".into())
+            .spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ended.recv_timeout(timeout.saturating_add(Self::GRACE))
+                {
+                    let limit = crate::Limit::Timeout(timeout);
+                    eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
+                    std::process::exit(limit.exit_code());
+                }
+            });
+        Self { _done: done }
+    }
 }
 
 /// What `run` sets up before guest code runs.
@@ -257,7 +296,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             .audit(Arc::new(AuditLog::create(path).with_context(|| {
                 format!("create the audit file {}", path.display())
             })?)),
-        None => sandbox.denials(Arc::new(DenialLog::printing())),
+        None => sandbox.print_denials(true),
     };
     Ok(RunSetup {
         sandbox,
@@ -267,15 +306,24 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
 }
 
 /// Parses a size: `64MiB`, `512KiB`, `1GiB`, `1000` (bytes), `10MB` (decimal).
-fn parse_size(text: &str) -> Result<u64, String> {
+///
+/// A size past what a 32-bit guest's memory can address ([`MAX_MEMORY`]) is refused, not
+/// taken as "no limit": `17EiB` does not fit in 64 bits and would otherwise saturate.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let size: bytesize::ByteSize = text.parse().map_err(|_| {
         format!("`{text}` is not a size (use bytes, or a unit: 64MiB, 512KiB, 1GiB)")
     })?;
     match size.as_u64() {
         0 => Err("the size must be more than 0".to_owned()),
+        bytes if bytes > MAX_MEMORY => Err(format!(
+            "`{text}` is more than a 32-bit guest can address: use at most 4GiB"
+        )),
         bytes => Ok(bytes),
     }
 }
+
+/// The most `--max-memory` takes: a wasm32 linear memory's whole address space.
+const MAX_MEMORY: u64 = 4 << 30;
 
 /// The classic server and client, each in its own instance with only what it needs.
 fn demo() -> Result<ExitCode, Failure> {

@@ -1,6 +1,7 @@
 //! Decisions, as people and machines read them: each distinct denial once on stderr, or
 //! every decision as one JSON line in an audit file.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
@@ -101,6 +102,9 @@ impl fmt::Display for Decision {
         write!(f, "{verdict} {} {} ", self.use_kind, self.subject)?;
         match &self.by {
             DecidedBy::DefaultDeny => f.write_str("(no rule allows it)"),
+            DecidedBy::MaxSockets(max) => {
+                write!(f, "(the instance holds --max-sockets {max}: closed)")
+            }
             by => write!(f, "(by {by})"),
         }
     }
@@ -120,6 +124,9 @@ pub enum DecidedBy {
     InheritNetwork,
     /// No rule allows it.
     DefaultDeny,
+    /// The instance already held `--max-sockets` sockets: the connection was closed
+    /// by the host instead of being handed to the guest.
+    MaxSockets(usize),
 }
 
 impl fmt::Display for DecidedBy {
@@ -129,49 +136,89 @@ impl fmt::Display for DecidedBy {
             Self::Rule { direction, rule } => write!(f, "{} {rule}", direction.flag()),
             Self::InheritNetwork => f.write_str("inherit-network"),
             Self::DefaultDeny => f.write_str("default-deny"),
+            Self::MaxSockets(max) => write!(f, "--max-sockets {max}"),
         }
     }
 }
 
-/// The denials of one or more instances, each distinct one kept once, in order.
+/// How many distinct denials a [`DenialLog`] keeps; past that it only counts them, so
+/// a guest probing every port cannot grow the host's memory.
+pub const MAX_DENIALS: usize = 1024;
+
+/// The denials of one or more instances, each distinct one kept once, in order, up to
+/// [`MAX_DENIALS`].
 #[derive(Debug, Default)]
 pub struct DenialLog {
-    seen: Mutex<Vec<Decision>>,
+    state: Mutex<Denials>,
     to_stderr: bool,
+}
+
+#[derive(Debug, Default)]
+struct Denials {
+    order: Vec<Decision>,
+    seen: HashSet<(UseKind, Subject)>,
+    /// Distinct denials past [`MAX_DENIALS`], counted but not kept.
+    dropped: u64,
 }
 
 impl DenialLog {
     /// Returns a log that also prints each new denial as one `sockbox: denied …` line on stderr.
     pub fn printing() -> Self {
         Self {
-            seen: Mutex::default(),
+            state: Mutex::default(),
             to_stderr: true,
+        }
+    }
+
+    /// Returns an empty log that prints if this one does.
+    pub fn fresh(&self) -> Self {
+        Self {
+            state: Mutex::default(),
+            to_stderr: self.to_stderr,
         }
     }
 
     /// Records a denial; prints it if it is new and the log prints.
     pub fn record(&self, denial: &Decision) {
-        let mut seen = self
-            .seen
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let same =
-            |old: &Decision| old.use_kind == denial.use_kind && old.subject == denial.subject;
-        if seen.iter().any(same) {
+        let key = (denial.use_kind, denial.subject.clone());
+        if state.seen.contains(&key) {
             return;
         }
-        seen.push(denial.clone());
+        if state.order.len() >= MAX_DENIALS {
+            state.dropped += 1;
+            if self.to_stderr && state.dropped == 1 {
+                eprintln!(
+                    "sockbox: more than {MAX_DENIALS} distinct denials; further ones are counted, not listed"
+                );
+            }
+            return;
+        }
+        state.seen.insert(key);
+        state.order.push(denial.clone());
         if self.to_stderr {
             eprintln!("sockbox: {denial}");
         }
     }
 
-    /// Returns the distinct denials so far.
+    /// Returns the distinct denials kept so far (at most [`MAX_DENIALS`]).
     pub fn denials(&self) -> Vec<Decision> {
-        self.seen
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .order
             .clone()
+    }
+
+    /// Returns how many distinct denials came after the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .dropped
     }
 }
 
@@ -223,6 +270,7 @@ impl AuditLog {
             DecidedBy::Rule { direction, rule } => (Some(direction.key()), rule.as_str()),
             DecidedBy::InheritNetwork => (None, "inherit-network"),
             DecidedBy::DefaultDeny => (None, "default-deny"),
+            DecidedBy::MaxSockets(_) => (None, "max-sockets"),
         };
         let (address, name) = match &decision.subject {
             Subject::Addr(addr) => (Some(addr.to_string()), None),

@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use super::{
-    AuditLog, Decider, Decision, DenialLog, Direction, NameGrants, Policy, SocketAddrUse, Subject,
-    UseKind, Verdict,
+    AuditLog, DecidedBy, Decider, Decision, DenialLog, Direction, NameGrants, Policy,
+    SocketAddrUse, Subject, UseKind, Verdict,
 };
 
 /// How many UDP peers an instance remembers it may reply to; past that, one is forgotten
@@ -57,9 +57,21 @@ impl Enforcer {
     /// lets the instance send back to its sender (decided by the same rule), unless a
     /// `deny` rule covers the sender.
     pub fn check(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> bool {
+        self.check_bound(addr, addr, socket_use)
+    }
+
+    /// Decides a bind again on the address it really got (`bound`, where the guest
+    /// asked for `requested`), as [`Policy::decide_bound`] does: a bind to port 0 is
+    /// first checked before the system picks the port.
+    pub fn check_bound(
+        &self,
+        requested: SocketAddr,
+        addr: SocketAddr,
+        socket_use: SocketAddrUse,
+    ) -> bool {
         let mut verdict = self
             .policy
-            .decide_with(addr, socket_use, Some(&self.grants));
+            .decide_bound(requested, addr, socket_use, Some(&self.grants));
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
             (SocketAddrUse::UdpSend, Decider::DefaultDeny) => {
@@ -119,16 +131,30 @@ impl Enforcer {
         self.grants.record(&self.policy, name, addrs);
     }
 
+    /// Records that a connection from `peer` arrived while the instance held its
+    /// `max` sockets, and was closed by the host instead of being handed to the guest.
+    pub fn refuse_over_cap(&self, peer: SocketAddr, max: usize) {
+        self.write(Decision {
+            use_kind: UseKind::TcpAccept,
+            subject: Subject::Addr(peer),
+            allowed: false,
+            by: DecidedBy::MaxSockets(max),
+        });
+    }
+
     fn record(&self, use_kind: UseKind, subject: Subject, verdict: Verdict) {
         if verdict.allowed && self.audit.is_none() {
             return;
         }
-        let decision = Decision {
+        self.write(Decision {
             use_kind,
             subject,
             allowed: verdict.allowed,
             by: self.policy.decided_by(verdict.by),
-        };
+        });
+    }
+
+    fn write(&self, decision: Decision) {
         if let Some(audit) = &self.audit {
             audit.write(&self.instance, &decision);
         }

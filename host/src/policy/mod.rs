@@ -53,7 +53,7 @@ pub use audit::{AuditLog, DecidedBy, Decision, DenialLog, Subject, UseKind};
 pub use enforcer::Enforcer;
 pub use file::PolicyFileError;
 pub use names::NameGrants;
-pub use rule::{Host, Ports, Rule, RuleError, Scheme, Transport};
+pub use rule::{Host, Ports, Rule, RuleError, Scheme, Transport, normalize_name};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
 use matcher::Table;
@@ -308,27 +308,39 @@ impl Policy {
         socket_use: SocketAddrUse,
         grants: Option<&NameGrants>,
     ) -> Verdict {
-        let ip = addr.ip().to_canonical();
-        let port = addr.port();
-        self.decide_use(
-            socket_use,
-            ip.is_unspecified() && port == 0,
-            |direction, transport| {
-                self.table(direction)
-                    .first_match(direction, transport, ip, port, grants)
-                    .map(|index| RuleRef {
-                        direction,
-                        index: index as usize,
-                    })
-            },
-        )
+        self.decide_bound(addr, addr, socket_use, grants)
+    }
+
+    /// Decides a bind on the address it really got: `bound`, where the guest asked for
+    /// `requested` (port 0 asks the system for a port, which a bind's first check
+    /// cannot see). Rules match `bound`; a bind that asked for the unspecified address
+    /// with port 0 is still the implicit, client-side form, which an `allow` rule of
+    /// the scheme allows when no `listen` rule does.
+    pub fn decide_bound(
+        &self,
+        requested: SocketAddr,
+        bound: SocketAddr,
+        socket_use: SocketAddrUse,
+        grants: Option<&NameGrants>,
+    ) -> Verdict {
+        let ip = bound.ip().to_canonical();
+        let port = bound.port();
+        let implicit_bind = requested.ip().to_canonical().is_unspecified() && requested.port() == 0;
+        self.decide_use(socket_use, implicit_bind, |direction, transport| {
+            self.table(direction)
+                .first_match(direction, transport, ip, port, grants)
+                .map(|index| RuleRef {
+                    direction,
+                    index: index as usize,
+                })
+        })
     }
 
     /// Decides a socket use on whatever addresses `name` resolves to, on `port`: as the
     /// use would be decided once a lookup of `name` has granted them. Rules by address
     /// do not apply (which addresses the name has is not known here), `*` does.
     pub fn decide_name(&self, name: &str, port: u16, socket_use: SocketAddrUse) -> Verdict {
-        let name = rule::normalize_name(name).unwrap_or_else(|| name.to_ascii_lowercase());
+        let name = normalize_name(name).unwrap_or_else(|_| name.to_ascii_lowercase());
         self.decide_use(socket_use, false, |direction, transport| {
             self.rules[direction.slot()]
                 .iter()
@@ -392,7 +404,7 @@ impl Policy {
     /// Decides a lookup of `name`: allowed when an `allow` or `listen` rule covers it,
     /// unless a `deny` rule covers it by name for every scheme and port.
     pub fn decide_lookup(&self, name: &str) -> Verdict {
-        let Some(name) = rule::normalize_name(name) else {
+        let Ok(name) = normalize_name(name) else {
             return Verdict::deny(Decider::DefaultDeny);
         };
         let covering = |direction: Direction| {

@@ -363,8 +363,8 @@ fn parse_host(host: &str) -> Result<Host, String> {
         ));
     }
     match host.strip_prefix("*.") {
-        Some(suffix) => parse_name(suffix).map(Host::Suffix),
-        None => parse_name(host).map(Host::Name),
+        Some(suffix) => normalize_name(suffix).map(Host::Suffix),
+        None => normalize_name(host).map(Host::Name),
     }
 }
 
@@ -396,16 +396,12 @@ fn parse_net(addr: IpAddr, prefix: Option<&str>, text: &str) -> Result<IpNet, St
     Ok(net)
 }
 
-/// Normalizes a DNS name as lookups see it: lowercase, punycode, no trailing dot.
-pub(crate) fn normalize_name(name: &str) -> Option<String> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    match url::Host::parse(name).ok()? {
-        url::Host::Domain(domain) => Some(domain),
-        url::Host::Ipv4(_) | url::Host::Ipv6(_) => None,
-    }
-}
-
-fn parse_name(name: &str) -> Result<String, String> {
+/// Normalizes a DNS name, the one way every name is read — in rules, in lookups, in
+/// what a lookup grants: lowercase, IDNA (punycode), one final dot removed. Fails,
+/// saying why, for what is not a valid DNS name: empty, an empty label (`a..b`,
+/// `evil.example..`), a label over 63 bytes or a name over 253, characters names
+/// cannot have.
+pub fn normalize_name(name: &str) -> Result<String, String> {
     let invalid = |why: &str| format!("`{name}` is not a DNS name: {why}");
     if name.is_empty() || name == "." {
         return Err("name is empty".into());

@@ -10,23 +10,18 @@
 //! - CPU: the epoch ticker (every [`EPOCH_TICK`](super::EPOCH_TICK)) interrupts running
 //!   wasm; a tick counts when the instance was still running at the tick before, so a
 //!   guest blocked on a socket uses none. The budget is counted in whole ticks.
-//! - Sockets: sockbox's own `create-tcp-socket`, `create-udp-socket` and
-//!   `tcp-socket.accept`, shadowing wasmtime-wasi's, count the instance's live TCP and
-//!   UDP sockets (listeners included) before delegating.
+//!
+//! Sockets are not a limit that stops anything: `max_sockets` is a cap a peer cannot
+//! use to stop a server (see `sockets`, which enforces it).
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
-use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
-use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp_create_socket};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketError, TcpSocket, UdpSocket};
-use wasmtime_wasi::sockets::WasiSocketsView as _;
+use wasmtime::{ResourceLimiter, UpdateDeadline};
 
-use super::{EPOCH_TICK, GuestState};
+use super::EPOCH_TICK;
 
 /// What one instance may use; `None` is no limit. The default limits nothing; set
 /// fields on it, or use [`SandboxBuilder`](crate::SandboxBuilder)'s setters.
@@ -40,7 +35,10 @@ pub struct Limits {
     /// The most CPU time the instance may spend running, in all (10 ms resolution).
     pub cpu_time: Option<Duration>,
     /// The most TCP and UDP sockets (listeners and accepted connections included) the
-    /// instance may hold open at once.
+    /// instance may hold open at once. A cap, not a limit that stops the instance:
+    /// past it, creating a socket fails with `new-socket-limit` and an arriving
+    /// connection is closed by the host (and recorded as a denial), while the guest
+    /// goes on and serves again once its sockets close.
     pub max_sockets: Option<usize>,
 }
 
@@ -54,21 +52,17 @@ pub enum Limit {
     Timeout(Duration),
     /// `cpu_time`.
     CpuTime(Duration),
-    /// `max_sockets`.
-    Sockets(usize),
 }
 
 impl Limit {
     /// Returns the exit status `sockbox run` gives when this limit stops the guest:
     /// 137 for memory (as for a process the OOM killer stops), 124 for the timeout (as
-    /// `timeout(1)` gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU`), 123 for
-    /// sockets.
+    /// `timeout(1)` gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU`).
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Memory(_) => 137,
             Self::Timeout(_) => 124,
             Self::CpuTime(_) => 152,
-            Self::Sockets(_) => 123,
         }
     }
 }
@@ -81,7 +75,6 @@ impl fmt::Display for Limit {
             Self::CpuTime(limit) => {
                 write!(f, "CPU time limit ({})", humantime::format_duration(*limit))
             }
-            Self::Sockets(max) => write!(f, "socket limit ({max})"),
         }
     }
 }
@@ -158,19 +151,9 @@ impl Meter {
         Ok(UpdateDeadline::Yield(1))
     }
 
-    /// Fails when the instance already holds `max_sockets` sockets in `table`.
-    fn check_sockets(&self, table: &mut ResourceTable) -> wasmtime::Result<()> {
-        let Some(max) = self.limits.max_sockets else {
-            return Ok(());
-        };
-        let live = table
-            .iter_mut()
-            .filter(|entry| entry.is::<TcpSocket>() || entry.is::<UdpSocket>())
-            .count();
-        if live >= max {
-            return Err(LimitExceeded(Limit::Sockets(max)).into());
-        }
-        Ok(())
+    /// Returns the socket cap, if the instance has one.
+    pub(super) fn max_sockets(&self) -> Option<usize> {
+        self.limits.max_sockets
     }
 }
 
@@ -204,74 +187,6 @@ impl ResourceLimiter for Meter {
     }
 }
 
-/// The result `accept` gives the guest.
-type Accepted = Result<
-    (
-        Resource<TcpSocket>,
-        Resource<DynInputStream>,
-        Resource<DynOutputStream>,
-    ),
-    ErrorCode,
->;
-
-/// Shadows wasmtime-wasi's socket-creating functions with ones that check
-/// `max_sockets` first.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = shadow_socket_creation(linker);
-    linker.allow_shadowing(false);
-    result
-}
-
-fn shadow_socket_creation(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker
-        .instance("wasi:sockets/tcp-create-socket@0.2.12")?
-        .func_wrap(
-            "create-tcp-socket",
-            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
-                let state = store.data_mut();
-                state.meter.check_sockets(&mut state.table)?;
-                let created =
-                    tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
-                Ok((error_code(created)?,))
-            },
-        )?;
-    linker
-        .instance("wasi:sockets/udp-create-socket@0.2.12")?
-        .func_wrap_async(
-            "create-udp-socket",
-            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
-                Box::new(async move {
-                    let state = store.data_mut();
-                    state.meter.check_sockets(&mut state.table)?;
-                    let created =
-                        udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family)
-                            .await;
-                    Ok((error_code(created)?,))
-                })
-            },
-        )?;
-    linker.instance("wasi:sockets/tcp@0.2.12")?.func_wrap(
-        "[method]tcp-socket.accept",
-        |mut store: StoreContextMut<'_, GuestState>, (listener,): (Resource<TcpSocket>,)| {
-            let state = store.data_mut();
-            state.meter.check_sockets(&mut state.table)?;
-            let accepted: Accepted =
-                error_code(tcp::HostTcpSocket::accept(&mut state.sockets(), listener))?;
-            Ok((accepted,))
-        },
-    )?;
-    Ok(())
-}
-
-/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
-fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(err) => Ok(Err(err.downcast()?)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +204,6 @@ mod tests {
                 Limit::CpuTime(Duration::from_millis(250)),
                 "CPU time limit (250ms)",
             ),
-            (Limit::Sockets(16), "socket limit (16)"),
         ];
         for (limit, text) in cases {
             assert_eq!(limit.to_string(), text);

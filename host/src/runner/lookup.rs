@@ -1,8 +1,13 @@
 //! sockbox's own `wasi:sockets/ip-name-lookup`: lookups the policy decides by name.
 //!
-//! It replaces wasmtime-wasi's resolver in the linker. A name no rule covers fails with
-//! `name-unresolvable` — what a name that does not exist gets, so a guest cannot tell a
-//! refused name from a missing one — and is reported as a denied `lookup of NAME`. The
+//! It replaces wasmtime-wasi's resolver in the linker. A name is normalized once
+//! ([`normalize_name`]: lowercase, punycode, one final dot removed) before it is decided,
+//! recorded and resolved; a name that is not a valid DNS name is `invalid-argument` and
+//! never resolved. A name no rule covers fails with `name-unresolvable` — what a name
+//! that does not exist gets, so a guest cannot tell a refused name from a missing one —
+//! and is reported as a denied `lookup of NAME`; when no rule could allow any name,
+//! lookups are off and every name gets `permanent-resolver-failure`, as under wasmtime
+//! with name lookup off. The
 //! addresses an allowed lookup returns are granted to the rules covering the name
 //! ([`Enforcer::grant`]) before the guest sees them. IP literals resolve to themselves
 //! without asking the policy: they grant nothing.
@@ -20,7 +25,7 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 
 use super::GuestState;
-use crate::policy::Enforcer;
+use crate::policy::{Enforcer, normalize_name};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -151,12 +156,20 @@ impl Host for GuestState {
                 ResolveStream::done(Ok(vec![IpAddr::V6(addr)]))
             }
             Err(_) => return Err(ErrorCode::InvalidArgument.into()),
-            Ok(url::Host::Domain(domain)) => {
-                let domain = domain.strip_suffix('.').unwrap_or(&domain).to_owned();
+            Ok(url::Host::Domain(_)) => {
+                // One normalization, before the name is decided, recorded and resolved.
+                let Ok(domain) = normalize_name(&name) else {
+                    return Err(ErrorCode::InvalidArgument.into());
+                };
                 if self.enforcer.check_lookup(&domain) {
                     resolve(Arc::clone(&self.enforcer), domain)?
-                } else {
+                } else if self.enforcer.policy().uses_names() {
+                    // Refused looks like missing.
                     ResolveStream::done(Err(ErrorCode::NameUnresolvable))
+                } else {
+                    // No rule could allow any name: lookups are off, and say so as
+                    // wasmtime does with lookups off.
+                    ResolveStream::done(Err(ErrorCode::PermanentResolverFailure))
                 }
             }
         };

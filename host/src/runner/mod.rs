@@ -3,9 +3,11 @@
 //! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`].
 
 mod cache;
+mod errors;
 mod limits;
 mod lookup;
 pub(crate) mod plugin;
+mod sockets;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
 pub use limits::{Limit, LimitExceeded, Limits};
@@ -88,7 +90,10 @@ impl Runner {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("add WASI to the linker")?;
         lookup::add_to_linker(&mut linker).context("add sockbox's name lookup to the linker")?;
-        limits::add_to_linker(&mut linker).context("add sockbox's socket limits to the linker")?;
+        errors::add_to_linker(&mut linker)
+            .context("add sockbox's guest-visible errors to the linker")?;
+        sockets::add_to_linker(&mut linker)
+            .context("add sockbox's socket cap and bind checks to the linker")?;
 
         let ticks = Arc::new(AtomicU64::new(0));
         let ticker = engine.weak();
@@ -287,6 +292,26 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     enforcer: Arc<Enforcer>,
     meter: Meter,
+}
+
+impl GuestState {
+    /// Returns how many TCP and UDP sockets (listeners included) the instance holds.
+    fn live_sockets(&mut self) -> usize {
+        self.table
+            .iter_mut()
+            .filter(|entry| {
+                entry.is::<wasmtime_wasi::p2::TcpSocket>()
+                    || entry.is::<wasmtime_wasi::p2::UdpSocket>()
+            })
+            .count()
+    }
+
+    /// Reports whether the instance already holds as many sockets as its cap allows.
+    fn at_socket_cap(&mut self) -> bool {
+        self.meter
+            .max_sockets()
+            .is_some_and(|max| self.live_sockets() >= max)
+    }
 }
 
 impl WasiView for GuestState {

@@ -66,8 +66,27 @@ pub struct Sandbox {
     stdout: Stdio,
     stderr: Stdio,
     limits: Limits,
-    denials: Arc<DenialLog>,
+    print_denials: bool,
     audit: Option<Arc<AuditLog>>,
+}
+
+/// Where one instance's output and denials go: its own, never another run's.
+#[derive(Debug, Clone)]
+pub(crate) struct RunIo {
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    pub denials: Arc<DenialLog>,
+}
+
+impl RunIo {
+    /// Marks captured streams finished, so readers waiting on them stop.
+    pub(crate) fn close(&self) {
+        for stdio in [&self.stdout, &self.stderr] {
+            if let Stdio::Capture(capture) = stdio {
+                capture.close();
+            }
+        }
+    }
 }
 
 /// Builds a [`Sandbox`]. Unset, an instance gets no network, no arguments but its
@@ -92,7 +111,7 @@ impl Sandbox {
                 stdout: Stdio::Null,
                 stderr: Stdio::Null,
                 limits: Limits::default(),
-                denials: Arc::new(DenialLog::default()),
+                print_denials: false,
                 audit: None,
             },
         }
@@ -113,15 +132,30 @@ impl Sandbox {
         self.limits
     }
 
-    /// Returns the socket uses and lookups the policy refused its instances so far,
-    /// each distinct one once.
-    pub fn denials(&self) -> Vec<Decision> {
-        self.denials.denials()
+    /// Returns fresh output and a fresh denial log for one instance: a captured stream
+    /// gets a new, empty capture (teeing as the sandbox's does), so no run sees
+    /// another's output.
+    pub(crate) fn run_io(&self) -> RunIo {
+        let fresh = |stdio: &Stdio| match stdio {
+            Stdio::Capture(capture) => Stdio::Capture(capture.fresh()),
+            other => other.clone(),
+        };
+        let denials = if self.print_denials {
+            DenialLog::printing()
+        } else {
+            DenialLog::default()
+        };
+        RunIo {
+            stdout: fresh(&self.stdout),
+            stderr: fresh(&self.stderr),
+            denials: Arc::new(denials),
+        }
     }
 
     /// Runs `component`'s `wasi:cli/run` with arguments `[program, sandbox args…,
     /// args…]` until it returns, exits or traps, and returns how it ended with what it
-    /// printed to captured stdio.
+    /// printed to captured stdio and what the policy refused it. Every run has its own
+    /// captures and denial log: a sandbox can be run again and again.
     ///
     /// A trap is [`Exit::Trap`]. A limit that trips is [`SandboxError::Limit`]; a
     /// component that is not a command, or an instance the host cannot make (a full
@@ -135,12 +169,26 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.run_command_with(component, args, self.run_io()).await
+    }
+
+    /// [`Sandbox::run_command`] with the instance's output and denials going to `io`.
+    pub(crate) async fn run_command_with<I, S>(
+        &self,
+        component: &Prepared,
+        args: I,
+        io: RunIo,
+    ) -> Result<Output, SandboxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         let command = component.command.as_ref().ok_or_else(|| {
             SandboxError::Setup(anyhow::anyhow!(
                 "the component exports no wasi:cli/run: it is not a command"
             ))
         })?;
-        let mut store = self.store(args);
+        let mut store = self.store(args, &io);
         let run = async {
             let command = match command.instantiate_async(&mut store).await {
                 Ok(command) => command,
@@ -153,7 +201,7 @@ impl Sandbox {
             Ok(Err(err)) => Err(err),
             Err(err) => Err(SandboxError::from_trap(err)),
         };
-        self.close_captures();
+        io.close();
         let status = match outcome {
             Ok(Ok(())) => Exit::Code(0),
             Ok(Err(())) => Exit::Code(1),
@@ -164,32 +212,34 @@ impl Sandbox {
         };
         Ok(Output {
             status,
-            stdout: self.stdout.text(),
-            stderr: self.stderr.text(),
-            denials: self.denials(),
+            stdout: io.stdout.text(),
+            stderr: io.stderr.text(),
+            denials: io.denials.denials(),
         })
     }
 
     /// Instantiates `component` as a plugin, with arguments `[program, sandbox args…]`,
     /// for typed calls to its `sockbox:net/flows` export.
     ///
-    /// The sandbox's timeout bounds each call, not the plugin's life.
+    /// The sandbox's timeout bounds each call, not the plugin's life. The plugin has its
+    /// own captures and denial log ([`Plugin::stdout`], [`Plugin::denials`]).
     pub async fn instantiate_plugin(&self, component: &Prepared) -> Result<Plugin, SandboxError> {
         let pre = component.plugin.as_ref().ok_or_else(|| {
             SandboxError::Setup(anyhow::anyhow!(
                 "the component exports no sockbox:net/flows: it is not a plugin"
             ))
         })?;
-        let mut store = self.store(std::iter::empty::<String>());
+        let io = self.run_io();
+        let mut store = self.store(std::iter::empty::<String>(), &io);
         let bindings = self
             .within_timeout(pre.instantiate_async(&mut store))
             .await
             .map_err(SandboxError::from_instantiate)?;
-        Ok(Plugin::new(store, bindings, self.limits.timeout))
+        Ok(Plugin::new(store, bindings, self.limits.timeout, io))
     }
 
     /// Makes one instance's store.
-    fn store<I, S>(&self, args: I) -> wasmtime::Store<crate::runner::GuestState>
+    fn store<I, S>(&self, args: I, io: &RunIo) -> wasmtime::Store<crate::runner::GuestState>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -202,14 +252,14 @@ impl Sandbox {
         let enforcer = Enforcer::new(
             name,
             Arc::clone(&self.policy),
-            Arc::clone(&self.denials),
+            Arc::clone(&io.denials),
             self.audit.clone(),
         );
         self.runner.store(Instance {
             args,
             env: self.env.clone(),
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
+            stdout: io.stdout.clone(),
+            stderr: io.stderr.clone(),
             enforcer: Arc::new(enforcer),
             limits: self.limits,
         })
@@ -221,14 +271,6 @@ impl Sandbox {
         work: impl Future<Output = wasmtime::Result<T>>,
     ) -> wasmtime::Result<T> {
         within(self.limits.timeout, work).await
-    }
-
-    fn close_captures(&self) {
-        for stdio in [&self.stdout, &self.stderr] {
-            if let Stdio::Capture(capture) = stdio {
-                capture.close();
-            }
-        }
     }
 }
 
@@ -289,9 +331,9 @@ impl SandboxBuilder {
         self
     }
 
-    /// Sets where instances' stdout goes (default: [`Stdio::Null`]). A
-    /// [`Capture`](crate::output::Capture) collects one instance's output: give each
-    /// instance whose output you read a sandbox with its own.
+    /// Sets where instances' stdout goes (default: [`Stdio::Null`]). With a
+    /// [`Capture`](crate::output::Capture), each run or plugin gets a fresh one (teeing
+    /// as this one does), returned in its [`Output`] or read from the [`Plugin`].
     pub fn stdout(mut self, stdout: Stdio) -> Self {
         self.sandbox.stdout = stdout;
         self
@@ -334,9 +376,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// Records refused uses in `denials` (default: a log only this sandbox reads).
-    pub fn denials(mut self, denials: Arc<DenialLog>) -> Self {
-        self.sandbox.denials = denials;
+    /// Prints each distinct refused use as one `sockbox: denied …` line on stderr, as
+    /// well as returning it in the run's [`Output`] (default: only returned).
+    pub fn print_denials(mut self, print: bool) -> Self {
+        self.sandbox.print_denials = print;
         self
     }
 

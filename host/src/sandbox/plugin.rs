@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use super::{SandboxError, within};
+use super::{RunIo, SandboxError, within};
+use crate::output::Stdio;
+use crate::policy::Decision;
 use crate::runner::GuestState;
 use crate::runner::plugin::{Bindings, NetError};
 
@@ -16,6 +18,8 @@ pub struct Plugin {
     timeout: Option<Duration>,
     /// Set once a call trapped or tripped a limit: the instance is unusable after.
     broken: Option<String>,
+    /// This instance's own output and denials.
+    io: RunIo,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -32,13 +36,33 @@ impl Plugin {
         store: Store<GuestState>,
         bindings: Bindings,
         timeout: Option<Duration>,
+        io: RunIo,
     ) -> Self {
         Self {
             store,
             bindings,
             timeout,
             broken: None,
+            io,
         }
+    }
+
+    /// Returns where the plugin's stdout goes: its own capture, if the sandbox captures
+    /// stdout ([`Stdio::text`] reads it).
+    pub fn stdout(&self) -> &Stdio {
+        &self.io.stdout
+    }
+
+    /// Returns where the plugin's stderr goes: its own capture, if the sandbox captures
+    /// stderr.
+    pub fn stderr(&self) -> &Stdio {
+        &self.io.stderr
+    }
+
+    /// Returns the socket uses and lookups the policy refused this plugin so far, each
+    /// distinct one once.
+    pub fn denials(&self) -> Vec<Decision> {
+        self.io.denials.denials()
     }
 
     /// Connects to `addr` (`HOST:PORT`), sends `payload`, half-closes, and returns the

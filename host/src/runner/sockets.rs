@@ -1,0 +1,238 @@
+//! sockbox's own versions of the `wasi:sockets` 0.2 calls that make, bind and accept
+//! sockets, shadowing wasmtime-wasi's in the linker. Each delegates to wasmtime-wasi's
+//! and adds what sockbox promises on top:
+//!
+//! - **The socket cap** (`max_sockets`): creating a socket past it fails with
+//!   `new-socket-limit` and the guest goes on. A connection arriving past it is
+//!   accepted by the host, closed at once (its peer sees the connection end, and may
+//!   retry) and recorded as a denial by `--max-sockets`; the guest is told nothing
+//!   is waiting. The cap is judged only when a connection really arrives: an accept
+//!   that finds nothing pending never trips it.
+//! - **Binds judged on what they get**: a bind to port 0 is checked by wasmtime-wasi
+//!   before the system picks the port; once bound, the real address is decided again
+//!   ([`Enforcer::check_bound`](crate::policy::Enforcer::check_bound)). A bind the
+//!   policy refuses on its real address is undone — the guest's socket is replaced by
+//!   a fresh, unbound one, so the bound descriptor is closed before it could send or
+//!   receive — and the guest sees `access-denied`.
+//! - **Descriptor exhaustion has a name**: wasmtime-wasi 48 reports an `accept` that
+//!   failed with `EMFILE`/`ENFILE` as `unknown`; when the process cannot open a
+//!   descriptor at that moment, sockbox reports `new-socket-limit` (Go's `too many
+//!   open files`), an error servers treat as temporary.
+
+use std::net::SocketAddr;
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp, udp_create_socket};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketError, TcpSocket, UdpSocket};
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView as _};
+
+use super::GuestState;
+
+const TCP: &str = "wasi:sockets/tcp@0.2.12";
+const UDP: &str = "wasi:sockets/udp@0.2.12";
+
+/// The result `accept` gives the guest.
+type Accepted = Result<
+    (
+        Resource<TcpSocket>,
+        Resource<DynInputStream>,
+        Resource<DynOutputStream>,
+    ),
+    ErrorCode,
+>;
+
+/// Shadows wasmtime-wasi's socket creation, bind and accept with sockbox's.
+pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let result = shadow(linker);
+    linker.allow_shadowing(false);
+    result
+}
+
+fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker
+        .instance("wasi:sockets/tcp-create-socket@0.2.12")?
+        .func_wrap(
+            "create-tcp-socket",
+            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+                let state = store.data_mut();
+                if state.at_socket_cap() {
+                    return Ok((Err(ErrorCode::NewSocketLimit),));
+                }
+                let created =
+                    tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
+                Ok((error_code(created)?,))
+            },
+        )?;
+    linker
+        .instance("wasi:sockets/udp-create-socket@0.2.12")?
+        .func_wrap_async(
+            "create-udp-socket",
+            |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+                Box::new(async move {
+                    let state = store.data_mut();
+                    if state.at_socket_cap() {
+                        return Ok((Err(ErrorCode::NewSocketLimit),));
+                    }
+                    let created =
+                        udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family)
+                            .await;
+                    Ok((error_code(created)?,))
+                })
+            },
+        )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.accept",
+        |mut store: StoreContextMut<'_, GuestState>, (listener,): (Resource<TcpSocket>,)| {
+            Ok((accept(store.data_mut(), listener)?,))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap_async(
+        "[method]tcp-socket.start-bind",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, network, local): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let socket = borrow(&this);
+                let bound = tcp::HostTcpSocket::start_bind(
+                    &mut state.sockets(),
+                    socket,
+                    network,
+                    local.clone(),
+                )
+                .await;
+                if let Err(err) = bound {
+                    return Ok((error_code::<()>(Err(err))?,));
+                }
+                let real = tcp::HostTcpSocket::local_address(&mut state.sockets(), borrow(&this));
+                let real = error_code(real)?;
+                let allowed = real.is_ok_and(|real| {
+                    state.enforcer.check_bound(
+                        local.into(),
+                        real.into(),
+                        SocketAddrUse::TcpBind,
+                    )
+                });
+                if allowed {
+                    return Ok((Ok(()),));
+                }
+                let family = tcp::HostTcpSocket::address_family(&mut state.sockets(), borrow(&this))?;
+                let fresh = tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
+                replace(&mut state.table, &this, error_code(fresh)?)?;
+                Ok((Err(ErrorCode::AccessDenied),))
+            })
+        },
+    )?;
+    linker.instance(UDP)?.func_wrap_async(
+        "[method]udp-socket.start-bind",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, network, local): (Resource<UdpSocket>, Resource<Network>, IpSocketAddress)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let bound = udp::HostUdpSocket::start_bind(
+                    &mut state.sockets(),
+                    borrow(&this),
+                    network,
+                    local.clone(),
+                )
+                .await;
+                if let Err(err) = bound {
+                    return Ok((error_code::<()>(Err(err))?,));
+                }
+                let real = udp::HostUdpSocket::local_address(&mut state.sockets(), borrow(&this));
+                let allowed = error_code(real)?.is_ok_and(|real| {
+                    state.enforcer.check_bound(
+                        local.into(),
+                        real.into(),
+                        SocketAddrUse::UdpBind,
+                    )
+                });
+                if allowed {
+                    return Ok((Ok(()),));
+                }
+                let family = udp::HostUdpSocket::address_family(&mut state.sockets(), borrow(&this))?;
+                let fresh =
+                    udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family).await;
+                replace(&mut state.table, &this, error_code(fresh)?)?;
+                Ok((Err(ErrorCode::AccessDenied),))
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Accepts the next pending connection, within the socket cap.
+fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Result<Accepted> {
+    let accepted = tcp::HostTcpSocket::accept(&mut state.sockets(), listener);
+    let (socket, input, output) = match error_code(accepted)? {
+        Ok(accepted) => accepted,
+        Err(ErrorCode::Unknown) if out_of_descriptors() => {
+            return Ok(Err(ErrorCode::NewSocketLimit));
+        }
+        Err(code) => return Ok(Err(code)),
+    };
+    let Some(max) = state.meter.max_sockets() else {
+        return Ok(Ok((socket, input, output)));
+    };
+    // The new connection is in the table already: past the cap when the others fill it.
+    if state.live_sockets() <= max {
+        return Ok(Ok((socket, input, output)));
+    }
+    let peer = tcp::HostTcpSocket::remote_address(&mut state.sockets(), borrow(&socket));
+    state.table.delete(input)?;
+    state.table.delete(output)?;
+    state.table.delete(socket)?;
+    if let Ok(Ok(peer)) = error_code(peer) {
+        state.enforcer.refuse_over_cap(SocketAddr::from(peer), max);
+    }
+    Ok(Err(ErrorCode::WouldBlock))
+}
+
+/// Reports whether this process cannot open another descriptor right now.
+fn out_of_descriptors() -> bool {
+    match std::fs::File::open("/dev/null") {
+        Ok(_) => false,
+        Err(err) => matches!(err.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE),
+    }
+}
+
+/// `EMFILE` and `ENFILE` on Linux (and every other Unix sockbox builds on).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+/// Puts `fresh`'s socket in `this`'s place in the table, closing the one that was there.
+fn replace<T: 'static>(
+    table: &mut ResourceTable,
+    this: &Resource<T>,
+    fresh: Result<Resource<T>, ErrorCode>,
+) -> wasmtime::Result<()> {
+    match fresh {
+        Ok(fresh) => {
+            let fresh = table.delete(fresh)?;
+            drop(std::mem::replace(table.get_mut(this)?, fresh));
+            Ok(())
+        }
+        // No fresh socket could be made (descriptors ran out): the guest's socket
+        // cannot be left bound where the policy refused it.
+        Err(code) => Err(wasmtime::Error::msg(format!(
+            "undo a refused bind: no socket could replace it ({code})"
+        ))),
+    }
+}
+
+/// A borrowed handle to the same resource, for calls that take theirs by value.
+fn borrow<T: 'static>(resource: &Resource<T>) -> Resource<T> {
+    Resource::new_borrow(resource.rep())
+}
+
+/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
+fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(err) => Ok(Err(err.downcast()?)),
+    }
+}
