@@ -309,7 +309,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
 ///
 /// A size past what a 32-bit guest's memory can address ([`MAX_MEMORY`]) is refused, not
 /// taken as "no limit": `17EiB` does not fit in 64 bits and would otherwise saturate.
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let size: bytesize::ByteSize = text.parse().map_err(|_| {
         format!("`{text}` is not a size (use bytes, or a unit: 64MiB, 512KiB, 1GiB)")
     })?;

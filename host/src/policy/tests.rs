@@ -1371,3 +1371,86 @@ fn udp_replies_follow_receives() {
         "no reply to a denied sender"
     );
 }
+
+/// The denial log is bounded: a guest probing every port grows it to `MAX_DENIALS`
+/// entries, then only a count.
+#[test]
+fn denial_log_is_bounded() {
+    let log = DenialLog::default();
+    for port in 0..3000u16 {
+        log.record(&Decision {
+            use_kind: UseKind::TcpConnect,
+            subject: Subject::Addr(SocketAddr::from(([10, 0, 0, 1], port))),
+            allowed: false,
+            by: DecidedBy::DefaultDeny,
+        });
+    }
+    assert_eq!(log.denials().len(), MAX_DENIALS);
+    assert_eq!(log.dropped(), 3000 - MAX_DENIALS as u64);
+}
+
+/// One normalization for every name: lowercase, punycode, one final dot removed; what
+/// is not a DNS name is refused.
+#[test]
+fn names_normalize_once() {
+    for (name, normalized) in [
+        ("Evil.Example", "evil.example"),
+        ("evil.example.", "evil.example"),
+        ("bücher.de", "xn--bcher-kva.de"),
+        ("_sip._tcp.example", "_sip._tcp.example"),
+    ] {
+        assert_eq!(normalize_name(name).as_deref(), Ok(normalized), "{name}");
+        assert_eq!(
+            normalize_name(normalized).as_deref(),
+            Ok(normalized),
+            "idempotent: {normalized}"
+        );
+    }
+    let long_label = format!("{}.example", "x".repeat(64));
+    let long_name = vec!["x".repeat(60); 5].join(".");
+    for name in [
+        "",
+        ".",
+        "evil.example..",
+        "a..b",
+        ".a",
+        long_label.as_str(),
+        long_name.as_str(),
+        "a b",
+        "-a.example",
+    ] {
+        assert!(normalize_name(name).is_err(), "{name:?} was accepted");
+    }
+}
+
+/// A bind that asked for port 0 is decided on the port it got; the implicit, client
+/// form (unspecified address, port 0) stays allowed by an outbound rule.
+#[test]
+fn binds_are_decided_on_what_they_got() {
+    let policy = Policy::deny_all()
+        .allow_listen("udp://127.0.0.1:*")
+        .and_then(|p| p.deny("udp://127.0.0.1:1024-65535"))
+        .and_then(|p| p.allow("udp://10.0.0.1:53"))
+        .expect("valid rules");
+    let asked: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    assert!(policy.decide(asked, SocketAddrUse::UdpBind).allowed);
+    let got: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+    let verdict = policy.decide_bound(asked, got, SocketAddrUse::UdpBind, None);
+    assert!(!verdict.allowed);
+    assert_eq!(
+        policy.describe(verdict.by),
+        "--deny udp://127.0.0.1:1024-65535"
+    );
+    let low: SocketAddr = "127.0.0.1:1000".parse().expect("an address");
+    assert!(
+        policy
+            .decide_bound(asked, low, SocketAddrUse::UdpBind, None)
+            .allowed
+    );
+
+    let client: SocketAddr = "0.0.0.0:0".parse().expect("an address");
+    let ephemeral: SocketAddr = "0.0.0.0:40000".parse().expect("an address");
+    let verdict = policy.decide_bound(client, ephemeral, SocketAddrUse::UdpBind, None);
+    assert!(verdict.allowed);
+    assert_eq!(policy.describe(verdict.by), "--allow udp://10.0.0.1:53");
+}

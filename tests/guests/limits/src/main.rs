@@ -5,6 +5,7 @@
 //! - `spin`: loops forever without a host call;
 //! - `hoard-sockets ADDR`: binds TCP listeners on ADDR (port 0) and keeps every one,
 //!   printing `holding N` after each, until stopped;
+//! - `flood-stdout`: writes to stdout forever (blocks when nobody reads it);
 //! - `ok`: prints `ok` and exits 0, to show an instance still runs afterwards;
 //! - `show`: prints each argument as `arg: A` and each environment variable as
 //!   `env: K=V`, in order.
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         ["grow-memory"] => grow_memory(),
         ["spin"] => spin(),
         ["hoard-sockets", addr] => hoard_sockets(addr),
+        ["flood-stdout"] => flood_stdout(),
         ["ok"] => {
             println!("ok");
             ExitCode::SUCCESS
@@ -34,9 +36,19 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: limits-guest grow-memory | spin | hoard-sockets ADDR | ok | show [ARGS]"
+                "usage: limits-guest grow-memory | spin | hoard-sockets ADDR | flood-stdout | ok | show [ARGS]"
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+fn flood_stdout() -> ExitCode {
+    let line = [b'x'; 4096];
+    let mut out = std::io::stdout().lock();
+    loop {
+        if std::io::Write::write_all(&mut out, &line).is_err() {
+            return ExitCode::FAILURE;
         }
     }
 }
