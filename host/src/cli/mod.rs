@@ -307,7 +307,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
 
 /// Parses a size: `64MiB`, `512KiB`, `1GiB`, `1000` (bytes), `10MB` (decimal).
 ///
-/// A size past what a 32-bit guest's memory can address ([`MAX_MEMORY`]) is refused, not
+/// A size past what a 32-bit guest's memory can address (4GiB) is refused, not
 /// taken as "no limit": `17EiB` does not fit in 64 bits and would otherwise saturate.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let size: bytesize::ByteSize = text.parse().map_err(|_| {

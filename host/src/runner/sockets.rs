@@ -102,7 +102,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     &mut state.sockets(),
                     socket,
                     network,
-                    local.clone(),
+                    local,
                 )
                 .await;
                 if let Err(err) = bound {
@@ -137,7 +137,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     &mut state.sockets(),
                     borrow(&this),
                     network,
-                    local.clone(),
+                    local,
                 )
                 .await;
                 if let Err(err) = bound {
