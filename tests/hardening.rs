@@ -35,6 +35,21 @@ fn sockbox_with_nofile(nofile: u32, args: &[&str]) -> Command {
     command
 }
 
+/// `run` arguments for the built-in `echo` on 127.0.0.1:0, with `extra` and `mode`.
+fn echo_args<'a>(extra: &[&'a str], mode: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--allow-listen",
+        "tcp://127.0.0.1:*",
+        "--",
+        "echo",
+        "127.0.0.1:0",
+    ];
+    args.extend(extra);
+    args.extend(mode);
+    args
+}
+
 /// Random bytes, echoed back whole by the server at `addr`.
 fn assert_echoes(addr: SocketAddr, len: usize) -> Result<()> {
     let mut bytes = vec![0u8; len];
@@ -87,15 +102,7 @@ fn bind_to_port_zero_is_judged_on_the_port_it_gets() -> Result<()> {
 #[test]
 fn descriptor_exhaustion_does_not_stop_a_server() -> Result<()> {
     for mode in [None, Some("--copy")] {
-        let mut args = vec![
-            "run",
-            "--allow-listen",
-            "tcp://127.0.0.1:*",
-            "--",
-            "echo",
-            "127.0.0.1:0",
-        ];
-        args.extend(mode);
+        let args = echo_args(&[], mode);
         let server = Process::spawn(sockbox_with_nofile(64, &args))?;
         let addr = server.listening_addr()?;
         let held: Vec<TcpStream> = (0..120)
@@ -194,17 +201,7 @@ fn timeout_holds_over_a_blocked_stdout() -> Result<()> {
 #[test]
 fn a_reset_is_named_without_host_internals() -> Result<()> {
     for mode in [None, Some("--copy")] {
-        let mut args = vec![
-            "run",
-            "--allow-listen",
-            "tcp://127.0.0.1:*",
-            "--",
-            "echo",
-            "127.0.0.1:0",
-            "--count",
-            "2",
-        ];
-        args.extend(mode);
+        let args = echo_args(&["--count", "2"], mode);
         let mut command = sockbox();
         command.args(&args).env("RUST_BACKTRACE", "1");
         let server = Process::spawn(command)?;

@@ -10,6 +10,7 @@ mod common;
 mod concurrency;
 mod deadlines;
 mod denials;
+mod faults;
 mod flows;
 mod foreign_component;
 mod go_interop;

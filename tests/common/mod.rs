@@ -166,6 +166,11 @@ impl std::fmt::Display for Finished {
 }
 
 impl Process {
+    /// Returns the process id, to look at it in `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `command` with stdout and stderr piped to this test.
     pub fn spawn(mut command: Command) -> Result<Self> {
         let name = format!("{command:?}");

@@ -19,10 +19,7 @@ use super::GuestState;
 
 /// Shadows `wasi:io/error.to-debug-string` and `wasi:sockets/network.network-error-code`.
 pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = shadow(linker);
-    linker.allow_shadowing(false);
-    result
+    super::shadowing(linker, shadow)
 }
 
 fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {

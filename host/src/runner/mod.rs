@@ -206,6 +206,18 @@ impl Runner {
     }
 }
 
+/// Runs `define` with shadowing allowed, so the functions it defines replace
+/// wasmtime-wasi's of the same name.
+fn shadowing(
+    linker: &mut Linker<GuestState>,
+    define: impl FnOnce(&mut Linker<GuestState>) -> wasmtime::Result<()>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let result = define(linker);
+    linker.allow_shadowing(false);
+    result
+}
+
 /// Everything one instance's store is made from.
 pub(crate) struct Instance {
     /// Its arguments, `argv[0]` first.

@@ -47,10 +47,7 @@ type Accepted = Result<
 
 /// Shadows wasmtime-wasi's socket creation, bind and accept with sockbox's.
 pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = shadow(linker);
-    linker.allow_shadowing(false);
-    result
+    super::shadowing(linker, shadow)
 }
 
 fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
