@@ -11,6 +11,9 @@ use std::process::Command;
 
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// Names a rustup toolchain to build the guests with instead of the outer build's.
+const TOOLCHAIN_ENV: &str = "SOCKBOX_GUEST_TOOLCHAIN";
+
 /// The workspace root, one level above the crate whose build script this is.
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -32,8 +35,19 @@ pub fn build(packages: &[&str], sources: &[&str]) -> PathBuf {
     ensure_target();
 
     let target_dir = out_dir.join("guest-target");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
+    // `SOCKBOX_GUEST_TOOLCHAIN` builds the guests with another rustup toolchain than the
+    // outer build's: a nightly build for cargo-fuzz (`fuzz/`) whose toolchain lacks the
+    // wasm32-wasip2 target.
+    println!("cargo:rerun-if-env-changed={TOOLCHAIN_ENV}");
+    let mut build = match env::var(TOOLCHAIN_ENV) {
+        Ok(toolchain) => {
+            let mut rustup = Command::new("rustup");
+            rustup.args(["run", &toolchain, "cargo"]);
+            rustup.env_remove("RUSTUP_TOOLCHAIN").env_remove("RUSTC");
+            rustup
+        }
+        Err(_) => Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     build
         .current_dir(&root)
         .args(["build", "--release", "--locked"])
@@ -73,6 +87,10 @@ pub fn built(dir: &Path, file: &str) -> PathBuf {
 
 /// Adds the wasm32-wasip2 target with rustup when it is missing, or says how to.
 fn ensure_target() {
+    if env::var_os(TOOLCHAIN_ENV).is_some() {
+        // That toolchain is the one to have the target; its build says so if not.
+        return;
+    }
     let sysroot = Command::new(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
         .args(["--print", "sysroot"])
         .output()

@@ -112,3 +112,126 @@ fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
     }
     Ok(())
 }
+
+/// How many MiB [`integrity_under_load`] streams: `SOCKBOX_INTEGRITY_MIB`, else the
+/// full 256 (about a second per mode here, so CI runs the full size too).
+fn integrity_mib() -> usize {
+    std::env::var("SOCKBOX_INTEGRITY_MIB")
+        .ok()
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or(256)
+}
+
+/// The stream's bytes: 64 KiB blocks from one seeded generator, so the reader can
+/// make the same sequence again to check it without holding it all.
+struct Stream(StdRng);
+
+impl Stream {
+    const BLOCK: usize = 64 << 10;
+
+    fn new() -> Self {
+        Self(StdRng::seed_from_u64(0x1de9_1234))
+    }
+
+    fn next_block(&mut self, block: &mut [u8]) {
+        self.0.fill_bytes(block);
+    }
+}
+
+/// `SOCKBOX_INTEGRITY_MIB` MiB of random bytes in random chunks come back from `echo`
+/// identical, every byte checked, while 200 ping-pong connections run on the same
+/// server and every one of their echoes is checked too.
+fn integrity_under_load(mode: &[&str]) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let total = integrity_mib() << 20;
+    let args: Vec<&str> = ["echo", "127.0.0.1:0"]
+        .into_iter()
+        .chain(mode.iter().copied())
+        .collect();
+    let server = start(crate::common::serve_on("127.0.0.1"), &args)?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let stop = AtomicBool::new(false);
+    let round_trips = AtomicU64::new(0);
+
+    std::thread::scope(|scope| -> Result<()> {
+        let pingers: Vec<_> = (0..200u8)
+            .map(|id| {
+                let (stop, round_trips) = (&stop, &round_trips);
+                scope.spawn(move || -> Result<u64> {
+                    let mut conn = TcpStream::connect(addr)?;
+                    conn.set_read_timeout(Some(TIMEOUT))?;
+                    let ping = [id; 64];
+                    let mut pong = [0u8; 64];
+                    let mut done = 0;
+                    while done == 0 || !stop.load(Ordering::Relaxed) {
+                        conn.write_all(&ping)?;
+                        conn.read_exact(&mut pong)?;
+                        ensure!(pong == ping, "ping-pong {id}: echoed other bytes");
+                        done += 1;
+                    }
+                    round_trips.fetch_add(done, Ordering::Relaxed);
+                    Ok(done)
+                })
+            })
+            .collect();
+
+        let conn = TcpStream::connect(addr)?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        let mut writer = conn.try_clone()?;
+        let sending = scope.spawn(move || -> std::io::Result<()> {
+            let mut sizes = StdRng::seed_from_u64(7);
+            let mut stream = Stream::new();
+            let mut block = vec![0; Stream::BLOCK];
+            for _ in 0..total / Stream::BLOCK {
+                stream.next_block(&mut block);
+                let mut rest = &block[..];
+                while !rest.is_empty() {
+                    let size = sizes.random_range(1..=70_000).min(rest.len());
+                    writer.write_all(&rest[..size])?;
+                    rest = &rest[size..];
+                }
+            }
+            writer.shutdown(Shutdown::Write)
+        });
+        let mut expected = Stream::new();
+        let mut want = vec![0; Stream::BLOCK];
+        let mut got = vec![0; Stream::BLOCK];
+        for index in 0..total / Stream::BLOCK {
+            expected.next_block(&mut want);
+            (&conn).read_exact(&mut got)?;
+            if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
+                anyhow::bail!("byte {} differs", index * Stream::BLOCK + at);
+            }
+        }
+        let mut tail = Vec::new();
+        (&conn).read_to_end(&mut tail)?;
+        ensure!(tail.is_empty(), "{} bytes more than were sent", tail.len());
+        sending.join().expect("the sender does not panic")?;
+
+        stop.store(true, Ordering::Relaxed);
+        for pinger in pingers {
+            let done = pinger.join().expect("a ping-pong client does not panic")?;
+            ensure!(done > 0, "a ping-pong connection got no echo");
+        }
+        Ok(())
+    })?;
+    eprintln!(
+        "integrity {mode:?}: {total} bytes checked, {} ping-pong round trips checked alongside",
+        round_trips.load(Ordering::Relaxed)
+    );
+    server.stop();
+    Ok(())
+}
+
+/// Integrity under load, host-side splice.
+#[test]
+fn integrity_under_load_splice() -> Result<()> {
+    integrity_under_load(&[])
+}
+
+/// Integrity under load, the guest copying.
+#[test]
+fn integrity_under_load_copy() -> Result<()> {
+    integrity_under_load(&["--copy"])
+}
