@@ -46,27 +46,9 @@ fn fresh_client_is_echoed(addr: SocketAddr, fault: &str) -> Result<()> {
     Ok(())
 }
 
-fn faults(mode: &[&str]) -> Result<()> {
-    let mut command = sockbox();
-    command
-        .args(["run", "--allow-listen", "tcp://127.0.0.1:*", "--"])
-        .args(["echo", "127.0.0.1:0"])
-        .args(mode);
-    let server = Process::spawn(command)?;
-    let addr = server.listening_addr()?;
-    let pid = server.pid();
-    fresh_client_is_echoed(addr, "start")?;
-    let baseline = open_fds(pid)?;
-
-    reset_mid_stream(addr)?;
-    fresh_client_is_echoed(addr, "a reset mid-stream")?;
-
-    for _ in 0..1000 {
-        drop(TcpStream::connect(addr)?);
-    }
-    fresh_client_is_echoed(addr, "an accept storm of 1,000")?;
-
-    // Slowloris: 500 connections that each send a byte now and then.
+/// Sends one byte on each of 500 connections, twice, with a fresh client served
+/// between: slowloris, bounded.
+fn slowloris(addr: SocketAddr) -> Result<()> {
     let slow: Vec<TcpStream> = (0..500)
         .map(|_| TcpStream::connect(addr))
         .collect::<std::io::Result<_>>()?;
@@ -76,9 +58,12 @@ fn faults(mode: &[&str]) -> Result<()> {
         }
         fresh_client_is_echoed(addr, &format!("500 slow clients, round {round}"))?;
     }
-    drop(slow);
+    Ok(())
+}
 
-    // Half-closed peers that never read, and idle ones that never send.
+/// Leaves 50 peers half-closed without reading their echo and 50 idle, while a fresh
+/// client is served.
+fn half_closed_and_idle(addr: SocketAddr) -> Result<()> {
     let half_closed: Vec<TcpStream> = (0..50)
         .map(|_| {
             let conn = TcpStream::connect(addr)?;
@@ -91,16 +76,49 @@ fn faults(mode: &[&str]) -> Result<()> {
         .map(|_| TcpStream::connect(addr))
         .collect::<std::io::Result<_>>()?;
     fresh_client_is_echoed(addr, "half-closed and idle peers")?;
-    drop(half_closed);
-    drop(idle);
+    drop((half_closed, idle));
+    Ok(())
+}
 
-    let after = settles_to(pid, baseline)?;
-    ensure!(
-        after <= baseline,
-        "the server held {baseline} descriptors before the faults and {after} after"
-    );
-    fresh_client_is_echoed(addr, "every fault")?;
-    eprintln!("faults {mode:?}: 6 survived; fds {baseline} before, {after} after");
+/// A fault a peer can cause, against the server at the address it is given.
+type Fault = fn(SocketAddr) -> Result<()>;
+
+/// Connects and closes 1,000 times.
+fn accept_storm(addr: SocketAddr) -> Result<()> {
+    for _ in 0..1000 {
+        drop(TcpStream::connect(addr)?);
+    }
+    Ok(())
+}
+
+fn faults(mode: &[&str]) -> Result<()> {
+    let mut command = sockbox();
+    command
+        .args(["run", "--allow-listen", "tcp://127.0.0.1:*", "--"])
+        .args(["echo", "127.0.0.1:0"])
+        .args(mode);
+    let server = Process::spawn(command)?;
+    let addr = server.listening_addr()?;
+    let pid = server.pid();
+    // Listening, with no connection yet: what the server must come back to.
+    let baseline = open_fds(pid)?;
+    fresh_client_is_echoed(addr, "start")?;
+    let faults: [(&str, Fault); 4] = [
+        ("a reset mid-stream", reset_mid_stream),
+        ("an accept storm of 1,000", accept_storm),
+        ("500 slow clients", slowloris),
+        ("half-closed and idle peers", half_closed_and_idle),
+    ];
+    for (fault, cause) in faults {
+        cause(addr)?;
+        fresh_client_is_echoed(addr, fault)?;
+        let after = settles_to(pid, baseline)?;
+        ensure!(
+            after <= baseline,
+            "after {fault}: the server held {baseline} descriptors before and {after} after"
+        );
+        eprintln!("faults {mode:?}: survived {fault}; fds {baseline} before, {after} after");
+    }
     Ok(())
 }
 
