@@ -107,13 +107,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 }
                 let real = tcp::HostTcpSocket::local_address(&mut state.sockets(), borrow(&this));
                 let real = error_code(real)?;
-                let allowed = real.is_ok_and(|real| {
-                    state.enforcer.check_bound(
-                        local.into(),
-                        real.into(),
-                        SocketAddrUse::TcpBind,
-                    )
-                });
+                let allowed = judged_again(state, local, real, SocketAddrUse::TcpBind);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -141,13 +135,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     return Ok((error_code::<()>(Err(err))?,));
                 }
                 let real = udp::HostUdpSocket::local_address(&mut state.sockets(), borrow(&this));
-                let allowed = error_code(real)?.is_ok_and(|real| {
-                    state.enforcer.check_bound(
-                        local.into(),
-                        real.into(),
-                        SocketAddrUse::UdpBind,
-                    )
-                });
+                let allowed = judged_again(state, local, error_code(real)?, SocketAddrUse::UdpBind);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -160,6 +148,22 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// Decides a bind again on the address it got, when that is not the one asked for
+/// (port 0, decided before the system picked the port). A bound socket with no local
+/// address is refused.
+fn judged_again(
+    state: &GuestState,
+    requested: IpSocketAddress,
+    bound: Result<IpSocketAddress, ErrorCode>,
+    socket_use: SocketAddrUse,
+) -> bool {
+    let Ok(bound) = bound else {
+        return false;
+    };
+    let (requested, bound) = (SocketAddr::from(requested), SocketAddr::from(bound));
+    requested == bound || state.enforcer.check_bound(requested, bound, socket_use)
 }
 
 /// Accepts the next pending connection, within the socket cap.
