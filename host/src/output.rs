@@ -12,7 +12,10 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 /// Where one of a guest's output streams goes.
 #[derive(Debug, Clone, Default)]
 pub enum Stdio {
-    /// The host process's own stream.
+    /// The host process's own stream. Its writes are blocking: into a full pipe that
+    /// nobody reads, they block the thread running the instance, and with it a
+    /// current-thread runtime's timers (`sockbox run` holds `--timeout` with a
+    /// watchdog thread); capture instead where that matters.
     Inherit,
     /// Discarded.
     #[default]
