@@ -126,19 +126,8 @@ fn descriptor_exhaustion_does_not_stop_a_server() -> Result<()> {
 /// The guest's accept loop names descriptor exhaustion and says it retries.
 #[test]
 fn descriptor_exhaustion_is_named() -> Result<()> {
-    let server = Process::spawn(sockbox_with_nofile(
-        48,
-        &[
-            "run",
-            "--allow-listen",
-            "tcp://127.0.0.1:*",
-            "--",
-            "echo",
-            "127.0.0.1:0",
-            "--count",
-            "80",
-        ],
-    ))?;
+    let args = echo_args(&["--count", "80"], None);
+    let server = Process::spawn(sockbox_with_nofile(48, &args))?;
     let addr = server.listening_addr()?;
     let held: Vec<TcpStream> = (0..80)
         .map(|_| TcpStream::connect(addr))
