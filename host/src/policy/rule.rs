@@ -513,12 +513,32 @@ impl RuleError {
 }
 
 impl fmt::Display for RuleError {
+    /// One line, whatever the rule held: control characters (a newline in a flag or a
+    /// policy file's string) are written escaped, as `\n`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "invalid rule `{}`: {} {}",
-            self.rule, self.part, self.why
+            Escaped(&self.rule),
+            self.part,
+            Escaped(&self.why)
         )
+    }
+}
+
+/// Text with its control characters escaped (`\n`, `\u{1b}`), the rest as it is.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
     }
 }
 

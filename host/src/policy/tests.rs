@@ -1454,3 +1454,26 @@ fn binds_are_decided_on_what_they_got() {
     assert!(verdict.allowed);
     assert_eq!(policy.describe(verdict.by), "--allow udp://10.0.0.1:53");
 }
+
+/// A rule error is one line whatever the rule held: control characters are escaped
+/// (found by `fuzz/`'s `rule` target: a newline made a two-line error).
+#[test]
+fn rule_errors_are_one_line() {
+    for text in [
+        "\n",
+        "tcp://a\nb:1",
+        "tcp://127.0.0.1:\u{1b}[31m",
+        "udp://x\r:1",
+    ] {
+        let err = text.parse::<Rule>().expect_err("not a rule");
+        let message = err.to_string();
+        assert_eq!(message.lines().count(), 1, "{message:?}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+    let err = "tcp://a\nb:1".parse::<Rule>().expect_err("not a rule");
+    assert!(
+        err.to_string()
+            .starts_with("invalid rule `tcp://a\\nb:1`: "),
+        "{err}"
+    );
+}
