@@ -170,14 +170,6 @@ impl DenialLog {
         }
     }
 
-    /// Returns an empty log that prints if this one does.
-    pub fn fresh(&self) -> Self {
-        Self {
-            state: Mutex::default(),
-            to_stderr: self.to_stderr,
-        }
-    }
-
     /// Records a denial; prints it if it is new and the log prints.
     pub fn record(&self, denial: &Decision) {
         let mut state = self
