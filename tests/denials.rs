@@ -21,7 +21,7 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
         };
         let policy = Policy::deny_all().allow(&format!("tcp://{host}:{other_port}"))?;
         let client = start(policy, &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
-        assert_eq!(client.status.code(), 1, "{client}");
+        assert_eq!(client.status.code(), Some(1), "{client}");
         assert_eq!(
             client.stderr,
             format!("Error: dial tcp {addr}: access denied\n")
@@ -47,7 +47,7 @@ fn no_rules_means_no_network() -> Result<()> {
     let listener = watched_listener("127.0.0.1")?;
     let addr = listener.local_addr()?;
     let client = start(Policy::deny_all(), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
-    assert_eq!(client.status.code(), 1, "{client}");
+    assert_eq!(client.status.code(), Some(1), "{client}");
     assert_eq!(
         client.stderr,
         format!("Error: dial tcp {addr}: access denied\n")
@@ -65,7 +65,7 @@ fn listen_outside_the_rules_is_denied() -> Result<()> {
         Policy::deny_all().allow("tcp://127.0.0.1:*")?,
     ] {
         let server = start(policy.clone(), &["listen", "127.0.0.1:0"])?.wait(TIMEOUT)?;
-        assert_eq!(server.status.code(), 1, "{policy:?}: {server}");
+        assert_eq!(server.status.code(), Some(1), "{policy:?}: {server}");
         assert_eq!(
             server.stderr, "Error: listen tcp 127.0.0.1:0: access denied\n",
             "{policy:?}"

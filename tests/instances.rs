@@ -13,7 +13,7 @@ use crate::common::{GUEST, HARNESS};
 
 /// This process's resident memory, in KiB.
 fn resident_kib() -> Result<u64> {
-    sockbox_host::bench::resident_kib(std::process::id())
+    sockbox_cli::bench::resident_kib(std::process::id())
 }
 
 /// Runs the built-in guest's `help` `times` times, one after another, each exit 0;

@@ -3,8 +3,8 @@
 //! what can be printed reads back as itself.
 
 use proptest::prelude::*;
+use sockbox_cli::parse_size;
 use sockbox_host::Policy;
-use sockbox_host::cli::parse_size;
 use sockbox_host::policy::{Rule, normalize_name};
 
 use crate::common::{GUEST, HARNESS};

@@ -116,7 +116,7 @@ fn oversized_datagram_is_a_clear_error() -> Result<()> {
         &["udp-send", &addr.to_string(), &message, "--timeout", "10s"],
     )?
     .wait(TIMEOUT)?;
-    assert_eq!(client.status.code(), 1, "{client}");
+    assert_eq!(client.status.code(), Some(1), "{client}");
     assert_eq!(
         client.stderr,
         format!("Error: write udp {addr}: message too long\n")

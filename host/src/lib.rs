@@ -20,10 +20,9 @@
 //! - [`harness`]: for tests and CI — start a component as a server, await its
 //!   `listening on` line, drive it with native sockets, assert on its exit and output;
 //!   failures print what the guest printed.
-//! - [`bench`](mod@bench): `sockbox bench` — the guest's `echo` against native servers side by
-//!   side, with its own load client that checks every echoed byte.
-//! - [`cli`]: the `sockbox` command line (`run`, `demo`, `guest`, `policy check`,
-//!   `policy explain`); `main.rs` only calls it.
+//!
+//! The `sockbox` command line and `sockbox bench` are the `sockbox` crate (`cli/`): this
+//! library has no terminal, chart or argument-parsing dependencies.
 //!
 //! # Examples
 //!
@@ -44,7 +43,7 @@
 //!     .timeout(Duration::from_secs(30))
 //!     .build();
 //! let output = sandbox.run_command(&guest, ["dial", "127.0.0.1:8080"]).await?;
-//! println!("guest exited with {}", output.status.code());
+//! println!("guest ended with {}", output.status);
 //! # Ok(())
 //! # }
 //! ```
@@ -73,8 +72,6 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
-pub mod cli;
 pub mod harness;
 pub mod output;
 pub mod policy;

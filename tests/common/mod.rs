@@ -92,31 +92,28 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|ci| !ci.is_empty() && ci != "false")
 }
 
-/// The `sockbox` binary of this build, brought up to date once per test binary.
+/// The `sockbox` binary of this build, as a command with the suite's compile cache.
 ///
-/// Cargo builds a package's binary only for that package's own tests, so the suite
-/// asks cargo for it (a no-op when it is fresh) in the profile it runs in — from the
-/// workspace root, so it resolves the same packages, features and artifacts as
-/// `cargo test` there.
+/// Cargo builds a package's binary only for that package's own integration tests, so
+/// `cli/tests/binary.rs` makes `cargo test` from the workspace root build it; no test
+/// runs cargo.
 pub fn sockbox() -> Command {
     static BIN: LazyLock<PathBuf> = LazyLock::new(|| {
+        // The binary cargo built beside this test binary: `cargo test` from the
+        // workspace root builds it for the `sockbox` crate's own tests.
         let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
+        let bin = exe
             .parent()
             .and_then(|deps| deps.parent())
             .expect("test binaries live in target/<profile>/deps")
-            .to_path_buf();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["build", "--quiet", "--bin", "sockbox"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo to build sockbox");
-        assert!(status.success(), "building the sockbox binary failed");
-        profile_dir.join("sockbox")
+            .join("sockbox");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run the tests with `cargo test --release` from the workspace \
+             root (it builds the binary), or `cargo build --release` first",
+            bin.display()
+        );
+        bin
     });
     let mut command = Command::new(&*BIN);
     // Compiled components go to this test binary's own cache, not the user's.

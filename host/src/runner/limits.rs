@@ -54,19 +54,6 @@ pub enum Limit {
     CpuTime(Duration),
 }
 
-impl Limit {
-    /// Returns the exit status `sockbox run` gives when this limit stops the guest:
-    /// 137 for memory (as for a process the OOM killer stops), 124 for the timeout (as
-    /// `timeout(1)` gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU`).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Self::Memory(_) => 137,
-            Self::Timeout(_) => 124,
-            Self::CpuTime(_) => 152,
-        }
-    }
-}
-
 impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -41,9 +41,6 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 /// The program name the built-in guest is given as `argv[0]`.
 pub const GUEST_PROGRAM: &str = "sockbox-guest";
 
-/// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
-pub const TRAP_EXIT_CODE: i32 = 134;
-
 /// Compiles and links guest components; [`Sandbox`](crate::Sandbox)es run them. One
 /// runner (one engine, one linker, one epoch ticker) serves any number of instances:
 /// share it in an `Arc`.
@@ -284,11 +281,11 @@ impl std::fmt::Display for Exit {
 }
 
 impl Exit {
-    /// Returns the process exit status this stands for ([`TRAP_EXIT_CODE`] for a trap).
-    pub fn code(&self) -> i32 {
+    /// Returns the status the guest exited with; `None` if it trapped.
+    pub fn code(&self) -> Option<i32> {
         match self {
-            Self::Code(code) => *code,
-            Self::Trap(_) => TRAP_EXIT_CODE,
+            Self::Code(code) => Some(*code),
+            Self::Trap(_) => None,
         }
     }
 

@@ -25,7 +25,7 @@
 //!
 //! // As a command: `dial 127.0.0.1:8080`.
 //! let output = sandbox.run_command(&guest, ["dial", "127.0.0.1:8080"]).await?;
-//! println!("exit status {}", output.status.code());
+//! println!("the guest ended with {}", output.status);
 //!
 //! // As a plugin: the same flow, as a typed call.
 //! let mut plugin = sandbox.instantiate_plugin(&guest).await?;

@@ -1,5 +1,5 @@
 //! `sockbox`: run a WebAssembly component with exactly the network a policy grants.
 
 fn main() -> std::process::ExitCode {
-    sockbox_host::cli::main()
+    sockbox_cli::main()
 }

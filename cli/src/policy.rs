@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::policy::{
+use sockbox_host::policy::{
     Decision, Direction, Policy, SocketAddrUse, Subject, Transport, UseKind, Verdict, parse_use,
 };
 

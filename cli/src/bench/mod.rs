@@ -291,7 +291,7 @@ fn startup_figures(args: &BenchArgs, progress: &ProgressBar) -> Result<Vec<Figur
 
     progress.set_message("start-up of wasmtime run");
     let guest = tempfile::Builder::new().suffix(".wasm").tempfile()?;
-    std::fs::write(guest.path(), crate::GUEST_WASM)?;
+    std::fs::write(guest.path(), sockbox_host::GUEST_WASM)?;
     let mut wasmtime = Command::new(&args.wasmtime);
     wasmtime.arg("run").arg(guest.path()).arg("help");
     match startup::time_to_first_output(wasmtime, args.startup_runs) {

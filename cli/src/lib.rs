@@ -8,6 +8,7 @@
 //! `--max-sockets` is a cap, not a limit that stops the guest. `policy explain` exits 0
 //! for allowed, 1 for denied.
 
+pub mod bench;
 mod policy;
 
 use std::path::PathBuf;
@@ -15,20 +16,36 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::Harness;
-use crate::output::{Capture, Stdio};
-use crate::policy::AuditLog;
-use crate::runner::CompileCache;
-use crate::runner::GUEST_PROGRAM;
-use crate::{
-    Exit, GUEST_WASM, LimitExceeded, Limits, Policy, Prepared, Runner, Sandbox, SandboxBuilder,
-    SandboxError,
-};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use sockbox_host::harness::Harness;
+use sockbox_host::output::{Capture, Stdio};
+use sockbox_host::policy::AuditLog;
+use sockbox_host::runner::CompileCache;
+use sockbox_host::runner::GUEST_PROGRAM;
+use sockbox_host::{
+    Exit, GUEST_WASM, Limit, LimitExceeded, Limits, Policy, Prepared, Runner, Sandbox,
+    SandboxBuilder, SandboxError,
+};
 
 /// Exit status for sockbox's own errors, as for bad usage.
 const SETUP_ERROR: u8 = 2;
+
+/// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
+const TRAP_STATUS: i32 = 134;
+
+/// The exit status `sockbox run` gives when `limit` stops the guest: 137 for memory
+/// (as for a process the OOM killer stops), 124 for the timeout (as `timeout(1)`
+/// gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU` gives).
+fn limit_status(limit: Limit) -> i32 {
+    match limit {
+        Limit::Memory(_) => 137,
+        Limit::Timeout(_) => 124,
+        Limit::CpuTime(_) => 152,
+        // A limit this command line does not know yet.
+        _ => 1,
+    }
+}
 
 /// How long the demo waits for each of its steps.
 const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,7 +79,7 @@ enum Command {
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Compare the guest's echo with native servers: ping-pong, stream, start-up, memory.
-    Bench(crate::bench::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -133,7 +150,7 @@ pub fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::Setup),
         Command::Policy(command) => policy::main(command).map_err(Failure::Setup),
-        Command::Bench(args) => crate::bench::run(args)
+        Command::Bench(args) => bench::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Failure::Bench),
     };
@@ -198,11 +215,11 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             if let Exit::Trap(message) = &output.status {
                 eprintln!("sockbox: guest trapped: {}", one_line(message));
             }
-            output.status.code()
+            output.status.code().unwrap_or(TRAP_STATUS)
         }
         Err(SandboxError::Limit(limit)) => {
             eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-            limit.exit_code()
+            limit_status(limit)
         }
         Err(err) => return Err(Failure::Setup(err.into())),
     };
@@ -232,9 +249,9 @@ impl Watchdog {
                 if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     ended.recv_timeout(timeout.saturating_add(Self::GRACE))
                 {
-                    let limit = crate::Limit::Timeout(timeout);
+                    let limit = Limit::Timeout(timeout);
                     eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-                    std::process::exit(limit.exit_code());
+                    std::process::exit(limit_status(limit));
                 }
             });
         Self { _done: done }
@@ -281,15 +298,15 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             .map_or_else(|| argv0.clone(), |name| name.to_string_lossy().into_owned()),
         (None, None) => GUEST_PROGRAM.to_owned(),
     };
+    let mut limits = Limits::default();
+    limits.max_memory = args.max_memory;
+    limits.timeout = args.timeout;
+    limits.cpu_time = args.cpu_time;
+    limits.max_sockets = args.max_sockets;
     let mut sandbox = Sandbox::builder(runner)
         .policy(policy)
         .name(name)
-        .limits(Limits {
-            max_memory: args.max_memory,
-            timeout: args.timeout,
-            cpu_time: args.cpu_time,
-            max_sockets: args.max_sockets,
-        });
+        .limits(limits);
     // With an audit file, denials go there; without, each is one line on stderr.
     sandbox = match &args.audit {
         Some(path) => sandbox
@@ -359,7 +376,7 @@ fn run_demo(harness: &Harness, guest: &Prepared) -> Result<()> {
     let server = server.wait(DEMO_TIMEOUT)?;
     for (name, output) in [("client", client), ("server", server)] {
         if !output.status.success() {
-            bail!("the {name} exited with {}", output.status.code());
+            bail!("the {name} ended with {}", output.status);
         }
     }
     Ok(())
