@@ -248,3 +248,38 @@ fn trapping_guest_exits_134() -> Result<()> {
     assert!(stderr.contains("unreachable"), "{stderr}");
     Ok(())
 }
+
+/// Flags the command does not take are named; a flag given twice, a value given to a
+/// switch, and a flag missing its value are bad usage too.
+#[test]
+fn guest_flags_are_checked() -> Result<()> {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["dial", "127.0.0.1:1", "--tiemout", "1s"],
+            "Error: unknown flag --tiemout for dial\n",
+        ),
+        (
+            &["listen", "127.0.0.1:0", "--count=1"],
+            "Error: unknown flag --count for listen\n",
+        ),
+        (
+            &["echo", "127.0.0.1:0", "--count", "1", "--count=2"],
+            "Error: --count is given twice\n",
+        ),
+        (
+            &["echo", "127.0.0.1:0", "--copy=yes"],
+            "Error: --copy takes no value\n",
+        ),
+        (
+            &["udp-send", "127.0.0.1:1", "hi", "--timeout"],
+            "Error: --timeout needs a value\n",
+        ),
+    ];
+    for (args, first_line) in cases {
+        let done = start(Policy::deny_all(), args)?.wait(TIMEOUT)?;
+        assert_eq!(done.status.code(), Some(2), "{args:?}: {done}");
+        assert!(done.stderr.starts_with(first_line), "{args:?}: {done}");
+        assert!(done.stderr.contains(GUEST_USAGE_HEAD), "{args:?}: {done}");
+    }
+    Ok(())
+}

@@ -198,3 +198,26 @@ fn stopped_guest_closes_its_sockets() -> Result<()> {
     }
     Ok(())
 }
+
+/// Flags go anywhere, as `--flag value` or `--flag=value`; `--` ends them, so a message
+/// may start with `--`.
+#[test]
+fn guest_flags_in_any_position() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let cases: [(Vec<&str>, &[u8]); 4] = [
+        (vec!["dial", "--timeout", "300ms", &addr], b"Hello, World!"),
+        (vec!["dial", &addr, "--timeout=300ms"], b"Hello, World!"),
+        (vec!["dial", "--timeout=5s", &addr, "hi"], b"hi"),
+        (vec!["dial", &addr, "--", "--not-a-flag"], b"--not-a-flag"),
+    ];
+    for (args, sent) in cases {
+        let client = start(connect_to(listener.local_addr()?), &args)?;
+        let got = answer_once(&listener, b"ok")?;
+        assert_eq!(got, sent, "{args:?}");
+        let client = client.wait(TIMEOUT)?;
+        ensure!(client.status.success(), "{args:?}: {client}");
+        assert_eq!(client.stdout, "Received: ok\n", "{args:?}");
+    }
+    Ok(())
+}

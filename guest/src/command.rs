@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::cmdline::{Flags, Line};
 use crate::echo::{self, Mode};
 use crate::net;
 use crate::stdio::{announce, err_line, out};
@@ -82,36 +83,54 @@ impl From<net::Error> for Failure {
 }
 
 fn run(args: &[&str]) -> Result<(), Failure> {
-    match args {
-        ["dial", addr] => dial(addr, HELLO, None),
-        ["dial", addr, "--timeout", d] => dial(addr, HELLO, Some(parse_duration(d)?)),
-        ["dial", addr, message] => dial(addr, message.as_bytes(), None),
-        ["dial", addr, message, "--timeout", d] => {
-            dial(addr, message.as_bytes(), Some(parse_duration(d)?))
-        }
-        ["lookup", name] => lookup(name),
-        ["listen", addr] => listen(addr),
-        ["echo", addr] => echo(addr, None, Mode::Splice),
-        ["echo", addr, "--copy"] => echo(addr, None, Mode::Copy),
-        ["echo", addr, "--count", n] => echo(addr, Some(parse_count(n)?), Mode::Splice),
-        ["echo", addr, "--count", n, "--copy"] | ["echo", addr, "--copy", "--count", n] => {
-            echo(addr, Some(parse_count(n)?), Mode::Copy)
-        }
-        ["udp-echo", addr] => udp_echo(addr, None),
-        ["udp-echo", addr, "--count", n] => udp_echo(addr, Some(parse_count(n)?)),
-        ["udp-send", addr, message] => udp_send(addr, message.as_bytes(), None),
-        ["udp-send", addr, message, "--timeout", d] => {
-            udp_send(addr, message.as_bytes(), Some(parse_duration(d)?))
-        }
-        ["help" | "--help" | "-h"] => Ok(out(format!("{USAGE}\n").as_bytes())?),
-        [] => Err(Failure::Usage("no command given".into())),
-        [
-            cmd @ ("dial" | "listen" | "echo" | "udp-echo" | "udp-send"),
-            ..,
-        ] => Err(Failure::Usage(format!("wrong arguments for {cmd}"))),
-        [cmd, ..] => Err(Failure::Usage(format!("unknown command {cmd:?}"))),
+    let Some((&command, rest)) = args.split_first() else {
+        return Err(Failure::Usage("no command given".into()));
+    };
+    let flags = match command {
+        "dial" | "udp-send" => &TIMEOUT,
+        "echo" => &ECHO,
+        "udp-echo" => &COUNT,
+        "lookup" | "listen" | "help" | "--help" | "-h" => &NONE,
+        _ => return Err(Failure::Usage(format!("unknown command {command:?}"))),
+    };
+    let line = Line::parse(command, rest, flags).map_err(Failure::Usage)?;
+    let timeout = line.value("timeout").map(parse_duration).transpose()?;
+    let count = line.value("count").map(parse_count).transpose()?;
+    let mode = if line.has("copy") {
+        Mode::Copy
+    } else {
+        Mode::Splice
+    };
+    match (command, line.words.as_slice()) {
+        ("dial", [addr]) => dial(addr, HELLO, timeout),
+        ("dial", [addr, message]) => dial(addr, message.as_bytes(), timeout),
+        ("lookup", [name]) => lookup(name),
+        ("listen", [addr]) => listen(addr),
+        ("echo", [addr]) => echo(addr, count, mode),
+        ("udp-echo", [addr]) => udp_echo(addr, count),
+        ("udp-send", [addr, message]) => udp_send(addr, message.as_bytes(), timeout),
+        ("help" | "--help" | "-h", []) => Ok(out(format!("{USAGE}\n").as_bytes())?),
+        _ => Err(Failure::Usage(format!("wrong arguments for {command}"))),
     }
 }
+
+/// The flags each command takes.
+const TIMEOUT: Flags = Flags {
+    with_value: &["timeout"],
+    switches: &[],
+};
+const ECHO: Flags = Flags {
+    with_value: &["count"],
+    switches: &["copy"],
+};
+const COUNT: Flags = Flags {
+    with_value: &["count"],
+    switches: &[],
+};
+const NONE: Flags = Flags {
+    with_value: &[],
+    switches: &[],
+};
 
 /// Parses a duration as Go writes one: `500ms`, `2s`, `1.5s`, `1m`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, Failure> {

@@ -7,6 +7,8 @@
 //!   [`net::Listener::accept`], [`net::Conn`] as `Read + Write` — with every
 //!   `wasi:sockets` error mapped, in one place, to Go's words.
 //! - `sys`: thin blocking helpers over the raw bindings (the seed's `syscall`).
+//! - `cmdline`: the one parser of the command's arguments (flags in any position,
+//!   `--flag value` or `--flag=value`).
 //! - `command`: the command behind the component's `wasi:cli/run` — `dial`, `listen`,
 //!   `echo` and the rest, whose output lines are a contract the host's tests and users
 //!   parse.
@@ -34,6 +36,8 @@
 //! ```
 
 // A unit-test build is itself a command (libtest's); it must not export a second `run`.
+#[cfg(not(test))]
+mod cmdline;
 #[cfg(not(test))]
 mod command;
 #[cfg(not(test))]
