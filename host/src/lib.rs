@@ -48,25 +48,10 @@
 //! # }
 //! ```
 //!
-//! Load it as a plugin and call its typed `dial` (the whole program is
-//! `host/examples/plugin_host.rs`):
+//! Load it as a plugin and call its typed `dial`: `host/examples/plugin_host.rs`,
+//! compiled here as this doc's test (CI also runs it):
 //!
-//! ```no_run
-//! # use std::sync::Arc;
-//! # use sockbox_host::{Policy, Runner, Sandbox};
-//! # async fn example(runner: Arc<Runner>) -> anyhow::Result<()> {
-//! let guest = runner.prepare(&runner.builtin_guest()?)?;
-//! let sandbox = Sandbox::builder(runner)
-//!     .policy(Policy::deny_all().allow("tcp://127.0.0.1:8080")?)
-//!     .build();
-//! let mut plugin = sandbox.instantiate_plugin(&guest).await?;
-//! match plugin.dial("127.0.0.1:8080", b"ping").await? {
-//!     Ok(reply) => println!("reply: {}", String::from_utf8_lossy(&reply)),
-//!     Err(err) => println!("dial failed: {err:?}"),
-//! }
-//! # Ok(())
-//! # }
-//! ```
+#![doc = concat!("```no_run\n", include_str!("../examples/plugin_host.rs"), "```")]
 //!
 //! Test a component end to end from blocking test code: see [`harness`].
 
