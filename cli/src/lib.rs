@@ -61,6 +61,10 @@ const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more on stderr: -v what sockbox does, -vv every decision. RUST_LOG (as
+    /// `sockbox_host=debug`) overrides both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
         }
     };
     // As Go does: a server may hold as many sockets as the hard limit allows.
+    init_logs(cli.verbose);
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let result = match cli.command {
         Command::Run(args) => run(args),
@@ -169,6 +174,25 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends the library's `tracing` events to stderr: warnings by default, more with
+/// `-v`/`-vv`, or what `RUST_LOG` says.
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,sockbox_host=info,sockbox_cli=info",
+        _ => "warn,sockbox_host=debug,sockbox_cli=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
 }
 
 /// Text folded onto one line: an error and its causes read `compile component x.wasm:
@@ -313,7 +337,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             .audit(Arc::new(AuditLog::create(path).with_context(|| {
                 format!("create the audit file {}", path.display())
             })?)),
-        None => sandbox.print_denials(true),
+        None => sandbox.on_denial(|denial| eprintln!("sockbox: {denial}")),
     };
     Ok(RunSetup {
         sandbox,

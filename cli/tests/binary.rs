@@ -17,3 +17,38 @@ fn the_binary_names_its_version() {
         format!("sockbox {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `-vv` logs every decision on stderr through `tracing`, inside the instance's span;
+/// without it, stderr has only the denial line and the guest's error.
+#[test]
+fn verbose_logs_every_decision() {
+    let run = |verbose: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sockbox"))
+            .arg("run")
+            .args(verbose)
+            .args(["--no-cache", "--allow", "tcp://127.0.0.1:1", "--"])
+            .args(["dial", "127.0.0.2:9"])
+            .output()
+            .expect("run sockbox")
+    };
+    let quiet = run(&[]);
+    assert_eq!(quiet.status.code(), Some(1), "{quiet:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "sockbox: denied tcp connect to 127.0.0.2:9 (no rule allows it)\n\
+         Error: dial tcp 127.0.0.2:9: access denied\n"
+    );
+    let verbose = run(&["-vv"]);
+    assert_eq!(verbose.status.code(), Some(1), "{verbose:?}");
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(
+        stderr.contains(
+            "DEBUG instance{name=\"sockbox-guest\"}: decided instance=sockbox-guest use=TcpConnect addr=127.0.0.2:9 allowed=false\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sockbox: denied tcp connect to 127.0.0.2:9 (no rule allows it)\n"),
+        "{stderr}"
+    );
+}

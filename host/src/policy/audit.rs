@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -147,10 +147,23 @@ pub const MAX_DENIALS: usize = 1024;
 
 /// The denials of one or more instances, each distinct one kept once, in order, up to
 /// [`MAX_DENIALS`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DenialLog {
     state: Mutex<Denials>,
-    to_stderr: bool,
+    sink: Option<DenialSink>,
+}
+
+/// Where an embedder wants each new distinct denial as it happens (the `sockbox` CLI
+/// prints it as one `sockbox: denied …` line).
+pub type DenialSink = Arc<dyn Fn(&Decision) + Send + Sync>;
+
+impl fmt::Debug for DenialLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DenialLog")
+            .field("state", &self.state)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -162,15 +175,16 @@ struct Denials {
 }
 
 impl DenialLog {
-    /// Returns a log that also prints each new denial as one `sockbox: denied …` line on stderr.
-    pub fn printing() -> Self {
+    /// Returns a log that also hands each new distinct denial to `sink`.
+    pub fn with_sink(sink: DenialSink) -> Self {
         Self {
             state: Mutex::default(),
-            to_stderr: true,
+            sink: Some(sink),
         }
     }
 
-    /// Records a denial; prints it if it is new and the log prints.
+    /// Records a denial: keeps it and hands it to the sink if it is new, and emits it
+    /// as a `tracing` debug event.
     pub fn record(&self, denial: &Decision) {
         let mut state = self
             .state
@@ -182,17 +196,20 @@ impl DenialLog {
         }
         if state.order.len() >= MAX_DENIALS {
             state.dropped += 1;
-            if self.to_stderr && state.dropped == 1 {
-                eprintln!(
-                    "sockbox: more than {MAX_DENIALS} distinct denials; further ones are counted, not listed"
+            if state.dropped == 1 {
+                tracing::warn!(
+                    max = MAX_DENIALS,
+                    "more distinct denials than a log keeps; further ones are counted, not listed"
                 );
             }
             return;
         }
         state.seen.insert(key);
         state.order.push(denial.clone());
-        if self.to_stderr {
-            eprintln!("sockbox: {denial}");
+        drop(state);
+        tracing::debug!(%denial, "denied");
+        if let Some(sink) = &self.sink {
+            sink(denial);
         }
     }
 
@@ -256,7 +273,7 @@ impl AuditLog {
     }
 
     /// Appends one decision of the instance called `instance`. A write that fails is
-    /// reported once on stderr; the decision itself stands.
+    /// reported once, as a `tracing` warning; the decision itself stands.
     pub fn write(&self, instance: &str, decision: &Decision) {
         let (direction, rule) = match &decision.by {
             DecidedBy::Rule { direction, rule } => (Some(direction.key()), rule.as_str()),
@@ -290,7 +307,7 @@ impl AuditLog {
         if let Err(err) = result
             && !self.failed.swap(true, Ordering::Relaxed)
         {
-            eprintln!("sockbox: write to the audit file: {err}");
+            tracing::warn!(%err, "write to the audit file");
         }
     }
 }

@@ -90,6 +90,13 @@ impl Enforcer {
             }
             _ => {}
         }
+        tracing::debug!(
+            instance = %self.instance,
+            r#use = ?socket_use,
+            %addr,
+            allowed = verdict.allowed,
+            "decided"
+        );
         if !verdict.allowed || self.audit.is_some() {
             self.record(socket_use.into(), Subject::Addr(addr), verdict);
         }
@@ -122,6 +129,7 @@ impl Enforcer {
     /// Decides a lookup of `name` (already normalized: lowercase, punycode).
     pub fn check_lookup(&self, name: &str) -> bool {
         let verdict = self.policy.decide_lookup(name);
+        tracing::debug!(instance = %self.instance, name, allowed = verdict.allowed, "decided lookup");
         self.record(UseKind::Lookup, Subject::Name(name.to_owned()), verdict);
         verdict.allowed
     }

@@ -49,7 +49,9 @@ mod tests;
 use std::fmt;
 use std::net::SocketAddr;
 
-pub use audit::{AuditLog, DecidedBy, Decision, DenialLog, MAX_DENIALS, Subject, UseKind};
+pub use audit::{
+    AuditLog, DecidedBy, Decision, DenialLog, DenialSink, MAX_DENIALS, Subject, UseKind,
+};
 pub use enforcer::Enforcer;
 pub use file::PolicyFileError;
 pub use names::NameGrants;

@@ -46,7 +46,7 @@ use std::time::Duration;
 use wasmtime_wasi::I32Exit;
 
 use crate::output::Stdio;
-use crate::policy::{AuditLog, Decision, DenialLog, Enforcer, Policy};
+use crate::policy::{AuditLog, Decision, DenialLog, DenialSink, Enforcer, Policy};
 use crate::runner::{
     Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
 };
@@ -66,8 +66,18 @@ pub struct Sandbox {
     stdout: Stdio,
     stderr: Stdio,
     limits: Limits,
-    print_denials: bool,
+    on_denial: Option<Hook>,
     audit: Option<Arc<AuditLog>>,
+}
+
+/// The embedder's denial sink, shown in `Debug` output only as there.
+#[derive(Clone)]
+struct Hook(DenialSink);
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook(..)")
+    }
 }
 
 /// Where one instance's output and denials go: its own, never another run's.
@@ -111,7 +121,7 @@ impl Sandbox {
                 stdout: Stdio::Null,
                 stderr: Stdio::Null,
                 limits: Limits::default(),
-                print_denials: false,
+                on_denial: None,
                 audit: None,
             },
         }
@@ -140,10 +150,9 @@ impl Sandbox {
             Stdio::Capture(capture) => Stdio::Capture(capture.fresh()),
             other => other.clone(),
         };
-        let denials = if self.print_denials {
-            DenialLog::printing()
-        } else {
-            DenialLog::default()
+        let denials = match &self.on_denial {
+            Some(Hook(sink)) => DenialLog::with_sink(Arc::clone(sink)),
+            None => DenialLog::default(),
         };
         RunIo {
             stdout: fresh(&self.stdout),
@@ -196,6 +205,7 @@ impl Sandbox {
             };
             command.wasi_cli_run().call_run(&mut store).await.map(Ok)
         };
+        let run = tracing::Instrument::instrument(run, self.span());
         let outcome = match self.within_timeout(run).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => Err(err),
@@ -231,11 +241,19 @@ impl Sandbox {
         })?;
         let io = self.run_io();
         let mut store = self.store(std::iter::empty::<String>(), &io);
+        let instantiate =
+            tracing::Instrument::instrument(pre.instantiate_async(&mut store), self.span());
         let bindings = self
-            .within_timeout(pre.instantiate_async(&mut store))
+            .within_timeout(instantiate)
             .await
             .map_err(SandboxError::from_instantiate)?;
         Ok(Plugin::new(store, bindings, self.limits.timeout, io))
+    }
+
+    /// The span an instance's work runs in: its name, for every event inside it.
+    fn span(&self) -> tracing::Span {
+        let name = self.name.as_deref().unwrap_or(&self.program);
+        tracing::info_span!("instance", name)
     }
 
     /// Makes one instance's store.
@@ -376,10 +394,11 @@ impl SandboxBuilder {
         self
     }
 
-    /// Prints each distinct refused use as one `sockbox: denied …` line on stderr, as
-    /// well as returning it in the run's [`Output`] (default: only returned).
-    pub fn print_denials(mut self, print: bool) -> Self {
-        self.sandbox.print_denials = print;
+    /// Hands each distinct refused use to `sink` as it happens, as well as returning
+    /// it in the run's [`Output`] (default: only returned, and emitted as a `tracing`
+    /// debug event). The `sockbox` CLI prints each as one `sockbox: denied …` line.
+    pub fn on_denial(mut self, sink: impl Fn(&Decision) + Send + Sync + 'static) -> Self {
+        self.sandbox.on_denial = Some(Hook(Arc::new(sink)));
         self
     }
 
