@@ -169,18 +169,35 @@ impl Harness {
     }
 }
 
+/// What a server prints, on a line of its own, once it listens: `listening on ADDR`.
+pub const LISTENING_ON: &str = "listening on ";
+
+/// Reads one line of a server's output: `None` unless it is a `listening on ADDR`
+/// line; then ADDR, or why it is not a socket address. The one parser of that line,
+/// for the harness, `sockbox bench` and the tests.
+pub fn parse_listening(line: &str) -> Option<Result<SocketAddr, String>> {
+    let addr = line.strip_prefix(LISTENING_ON)?.trim_end();
+    Some(
+        addr.parse()
+            .map_err(|err| format!("printed `listening on {addr}`: not a socket address: {err}")),
+    )
+}
+
 /// Waits for a `listening on ADDR` line in `stdout` (a guest's, or a plugin's) and
 /// returns ADDR; the error says what happened instead.
 pub fn listening_addr(stdout: &Capture, timeout: Duration) -> Result<SocketAddr, String> {
-    let Some(addr) = stdout.wait_for_line("listening on ", timeout) else {
-        return Err(if stdout.is_closed() {
+    let found = stdout.wait_for(timeout, |out| {
+        let text = String::from_utf8_lossy(out);
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete.lines().find_map(parse_listening)
+    });
+    found.unwrap_or_else(|| {
+        Err(if stdout.is_closed() {
             "exited before printing a `listening on` line".to_owned()
         } else {
             format!("printed no `listening on` line within {timeout:?}")
-        });
-    };
-    addr.parse()
-        .map_err(|err| format!("printed `listening on {addr}`: not a socket address: {err}"))
+        })
+    })
 }
 
 /// A guest instance running in the background; dropping it stops the instance.
@@ -273,5 +290,24 @@ impl Drop for Guest {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a `listening on` line is one; its address must be a socket address.
+    #[test]
+    fn listening_lines_parse_once() {
+        assert_eq!(
+            parse_listening("listening on [::1]:8080\r"),
+            Some(Ok("[::1]:8080".parse().expect("an address")))
+        );
+        assert_eq!(parse_listening("Received: listening on 1.2.3.4:5"), None);
+        let bad = parse_listening("listening on nowhere").expect("a listening line");
+        assert!(bad.is_err_and(|why| {
+            why.starts_with("printed `listening on nowhere`: not a socket address")
+        }));
     }
 }

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use sockbox_host::harness::{Guest, Harness};
+use sockbox_host::harness::{Guest, Harness, parse_listening};
 use sockbox_host::{Policy, Prepared};
 use wait_timeout::ChildExt as _;
 
@@ -222,8 +222,8 @@ impl Process {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        return addr.parse().with_context(|| format!("parse `{line}`"));
+                    if let Some(addr) = parse_listening(&line) {
+                        return addr.map_err(anyhow::Error::msg);
                     }
                 }
                 Err(_) => bail!(

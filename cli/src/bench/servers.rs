@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use sockbox_host::harness::parse_listening;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,13 +118,13 @@ fn listening_line(stdout: impl std::io::Read + Send + 'static) -> Result<SocketA
         let found = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned));
+            .find_map(|line| parse_listening(&line));
         let _ = tx.send(found);
         // Keep draining, so the server never blocks on a full pipe.
         for _ in lines {}
     });
     match rx.recv_timeout(START_TIMEOUT) {
-        Ok(Some(addr)) => Ok(addr.parse()?),
+        Ok(Some(addr)) => addr.map_err(anyhow::Error::msg),
         Ok(None) => bail!("the server exited before printing `listening on`"),
         Err(_) => bail!("no `listening on` line within {START_TIMEOUT:?}"),
     }
