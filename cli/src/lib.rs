@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use sockbox_host::enforce::AuditLog;
 use sockbox_host::harness::Harness;
 use sockbox_host::output::{Capture, Stdio};
-use sockbox_host::policy::AuditLog;
 use sockbox_host::runner::CompileCache;
 use sockbox_host::runner::GUEST_PROGRAM;
 use sockbox_host::{

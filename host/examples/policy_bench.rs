@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use fixtures::thousand_rules;
-use sockbox_host::policy::{NameGrants, Policy, SocketAddrUse};
+use sockbox_host::enforce::NameGrants;
+use sockbox_host::policy::{Policy, SocketAddrUse};
 
 #[path = "fixtures/thousand_rules.rs"]
 mod fixtures;
@@ -21,12 +22,12 @@ fn measure(
     socket_use: SocketAddrUse,
 ) {
     let addr: SocketAddr = addr.parse().expect("an address");
-    let verdict = policy.decide_with(addr, socket_use, Some(grants));
+    let verdict = policy.decide_with(addr, socket_use, &grants.read());
     let mut checks = 0u64;
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(500) {
         for _ in 0..1000 {
-            black_box(policy.decide_with(black_box(addr), socket_use, Some(grants)));
+            black_box(policy.decide_with(black_box(addr), socket_use, &grants.read()));
         }
         checks += 1000;
     }

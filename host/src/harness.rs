@@ -35,8 +35,9 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 use wasmtime::component::Component;
 
+use crate::enforce::DenialLog;
 use crate::output::{Capture, Stdio};
-use crate::policy::{Decision, DenialLog, Policy};
+use crate::policy::{Decision, Policy};
 use crate::runner::{Prepared, Runner};
 use crate::sandbox::{RunIo, Sandbox, SandboxBuilder, SandboxError};
 

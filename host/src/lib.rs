@@ -3,10 +3,13 @@
 //!
 //! # Layout
 //!
-//! - [`policy`]: rules (`tcp://10.0.0.0/8:443`, `tcp://*.example.com:443`) in four
-//!   directions, policy files, the indexed matcher, name grants, and the
-//!   [`Enforcer`](policy::Enforcer) — the one place a verdict becomes `access-denied` —
-//!   with its denial log and audit trail.
+//! - [`policy`]: pure decisions — rules (`tcp://10.0.0.0/8:443`,
+//!   `tcp://*.example.com:443`) in four directions, policy files, the indexed matcher,
+//!   [`Policy`] and its verdicts; no locks, no I/O.
+//! - [`enforce`]: a policy at work for one instance — the
+//!   [`Enforcer`](enforce::Enforcer), the one place a verdict becomes `access-denied`,
+//!   with its name grants and reply peers, the bounded denial log and the audit trail,
+//!   reporting through the embedder's sinks and `tracing`.
 //! - [`runner`]: the wasmtime 48 embedding (async, tokio) — one engine and linker for
 //!   every instance, components compiled and linked once into [`Prepared`] ones, each
 //!   instance's store with its [`Limits`], sockbox's own
@@ -57,6 +60,7 @@
 
 #![warn(missing_docs)]
 
+pub mod enforce;
 pub mod harness;
 pub mod output;
 pub mod policy;

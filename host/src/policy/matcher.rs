@@ -3,7 +3,7 @@
 //!
 //! Address and network patterns are indexed by prefix length: for each length some rule
 //! uses, the checked address is masked once and looked up. `*` patterns are few and
-//! walked; name patterns match through the instance's grants ([`NameGrants`]), also
+//! walked; name patterns match through the addresses the instance's lookups granted, also
 //! few. The deciding rule is the first rule, in the order given, that matches: each
 //! bucket holds its rules in order, and the lowest rule wins.
 
@@ -12,9 +12,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::Direction;
-use super::names::NameGrants;
 use super::rule::{Host, Ports, Rule, Transport};
+use super::{Direction, RuleRef};
 
 /// The entries of one direction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -112,6 +111,11 @@ impl Table {
             .and_then(|index| u32::try_from(index).ok())
     }
 
+    /// Reports whether some rule of this table names a host by DNS name.
+    pub(super) fn has_names(&self) -> bool {
+        self.named
+    }
+
     /// Returns the first rule matching `ip` and `port` over `transport`.
     ///
     /// `ip` must be canonical (IPv4-mapped addresses already turned into IPv4). The
@@ -123,7 +127,7 @@ impl Table {
         transport: Transport,
         ip: IpAddr,
         port: u16,
-        grants: Option<&NameGrants>,
+        granted: &[(RuleRef, IpAddr)],
     ) -> Option<u32> {
         let bit = transport_bit(transport);
         let fits = |rule: u32| {
@@ -155,8 +159,8 @@ impl Table {
         }
         // Name rules match what lookups granted them: read the grants once, and only if
         // some rule of this table has names.
-        if let Some(grants) = grants.filter(|_| self.named && !unspecified) {
-            for &(granted, addr) in grants.read().iter() {
+        if self.named && !unspecified {
+            for &(granted, addr) in granted {
                 if granted.direction == direction && addr == ip {
                     let rule = u32::try_from(granted.index).unwrap_or(u32::MAX);
                     if fits(rule) && best.is_none_or(|best| rule < best) {

@@ -18,7 +18,7 @@
 //! | use | address wasmtime-wasi passes | allowed by |
 //! |---|---|---|
 //! | `TcpConnect` | the remote address | the first `allow` rule matching it |
-//! | `UdpSend` | the remote address | the first `allow` rule matching it; else a reply to a peer received from under a `listen` or `accept` rule ([`Enforcer::check`]) |
+//! | `UdpSend` | the remote address | the first `allow` rule matching it; else a reply to a peer received from under a `listen` or `accept` rule ([`Enforcer::check`](crate::enforce::Enforcer::check)) |
 //! | `TcpBind`, `UdpBind` | the local address | the first `listen` rule matching it |
 //! | `TcpBind`, `UdpBind` to the unspecified address, port 0 | the implicit bind before a connect, a send or a `listen` without `bind` | a `listen` rule matching it, else the first `allow` rule of that scheme: the connect or send that follows is judged itself |
 //! | `TcpListen` | the bound address (unspecified, port 0, without an earlier bind) | the first `listen` rule matching it |
@@ -35,26 +35,20 @@
 //! lookups: a lookup succeeds only for a name some `allow` or `listen` rule covers
 //! (any other name gets `name-unresolvable`, the error a missing name gets), and the
 //! addresses it returns become matchable by the rules covering that name, for that
-//! instance only — see [`NameGrants`].
+//! instance only — see [`NameGrants`](crate::enforce::NameGrants).
 
-mod audit;
-mod enforcer;
+mod decision;
 mod file;
 mod matcher;
-mod names;
 mod rule;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-pub use audit::{
-    AuditLog, DecidedBy, Decision, DenialLog, DenialSink, MAX_DENIALS, Subject, UseKind,
-};
-pub use enforcer::Enforcer;
+pub use decision::{DecidedBy, Decision, Subject, UseKind};
 pub use file::PolicyFileError;
-pub use names::NameGrants;
 pub use rule::{Host, Ports, Rule, RuleError, Scheme, Transport, normalize_name};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
@@ -284,6 +278,12 @@ impl Policy {
             || self.table(Direction::Listen).covers(transport)
     }
 
+    /// Reports whether some rule names a host by DNS name: only then do the addresses
+    /// lookups granted take part in a decision.
+    pub fn has_name_rules(&self) -> bool {
+        self.tables.iter().any(Table::has_names)
+    }
+
     /// Reports whether some name lookup could be allowed: a rule names a host or is `*`.
     pub fn uses_names(&self) -> bool {
         self.inherit
@@ -299,18 +299,20 @@ impl Policy {
 
     /// Decides one socket use by addresses alone (no lookups have granted anything).
     pub fn decide(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> Verdict {
-        self.decide_with(addr, socket_use, None)
+        self.decide_with(addr, socket_use, &[])
     }
 
-    /// Decides one socket use, with the addresses `grants` records for name rules.
-    /// Does not allocate.
+    /// Decides one socket use, with the addresses lookups granted to name rules
+    /// (`granted`: which rule may match which address, as
+    /// [`NameGrants`](crate::enforce::NameGrants) keeps them). Does not allocate, takes
+    /// no lock.
     pub fn decide_with(
         &self,
         addr: SocketAddr,
         socket_use: SocketAddrUse,
-        grants: Option<&NameGrants>,
+        granted: &[(RuleRef, IpAddr)],
     ) -> Verdict {
-        self.decide_bound(addr, addr, socket_use, grants)
+        self.decide_bound(addr, addr, socket_use, granted)
     }
 
     /// Decides a bind on the address it really got: `bound`, where the guest asked for
@@ -323,14 +325,14 @@ impl Policy {
         requested: SocketAddr,
         bound: SocketAddr,
         socket_use: SocketAddrUse,
-        grants: Option<&NameGrants>,
+        granted: &[(RuleRef, IpAddr)],
     ) -> Verdict {
         let ip = bound.ip().to_canonical();
         let port = bound.port();
         let implicit_bind = requested.ip().to_canonical().is_unspecified() && requested.port() == 0;
         self.decide_use(socket_use, implicit_bind, |direction, transport| {
             self.table(direction)
-                .first_match(direction, transport, ip, port, grants)
+                .first_match(direction, transport, ip, port, granted)
                 .map(|index| RuleRef {
                     direction,
                     index: index as usize,

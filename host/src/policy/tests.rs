@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use super::*;
+use crate::enforce::{DenialLog, Enforcer, MAX_DENIALS, NameGrants};
 
 /// Builds a policy from `;`-separated `DIRECTION RULE` items (`allow tcp://…; deny …`),
 /// plus `inherit` for an inherited network.
@@ -990,7 +991,10 @@ fn name_grants_are_scoped_to_their_rules() {
     let grants = NameGrants::new();
     let check = |grants: &NameGrants, text: &str| {
         let (socket_use, addr) = attempt(text);
-        verdict_text(&policy, policy.decide_with(addr, socket_use, Some(grants)))
+        verdict_text(
+            &policy,
+            policy.decide_with(addr, socket_use, &grants.read()),
+        )
     };
     assert_eq!(
         check(&grants, "connect tcp 10.0.0.1:80"),
@@ -1435,7 +1439,7 @@ fn binds_are_decided_on_what_they_got() {
     let asked: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     assert!(policy.decide(asked, SocketAddrUse::UdpBind).allowed);
     let got: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
-    let verdict = policy.decide_bound(asked, got, SocketAddrUse::UdpBind, None);
+    let verdict = policy.decide_bound(asked, got, SocketAddrUse::UdpBind, &[]);
     assert!(!verdict.allowed);
     assert_eq!(
         policy.describe(verdict.by),
@@ -1444,13 +1448,13 @@ fn binds_are_decided_on_what_they_got() {
     let low: SocketAddr = "127.0.0.1:1000".parse().expect("an address");
     assert!(
         policy
-            .decide_bound(asked, low, SocketAddrUse::UdpBind, None)
+            .decide_bound(asked, low, SocketAddrUse::UdpBind, &[])
             .allowed
     );
 
     let client: SocketAddr = "0.0.0.0:0".parse().expect("an address");
     let ephemeral: SocketAddr = "0.0.0.0:40000".parse().expect("an address");
-    let verdict = policy.decide_bound(client, ephemeral, SocketAddrUse::UdpBind, None);
+    let verdict = policy.decide_bound(client, ephemeral, SocketAddrUse::UdpBind, &[]);
     assert!(verdict.allowed);
     assert_eq!(policy.describe(verdict.by), "--allow udp://10.0.0.1:53");
 }

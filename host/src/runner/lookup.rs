@@ -25,7 +25,8 @@ use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 
 use super::GuestState;
-use crate::policy::{Enforcer, normalize_name};
+use crate::enforce::Enforcer;
+use crate::policy::normalize_name;
 
 mod bindings {
     wasmtime::component::bindgen!({

@@ -23,8 +23,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::enforce::Enforcer;
 use crate::output::Stdio;
-use crate::policy::{Enforcer, Transport};
+use crate::policy::Transport;
 use limits::Meter;
 use plugin::PluginPre;
 

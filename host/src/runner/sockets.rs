@@ -10,7 +10,7 @@
 //!   that finds nothing pending never trips it.
 //! - **Binds judged on what they get**: a bind to port 0 is checked by wasmtime-wasi
 //!   before the system picks the port; once bound, the real address is decided again
-//!   ([`Enforcer::check_bound`](crate::policy::Enforcer::check_bound)). A bind the
+//!   ([`Enforcer::check_bound`](crate::enforce::Enforcer::check_bound)). A bind the
 //!   policy refuses on its real address is undone — the guest's socket is replaced by
 //!   a fresh, unbound one, so the bound descriptor is closed before it could send or
 //!   receive — and the guest sees `access-denied`.

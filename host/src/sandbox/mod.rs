@@ -45,8 +45,9 @@ use std::time::Duration;
 
 use wasmtime_wasi::I32Exit;
 
+use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer};
 use crate::output::Stdio;
-use crate::policy::{AuditLog, Decision, DenialLog, DenialSink, Enforcer, Policy};
+use crate::policy::{Decision, Policy};
 use crate::runner::{
     Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
 };

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::{RwLock, RwLockReadGuard};
 
-use super::{Policy, RuleRef};
+use crate::policy::{Policy, RuleRef};
 
 /// The addresses lookups granted to name rules, for one guest instance.
 #[derive(Debug, Default)]
@@ -46,7 +46,7 @@ impl NameGrants {
     }
 
     /// Returns every grant so far: which rule may match which address.
-    pub(super) fn read(&self) -> RwLockReadGuard<'_, Vec<(RuleRef, IpAddr)>> {
+    pub fn read(&self) -> RwLockReadGuard<'_, Vec<(RuleRef, IpAddr)>> {
         self.granted
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

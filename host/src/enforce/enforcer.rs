@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
-use super::{
-    AuditLog, DecidedBy, Decider, Decision, DenialLog, Direction, NameGrants, Policy,
-    SocketAddrUse, Subject, UseKind, Verdict,
+use super::{AuditLog, DenialLog, NameGrants};
+use crate::policy::{
+    DecidedBy, Decider, Decision, Direction, Policy, SocketAddrUse, Subject, UseKind, Verdict,
 };
 
 /// How many UDP peers an instance remembers it may reply to; past that, one is forgotten
@@ -69,9 +69,14 @@ impl Enforcer {
         addr: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
-        let mut verdict = self
-            .policy
-            .decide_bound(requested, addr, socket_use, Some(&self.grants));
+        // The grants' lock is taken only when some rule names a host.
+        let mut verdict = if self.policy.has_name_rules() {
+            let granted = self.grants.read();
+            self.policy
+                .decide_bound(requested, addr, socket_use, &granted)
+        } else {
+            self.policy.decide_bound(requested, addr, socket_use, &[])
+        };
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
             (SocketAddrUse::UdpSend, Decider::DefaultDeny) => {

@@ -1,0 +1,13 @@
+//! A policy at work for one instance: the state a decision needs beyond the rules
+//! (the addresses name lookups granted, the UDP peers a server may reply to) and where
+//! decisions are recorded (a bounded denial log handed to the embedder's sink, an
+//! audit trail). [`crate::policy`] decides; this module remembers and reports —
+//! through sinks the embedder chooses and `tracing`, never by printing.
+
+mod audit;
+mod enforcer;
+mod names;
+
+pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
+pub use enforcer::Enforcer;
+pub use names::NameGrants;

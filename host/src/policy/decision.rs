@@ -1,0 +1,135 @@
+//! What a decision is, as people and machines read it: the use, its subject, the
+//! verdict and what decided it. Pure data: recording it is `enforce`'s.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::{Direction, SocketAddrUse};
+
+/// What a guest tried: a socket use as wasmtime-wasi reports it, or a name lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[expect(
+    missing_docs,
+    reason = "each socket variant is the SocketAddrUse of the same name"
+)]
+pub enum UseKind {
+    TcpBind,
+    TcpListen,
+    TcpAccept,
+    TcpConnect,
+    UdpBind,
+    UdpSend,
+    UdpReceive,
+    /// A lookup through `wasi:sockets/ip-name-lookup`.
+    Lookup,
+}
+
+impl From<SocketAddrUse> for UseKind {
+    fn from(socket_use: SocketAddrUse) -> Self {
+        match socket_use {
+            SocketAddrUse::TcpBind => Self::TcpBind,
+            SocketAddrUse::TcpListen => Self::TcpListen,
+            SocketAddrUse::TcpAccept => Self::TcpAccept,
+            SocketAddrUse::TcpConnect => Self::TcpConnect,
+            SocketAddrUse::UdpBind => Self::UdpBind,
+            SocketAddrUse::UdpSend => Self::UdpSend,
+            SocketAddrUse::UdpReceive => Self::UdpReceive,
+        }
+    }
+}
+
+impl fmt::Display for UseKind {
+    /// `tcp connect to`, `udp receive from`, `lookup of`, …: what precedes the subject.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TcpBind => "tcp bind to",
+            Self::TcpListen => "tcp listen on",
+            Self::TcpAccept => "tcp accept from",
+            Self::TcpConnect => "tcp connect to",
+            Self::UdpBind => "udp bind to",
+            Self::UdpSend => "udp send to",
+            Self::UdpReceive => "udp receive from",
+            Self::Lookup => "lookup of",
+        })
+    }
+}
+
+/// What a use named: an address, or for a lookup, a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A socket address.
+    Addr(SocketAddr),
+    /// A DNS name.
+    Name(String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(addr) => write!(f, "{addr}"),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// One decided use: what was tried, on what, the verdict and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// What the guest tried.
+    pub use_kind: UseKind,
+    /// The address or name it named.
+    pub subject: Subject,
+    /// Whether it was allowed.
+    pub allowed: bool,
+    /// What decided it.
+    pub by: DecidedBy,
+}
+
+impl fmt::Display for Decision {
+    /// `denied tcp connect to 10.0.0.1:80 (no rule allows it)`, or `… (by --deny …)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.allowed { "allowed" } else { "denied" };
+        write!(f, "{verdict} {} {} ", self.use_kind, self.subject)?;
+        match &self.by {
+            DecidedBy::DefaultDeny => f.write_str("(no rule allows it)"),
+            DecidedBy::MaxSockets(max) => {
+                write!(f, "(the instance holds --max-sockets {max}: closed)")
+            }
+            by => write!(f, "(by {by})"),
+        }
+    }
+}
+
+/// What decided a use, by value: [`Decider`](super::Decider) with the rule's text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DecidedBy {
+    /// A rule, in its direction.
+    Rule {
+        /// The direction it was given for.
+        direction: Direction,
+        /// The rule, as text.
+        rule: String,
+    },
+    /// The policy inherits the host's network.
+    InheritNetwork,
+    /// No rule allows it.
+    DefaultDeny,
+    /// The instance already held `--max-sockets` sockets: the connection was closed
+    /// by the host instead of being handed to the guest.
+    MaxSockets(usize),
+}
+
+impl fmt::Display for DecidedBy {
+    /// `--allow tcp://10.0.0.0/8:443`, `inherit-network` or `default-deny`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rule { direction, rule } => write!(f, "{} {rule}", direction.flag()),
+            Self::InheritNetwork => f.write_str("inherit-network"),
+            Self::DefaultDeny => f.write_str("default-deny"),
+            Self::MaxSockets(max) => write!(f, "--max-sockets {max}"),
+        }
+    }
+}
