@@ -4,8 +4,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::bindings::exports::sockbox::net::flows::NetError;
 use crate::echo;
-use crate::exports::exports::sockbox::net::flows::NetError;
 use crate::net::{self, Reason};
 use crate::stdio;
 

@@ -1,8 +1,7 @@
-//! The component's exports, generated from `wit/`'s `plugin` world: `wasi:cli/run`
-//! (the command) and `sockbox:net/flows` (the same flows as typed functions).
-//!
-//! The world's imports are the `wasi` crate's bindings, which the rest of the guest
-//! uses; only the exports are generated here.
+//! The bindings of `wit/`'s `plugin` world, generated: the types and traits of its
+//! exports, `wasi:cli/run` and `sockbox:net/flows`, and the `export!` macro the crate
+//! root uses. The world's imports are the `wasi` crate's bindings, which the rest of
+//! the guest uses; only the exports are generated here.
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -32,27 +31,3 @@ wit_bindgen::generate!({
         "wasi:sockets/ip-name-lookup@0.2.12": wasi::sockets::ip_name_lookup,
     },
 });
-
-use exports::sockbox::net::flows::{self, NetError};
-use exports::wasi::cli::run;
-
-export!(Component);
-
-/// The component: its command and its flows.
-struct Component;
-
-impl run::Guest for Component {
-    fn run() -> Result<(), ()> {
-        crate::command::main()
-    }
-}
-
-impl flows::Guest for Component {
-    fn dial(addr: String, payload: Vec<u8>) -> Result<Vec<u8>, NetError> {
-        crate::flows::dial(&addr, &payload)
-    }
-
-    fn serve(addr: String, max_conns: u32) -> Result<u32, NetError> {
-        crate::flows::serve(&addr, max_conns)
-    }
-}
