@@ -60,7 +60,7 @@ impl Enforcer {
         self.check_bound(addr, addr, socket_use)
     }
 
-    /// Decides a bind again on the address it really got (`bound`, where the guest
+    /// Decides a bind again on the address it really got (`addr`, where the guest
     /// asked for `requested`), as [`Policy::decide_bound`] does: a bind to port 0 is
     /// first checked before the system picks the port.
     pub fn check_bound(
