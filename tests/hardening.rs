@@ -306,6 +306,14 @@ fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
     Ok(())
 }
 
+/// Runs the guest's `dial NAME:443` allowed any host on 443 but denied `deny`.
+fn dial_denied(deny: &str, name: &str) -> Result<crate::common::Finished> {
+    let mut command = sockbox();
+    command.args(["run", "--allow", "tcp://*:443", "--deny", deny, "--"]);
+    command.args(["dial", &format!("{name}:443")]);
+    Process::run(command)
+}
+
 /// A name is normalized once, before it is decided, recorded and resolved: a second
 /// trailing dot makes it invalid (it used to slip past a deny rule by name).
 #[test]
@@ -315,35 +323,13 @@ fn names_are_normalized_once() -> Result<()> {
         ("a..b", "invalid argument"),
         (&format!("{}.example", "x".repeat(64)), "invalid argument"),
     ] {
-        let mut command = sockbox();
-        command.args([
-            "run",
-            "--allow",
-            "tcp://*:443",
-            "--deny",
-            "tcp://evil.example:*",
-            "--",
-            "dial",
-            &format!("{name}:443"),
-        ]);
-        let done = Process::run(command)?;
+        let done = dial_denied("tcp://evil.example:*", name)?;
         assert_eq!(done.code()?, 1, "{done}");
         assert!(done.stderr.contains(error), "{name}: {done}");
         assert!(!done.stderr.contains("allowed"), "{done}");
     }
     // One final dot, and any case, is the same name: denied by the rule naming it.
-    let mut command = sockbox();
-    command.args([
-        "run",
-        "--allow",
-        "tcp://*:443",
-        "--deny",
-        "*://evil.example:*",
-        "--",
-        "dial",
-        "EVIL.example.:443",
-    ]);
-    let done = Process::run(command)?;
+    let done = dial_denied("*://evil.example:*", "EVIL.example.")?;
     assert_eq!(done.code()?, 1, "{done}");
     assert!(
         done.stderr

@@ -40,13 +40,17 @@ impl Backoff {
     /// try again, for event loops that wait on other things meanwhile.
     pub fn timer(&mut self) -> (Pollable, Duration) {
         let delay = self.next_delay();
-        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        (monotonic_clock::subscribe_duration(nanos), delay)
+        (timer(delay), delay)
     }
 
     /// Blocks for `delay`.
     pub fn sleep(delay: Duration) {
-        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        monotonic_clock::subscribe_duration(nanos).block();
+        timer(delay).block();
     }
+}
+
+/// A pollable ready once `delay` has passed.
+fn timer(delay: Duration) -> Pollable {
+    let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+    monotonic_clock::subscribe_duration(nanos)
 }

@@ -55,13 +55,12 @@ use bindings::wasi::sockets::ip_name_lookup::{self, Host, HostResolveAddressStre
 
 /// Replaces the linker's `wasi:sockets/ip-name-lookup` with sockbox's.
 pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = ip_name_lookup::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(
-        linker,
-        |state| state,
-    );
-    linker.allow_shadowing(false);
-    result
+    super::shadowing(linker, |linker| {
+        ip_name_lookup::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(
+            linker,
+            |state| state,
+        )
+    })
 }
 
 /// The addresses of one lookup, while it runs and once it is done.
