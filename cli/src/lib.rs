@@ -9,46 +9,21 @@
 //! for allowed, 1 for denied.
 
 pub mod bench;
+mod demo;
 mod policy;
+mod run;
+
+pub use run::parse_size;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use sockbox_host::enforce::AuditLog;
-use sockbox_host::harness::Harness;
-use sockbox_host::output::{Capture, Stdio};
-use sockbox_host::runner::CompileCache;
-use sockbox_host::runner::GUEST_PROGRAM;
-use sockbox_host::{
-    Exit, GUEST_WASM, Limit, LimitExceeded, Limits, Policy, Prepared, Runner, Sandbox,
-    SandboxBuilder, SandboxError,
-};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sockbox_host::GUEST_WASM;
 
 /// Exit status for sockbox's own errors, as for bad usage.
 const SETUP_ERROR: u8 = 2;
-
-/// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
-const TRAP_STATUS: i32 = 134;
-
-/// The exit status `sockbox run` gives when `limit` stops the guest: 137 for memory
-/// (as for a process the OOM killer stops), 124 for the timeout (as `timeout(1)`
-/// gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU` gives).
-fn limit_status(limit: Limit) -> i32 {
-    match limit {
-        Limit::Memory(_) => 137,
-        Limit::Timeout(_) => 124,
-        Limit::CpuTime(_) => 152,
-        // A limit this command line does not know yet.
-        _ => 1,
-    }
-}
-
-/// How long the demo waits for each of its steps.
-const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the built-in guest (or --wasm FILE) with a network policy; no flag, no network.
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Run the classic server and client as two sandboxed instances in this process.
     Demo,
     /// Write the built-in guest component to FILE (it also runs under `wasmtime run`).
@@ -84,47 +59,6 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Compare the guest's echo with native servers: ping-pong, stream, start-up, memory.
     Bench(bench::BenchArgs),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// Run this component instead of the built-in guest.
-    #[arg(long, value_name = "FILE")]
-    wasm: Option<PathBuf>,
-    #[command(flatten)]
-    policy: policy::PolicyArgs,
-    /// Write every decision (allowed or denied) to FILE as JSON Lines, instead of
-    /// printing denials on stderr.
-    #[arg(long, value_name = "FILE")]
-    audit: Option<PathBuf>,
-    /// The instance's name in audit lines (default: the component's file name, or
-    /// sockbox-guest).
-    #[arg(long, value_name = "NAME")]
-    name: Option<String>,
-    /// Stop the guest (exit 137) if its linear memory would grow past SIZE: 64MiB,
-    /// 512KiB, 1GiB, or bytes.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    max_memory: Option<u64>,
-    /// Stop the guest (exit 124) if it runs longer than DURATION: 30s, 500ms, 2m. Holds
-    /// whatever the guest is blocked on, a full stdout pipe included.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
-    /// Stop the guest (exit 152) once it has spent DURATION of CPU time running.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    cpu_time: Option<Duration>,
-    /// Cap the TCP and UDP sockets the guest holds open at once at N (listeners and
-    /// accepted connections count). A cap, not a stop: past it, opening a socket fails
-    /// with `new-socket-limit` ("too many open files") and an arriving connection is
-    /// closed by sockbox and recorded as a denial; the guest goes on.
-    #[arg(long, value_name = "N")]
-    max_sockets: Option<usize>,
-    /// Compile the component on every run instead of keeping it compiled in the cache
-    /// ($SOCKBOX_CACHE_DIR, or ~/.cache/sockbox).
-    #[arg(long)]
-    no_cache: bool,
-    /// Arguments for the guest, after `--`: e.g. `-- dial 127.0.0.1:8080`.
-    #[arg(last = true, value_name = "ARGS")]
-    args: Vec<String>,
 }
 
 /// Runs the `sockbox` command line with the process's arguments.
@@ -148,8 +82,8 @@ pub fn main() -> ExitCode {
     init_logs(cli.verbose);
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let result = match cli.command {
-        Command::Run(args) => run(args),
-        Command::Demo => demo(),
+        Command::Run(args) => run::run(args),
+        Command::Demo => demo::demo(),
         Command::Guest { output } => std::fs::write(&output, GUEST_WASM)
             .with_context(|| format!("write the guest to {}", output.display()))
             .map(|()| ExitCode::SUCCESS)
@@ -209,199 +143,4 @@ enum Failure {
     Demo(anyhow::Error),
     /// A server failed a check, or could not be measured: exit 1.
     Bench(anyhow::Error),
-}
-
-fn run(args: RunArgs) -> Result<ExitCode, Failure> {
-    // One instance runs on one thread, so its I/O is driven on that thread too: with a
-    // multi-thread runtime every socket event was a wake-up sent across threads, which
-    // cost a quarter of single-connection ping-pong (README, "Performance").
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start the tokio runtime")
-        .map_err(Failure::Setup)?;
-    let setup = prepare_run(&args).map_err(Failure::Setup)?;
-    let RunSetup {
-        sandbox,
-        prepared,
-        argv0,
-    } = setup;
-    let sandbox = sandbox
-        .program(argv0)
-        .stdout(Stdio::Inherit)
-        .stderr(Stdio::Inherit)
-        .build();
-    // A guest blocked writing to a full stdout or stderr pipe blocks this thread, and
-    // with it the runtime's timer: the watchdog holds the timeout from outside.
-    let watchdog = args.timeout.map(Watchdog::start);
-    let code = match runtime.block_on(sandbox.run_command(&prepared, args.args)) {
-        Ok(output) => {
-            if let Exit::Trap(message) = &output.status {
-                eprintln!("sockbox: guest trapped: {}", one_line(message));
-            }
-            output.status.code().unwrap_or(TRAP_STATUS)
-        }
-        Err(SandboxError::Limit(limit)) => {
-            eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-            limit_status(limit)
-        }
-        Err(err) => return Err(Failure::Setup(err.into())),
-    };
-    drop(watchdog);
-    // Host-side writes still blocked on a pipe nobody reads must not hold the exit.
-    runtime.shutdown_background();
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-}
-
-/// Ends the process with the timeout's status and line if the guest is still running
-/// a moment after its timeout: for when the guest blocks the runtime's only thread
-/// (a blocking write to a pipe nobody reads), so the runtime's own timer cannot fire.
-struct Watchdog {
-    /// Dropped when the run ends, which wakes and ends the watchdog thread.
-    _done: std::sync::mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    /// How long after the timeout the watchdog steps in, when the runtime has not.
-    const GRACE: Duration = Duration::from_millis(250);
-
-    fn start(timeout: Duration) -> Self {
-        let (done, ended) = std::sync::mpsc::channel::<()>();
-        let _ = std::thread::Builder::new()
-            .name("sockbox-watchdog".into())
-            .spawn(move || {
-                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    ended.recv_timeout(timeout.saturating_add(Self::GRACE))
-                {
-                    let limit = Limit::Timeout(timeout);
-                    eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-                    std::process::exit(limit_status(limit));
-                }
-            });
-        Self { _done: done }
-    }
-}
-
-/// What `run` sets up before guest code runs.
-struct RunSetup {
-    sandbox: SandboxBuilder,
-    prepared: Prepared,
-    argv0: String,
-}
-
-/// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
-fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
-    let policy = args.policy.build()?;
-    let cache = if args.no_cache {
-        None
-    } else {
-        CompileCache::user()
-    };
-    let runner = Arc::new(Runner::new()?.with_cache(cache));
-    let (component, argv0) = match &args.wasm {
-        Some(path) => {
-            let name = path.display().to_string();
-            let bytes = std::fs::read(path).with_context(|| format!("read component {name}"))?;
-            let component = runner
-                .compile(&bytes)
-                .with_context(|| format!("compile component {name}"))?;
-            (component, name)
-        }
-        None => (runner.builtin_guest()?, GUEST_PROGRAM.to_owned()),
-    };
-    let prepared = runner
-        .prepare(&component)
-        .with_context(|| format!("prepare component {argv0}"))?;
-    if !prepared.is_command() {
-        bail!("component {argv0} exports no wasi:cli/run: it is not a command");
-    }
-    let name = match (&args.name, &args.wasm) {
-        (Some(name), _) => name.clone(),
-        (None, Some(path)) => path
-            .file_name()
-            .map_or_else(|| argv0.clone(), |name| name.to_string_lossy().into_owned()),
-        (None, None) => GUEST_PROGRAM.to_owned(),
-    };
-    let mut limits = Limits::default();
-    limits.max_memory = args.max_memory;
-    limits.timeout = args.timeout;
-    limits.cpu_time = args.cpu_time;
-    limits.max_sockets = args.max_sockets;
-    let mut sandbox = Sandbox::builder(runner)
-        .policy(policy)
-        .name(name)
-        .limits(limits);
-    // With an audit file, denials go there; without, each is one line on stderr.
-    sandbox = match &args.audit {
-        Some(path) => sandbox
-            .audit(Arc::new(AuditLog::create(path).with_context(|| {
-                format!("create the audit file {}", path.display())
-            })?)),
-        None => sandbox.on_denial(|denial| eprintln!("sockbox: {denial}")),
-    };
-    Ok(RunSetup {
-        sandbox,
-        prepared,
-        argv0,
-    })
-}
-
-/// Parses a size: `64MiB`, `512KiB`, `1GiB`, `1000` (bytes), `10MB` (decimal).
-///
-/// A size past what a 32-bit guest's memory can address (4GiB) is refused, not
-/// taken as "no limit": `17EiB` does not fit in 64 bits and would otherwise saturate.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text.parse().map_err(|_| {
-        format!("`{text}` is not a size (use bytes, or a unit: 64MiB, 512KiB, 1GiB)")
-    })?;
-    match size.as_u64() {
-        0 => Err("the size must be more than 0".to_owned()),
-        bytes if bytes > MAX_MEMORY => Err(format!(
-            "`{text}` is more than a 32-bit guest can address: use at most 4GiB"
-        )),
-        bytes => Ok(bytes),
-    }
-}
-
-/// The most `--max-memory` takes: a wasm32 linear memory's whole address space.
-const MAX_MEMORY: u64 = 4 << 30;
-
-/// The classic server and client, each in its own instance with only what it needs.
-fn demo() -> Result<ExitCode, Failure> {
-    // The demo's guests run side by side in the background while this thread waits on
-    // them, so they need a harness's runtime of their own.
-    let harness = Harness::new().map_err(Failure::Setup)?;
-    let guest = harness.builtin_guest().map_err(Failure::Setup)?;
-    run_demo(&harness, &guest).map_err(Failure::Demo)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_demo(harness: &Harness, guest: &Prepared) -> Result<()> {
-    let server = harness.spawn_with(
-        harness
-            .sandbox()
-            .policy(Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?),
-        guest,
-        ["listen", "127.0.0.1:0"],
-        Capture::tee("[server] "),
-        Capture::tee("[server] "),
-    )?;
-    let addr = server.listening_addr(DEMO_TIMEOUT)?;
-    let client = harness.spawn_with(
-        harness
-            .sandbox()
-            .policy(Policy::deny_all().allow(&format!("tcp://127.0.0.1:{}", addr.port()))?),
-        guest,
-        ["dial".to_owned(), addr.to_string()],
-        Capture::tee("[client] "),
-        Capture::tee("[client] "),
-    )?;
-    let client = client.wait(DEMO_TIMEOUT)?;
-    let server = server.wait(DEMO_TIMEOUT)?;
-    for (name, output) in [("client", client), ("server", server)] {
-        if !output.status.success() {
-            bail!("the {name} ended with {}", output.status);
-        }
-    }
-    Ok(())
 }

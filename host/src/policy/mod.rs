@@ -40,16 +40,20 @@
 mod decision;
 mod file;
 mod matcher;
+mod parse;
 mod rule;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 pub use decision::{DecidedBy, Decision, Subject, UseKind};
 pub use file::PolicyFileError;
-pub use rule::{Host, Ports, Rule, RuleError, Scheme, Transport, normalize_name};
+pub use parse::{RuleError, normalize_name};
+pub use rule::{Host, Ports, Rule, Scheme, Transport};
+pub use verdict::{Decider, Direction, RuleRef, Verdict};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
 use matcher::Table;
@@ -73,87 +77,6 @@ pub fn parse_use(verb: &str, transport: &str) -> Result<SocketAddrUse, String> {
         }
         _ => return Err(format!("`{transport}` is not a transport: use tcp or udp")),
     })
-}
-
-/// Which way a rule grants (or, for `Deny`, refuses) network use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Direction {
-    /// Outbound: TCP connect, UDP send.
-    Allow,
-    /// Inbound: bind and listen, UDP bind for receiving.
-    Listen,
-    /// Which peers a listener may accept.
-    Accept,
-    /// Refused, whatever else allows it.
-    Deny,
-}
-
-impl Direction {
-    /// Every direction, in the order rules are listed.
-    pub const ALL: [Self; 4] = [Self::Allow, Self::Listen, Self::Accept, Self::Deny];
-
-    /// Returns the policy file key for this direction: `allow`, `listen`, `accept`, `deny`.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Listen => "listen",
-            Self::Accept => "accept",
-            Self::Deny => "deny",
-        }
-    }
-
-    /// Returns the `sockbox run` flag for this direction: `--allow`, `--allow-listen`, …
-    pub fn flag(self) -> &'static str {
-        match self {
-            Self::Allow => "--allow",
-            Self::Listen => "--allow-listen",
-            Self::Accept => "--allow-accept",
-            Self::Deny => "--deny",
-        }
-    }
-
-    fn slot(self) -> usize {
-        self as usize
-    }
-}
-
-/// A rule of a policy: its direction and its position among that direction's rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RuleRef {
-    /// The direction the rule was given for.
-    pub direction: Direction,
-    /// Its index among that direction's rules, in the order they were added.
-    pub index: usize,
-}
-
-/// What decided a use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Decider {
-    /// This rule.
-    Rule(RuleRef),
-    /// The policy inherits the host's network: everything not denied is allowed.
-    InheritNetwork,
-    /// No rule allows it.
-    DefaultDeny,
-}
-
-/// A policy's answer for one use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Verdict {
-    /// Whether the use may happen.
-    pub allowed: bool,
-    /// What decided it.
-    pub by: Decider,
-}
-
-impl Verdict {
-    fn allow(by: Decider) -> Self {
-        Self { allowed: true, by }
-    }
-
-    fn deny(by: Decider) -> Self {
-        Self { allowed: false, by }
-    }
 }
 
 /// A set of rules deciding every socket use and lookup of a guest instance.

@@ -37,21 +37,22 @@
 //! # }
 //! ```
 
+mod builder;
+mod output;
 mod plugin;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime_wasi::I32Exit;
-
 use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer};
 use crate::output::Stdio;
-use crate::policy::{Decision, Policy};
+use crate::policy::Policy;
 use crate::runner::{
     Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
 };
 
+pub use output::{Output, SandboxError};
 pub use plugin::Plugin;
 
 /// How instances are run: a policy, stdio, arguments, environment and limits, over one
@@ -312,217 +313,5 @@ pub(crate) async fn within<T>(
         Some(limit) => tokio::time::timeout(limit, work)
             .await
             .unwrap_or_else(|_| Err(LimitExceeded(Limit::Timeout(limit)).into())),
-    }
-}
-
-impl SandboxBuilder {
-    /// Sets the network policy (default: none at all).
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.sandbox.policy = Arc::new(policy);
-        self
-    }
-
-    /// Sets the instance's name in denial and audit lines (default: its program name).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.sandbox.name = Some(name.into());
-        self
-    }
-
-    /// Sets the program name instances see as `argv[0]` (default: `sockbox-guest`).
-    pub fn program(mut self, program: impl Into<String>) -> Self {
-        self.sandbox.program = program.into();
-        self
-    }
-
-    /// Adds arguments every instance gets after its program name.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.sandbox.args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    /// Adds an environment variable.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.sandbox.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Sets where instances' stdout goes (default: [`Stdio::Null`]). With a
-    /// [`Capture`](crate::output::Capture), each run or plugin gets a fresh one (teeing
-    /// as this one does), returned in its [`Output`] or read from the [`Plugin`].
-    pub fn stdout(mut self, stdout: Stdio) -> Self {
-        self.sandbox.stdout = stdout;
-        self
-    }
-
-    /// Sets where instances' stderr goes (default: [`Stdio::Null`]).
-    pub fn stderr(mut self, stderr: Stdio) -> Self {
-        self.sandbox.stderr = stderr;
-        self
-    }
-
-    /// Sets all the limits at once.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.sandbox.limits = limits;
-        self
-    }
-
-    /// Caps each instance's linear memory, all its memories together, at `bytes`.
-    pub fn max_memory(mut self, bytes: u64) -> Self {
-        self.sandbox.limits.max_memory = Some(bytes);
-        self
-    }
-
-    /// Bounds the wall-clock time of each command run, plugin instantiation and
-    /// plugin call.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.sandbox.limits.timeout = Some(timeout);
-        self
-    }
-
-    /// Bounds the CPU time each instance may spend running, in 10 ms ticks.
-    pub fn cpu_time(mut self, budget: Duration) -> Self {
-        self.sandbox.limits.cpu_time = Some(budget);
-        self
-    }
-
-    /// Caps the TCP and UDP sockets each instance may hold open at once.
-    pub fn max_sockets(mut self, max: usize) -> Self {
-        self.sandbox.limits.max_sockets = Some(max);
-        self
-    }
-
-    /// Hands each distinct refused use to `sink` as it happens, as well as returning
-    /// it in the run's [`Output`] (default: only returned, and emitted as a `tracing`
-    /// debug event). The `sockbox` CLI prints each as one `sockbox: denied …` line.
-    pub fn on_denial(mut self, sink: impl Fn(&Decision) + Send + Sync + 'static) -> Self {
-        self.sandbox.on_denial = Some(Hook(Arc::new(sink)));
-        self
-    }
-
-    /// Writes every decision to `audit`.
-    pub fn audit(mut self, audit: Arc<AuditLog>) -> Self {
-        self.sandbox.audit = Some(audit);
-        self
-    }
-
-    /// Returns the sandbox.
-    pub fn build(self) -> Sandbox {
-        self.sandbox
-    }
-}
-
-/// How a command ended, and what it printed to captured stdio.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    /// Its exit status.
-    pub status: Exit,
-    /// What it wrote to stdout, if stdout was captured.
-    pub stdout: String,
-    /// What it wrote to stderr, if stderr was captured.
-    pub stderr: String,
-    /// The socket uses and lookups the policy refused, each distinct one once.
-    pub denials: Vec<Decision>,
-}
-
-impl Output {
-    /// Panics, printing the guest's output, unless it exited with `code`.
-    #[track_caller]
-    pub fn assert_exit(&self, code: i32) -> &Self {
-        assert!(
-            self.status == Exit::Code(code),
-            "expected the guest to exit with status {code}, it ended with {self}"
-        );
-        self
-    }
-
-    /// Panics, printing the guest's output, unless it exited with status 0.
-    #[track_caller]
-    pub fn assert_success(&self) -> &Self {
-        self.assert_exit(0)
-    }
-}
-
-impl fmt::Display for Output {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- guest stdout ---\n{}--- guest stderr ---\n{}---",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Why an instance did not run to an exit status or a call did not return.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SandboxError {
-    /// A limit tripped and the instance was stopped.
-    Limit(Limit),
-    /// A plugin trapped; the message says why. A plugin that trapped cannot be called
-    /// again. (A command that traps ends with [`Exit::Trap`].)
-    Trap(String),
-    /// A plugin called `exit` with this status during a call.
-    Exit(i32),
-    /// The component is not what the call needs, or could not be instantiated.
-    Setup(anyhow::Error),
-}
-
-impl SandboxError {
-    /// Classifies an error wasmtime returned from running guest code.
-    pub(crate) fn from_trap(err: wasmtime::Error) -> Self {
-        if let Some(LimitExceeded(limit)) = err.downcast_ref::<LimitExceeded>() {
-            Self::Limit(*limit)
-        } else if let Some(I32Exit(code)) = err.downcast_ref::<I32Exit>() {
-            Self::Exit(*code)
-        } else {
-            // The root cause names the trap (`wasm trap: wasm `unreachable` instruction
-            // executed`); the outer layers are only a backtrace.
-            Self::Trap(err.root_cause().to_string())
-        }
-    }
-
-    /// Classifies an error from instantiating: the guest's own start code trapping or
-    /// tripping a limit is as [`SandboxError::from_trap`] says; anything else (a full
-    /// instance pool, a failed allocation) is the host's, [`SandboxError::Setup`].
-    pub(crate) fn from_instantiate(err: wasmtime::Error) -> Self {
-        let guest_did_it = err.downcast_ref::<wasmtime::Trap>().is_some()
-            || err.downcast_ref::<LimitExceeded>().is_some()
-            || err.downcast_ref::<I32Exit>().is_some();
-        if guest_did_it {
-            Self::from_trap(err)
-        } else {
-            Self::Setup(anyhow::Error::from(err).context("instantiate the component"))
-        }
-    }
-
-    /// Returns the limit that tripped, if that is what happened.
-    pub fn limit(&self) -> Option<Limit> {
-        match self {
-            Self::Limit(limit) => Some(*limit),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for SandboxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Limit(limit) => write!(f, "{}", LimitExceeded(*limit)),
-            Self::Trap(message) => write!(f, "guest trapped: {message}"),
-            Self::Exit(code) => write!(f, "guest exited with status {code}"),
-            Self::Setup(err) => write!(f, "{err:#}"),
-        }
-    }
-}
-
-impl std::error::Error for SandboxError {}
-
-impl From<anyhow::Error> for SandboxError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::Setup(err)
     }
 }

@@ -1,0 +1,110 @@
+//! [`SandboxBuilder`]'s setters: what a [`Sandbox`]'s instances get.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Hook, Sandbox, SandboxBuilder};
+use crate::enforce::AuditLog;
+use crate::output::Stdio;
+use crate::policy::{Decision, Policy};
+use crate::runner::Limits;
+
+impl SandboxBuilder {
+    /// Sets the network policy (default: none at all).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.sandbox.policy = Arc::new(policy);
+        self
+    }
+
+    /// Sets the instance's name in denial and audit lines (default: its program name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.sandbox.name = Some(name.into());
+        self
+    }
+
+    /// Sets the program name instances see as `argv[0]` (default: `sockbox-guest`).
+    pub fn program(mut self, program: impl Into<String>) -> Self {
+        self.sandbox.program = program.into();
+        self
+    }
+
+    /// Adds arguments every instance gets after its program name.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sandbox.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sandbox.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets where instances' stdout goes (default: [`Stdio::Null`]). With a
+    /// [`Capture`](crate::output::Capture), each run or plugin gets a fresh one (teeing
+    /// as this one does), returned in its [`Output`](super::Output) or read from the [`Plugin`](super::Plugin).
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.sandbox.stdout = stdout;
+        self
+    }
+
+    /// Sets where instances' stderr goes (default: [`Stdio::Null`]).
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.sandbox.stderr = stderr;
+        self
+    }
+
+    /// Sets all the limits at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.sandbox.limits = limits;
+        self
+    }
+
+    /// Caps each instance's linear memory, all its memories together, at `bytes`.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.limits.max_memory = Some(bytes);
+        self
+    }
+
+    /// Bounds the wall-clock time of each command run, plugin instantiation and
+    /// plugin call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.sandbox.limits.timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds the CPU time each instance may spend running, in 10 ms ticks.
+    pub fn cpu_time(mut self, budget: Duration) -> Self {
+        self.sandbox.limits.cpu_time = Some(budget);
+        self
+    }
+
+    /// Caps the TCP and UDP sockets each instance may hold open at once.
+    pub fn max_sockets(mut self, max: usize) -> Self {
+        self.sandbox.limits.max_sockets = Some(max);
+        self
+    }
+
+    /// Hands each distinct refused use to `sink` as it happens, as well as returning
+    /// it in the run's [`Output`](super::Output) (default: only returned, and emitted as a `tracing`
+    /// debug event). The `sockbox` CLI prints each as one `sockbox: denied …` line.
+    pub fn on_denial(mut self, sink: impl Fn(&Decision) + Send + Sync + 'static) -> Self {
+        self.sandbox.on_denial = Some(Hook(Arc::new(sink)));
+        self
+    }
+
+    /// Writes every decision to `audit`.
+    pub fn audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.sandbox.audit = Some(audit);
+        self
+    }
+
+    /// Returns the sandbox.
+    pub fn build(self) -> Sandbox {
+        self.sandbox
+    }
+}
