@@ -23,10 +23,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds `packages` in release for wasm32-wasip2, reruns the build script when any
-/// of `sources` (relative to the workspace root) changes, and returns the directory
-/// the `.wasm` files are in.
-pub fn build(packages: &[&str], sources: &[&str]) -> PathBuf {
+/// Builds what `selection` names (cargo's `-p`, `--features`, `--example` arguments) in
+/// release for wasm32-wasip2, reruns the build script when any of `sources` (relative
+/// to the workspace root) changes, and returns the directory the `.wasm` files are in
+/// (examples in its `examples/`).
+pub fn build(selection: &[&str], sources: &[&str]) -> PathBuf {
     let root = workspace_root();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     for path in sources.iter().chain(&["Cargo.lock", "Cargo.toml"]) {
@@ -51,7 +52,7 @@ pub fn build(packages: &[&str], sources: &[&str]) -> PathBuf {
     build
         .current_dir(&root)
         .args(["build", "--release", "--locked"])
-        .args(packages.iter().flat_map(|package| ["-p", package]))
+        .args(selection)
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -70,10 +71,10 @@ pub fn build(packages: &[&str], sources: &[&str]) -> PathBuf {
     }
     let status = build
         .status()
-        .unwrap_or_else(|err| panic!("run cargo to build {packages:?}: {err}"));
+        .unwrap_or_else(|err| panic!("run cargo to build {selection:?}: {err}"));
     assert!(
         status.success(),
-        "building {packages:?} for {TARGET} failed (see the errors above)"
+        "building {selection:?} for {TARGET} failed (see the errors above)"
     );
     target_dir.join(TARGET).join("release")
 }

@@ -6,7 +6,12 @@ mod guest_build;
 
 fn main() {
     let dir = guest_build::build(
-        &["sockbox-guest"],
+        &[
+            "-p",
+            "sockbox-guest",
+            "--features",
+            "sockbox-guest/component",
+        ],
         &["guest/src", "guest/Cargo.toml", "wit"],
     );
     let wasm = guest_build::built(&dir, "sockbox_guest.wasm");

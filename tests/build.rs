@@ -1,15 +1,22 @@
 //! Builds the test components for wasm32-wasip2: `examples/std-echo` (a user's own
-//! component, written with plain `std::net`) and `tests/guests/limits` (a guest built
-//! to exceed each limit), and tells the suite where they are.
+//! component, written with plain `std::net`), `tests/guests/limits` (a guest built to
+//! exceed each limit) and the guest library's `dial` example (a user's component on
+//! `sockbox_guest::net`), and tells the suite where they are.
 
 #[path = "../build-support/guest_build.rs"]
 mod guest_build;
 
 fn main() {
     let dir = guest_build::build(
-        &["std-echo", "limits-guest"],
+        &["-p", "std-echo", "-p", "limits-guest"],
         &["examples/std-echo", "tests/guests/limits"],
     );
+    let library = guest_build::build(
+        &["-p", "sockbox-guest", "--example", "dial"],
+        &["guest/src", "guest/examples", "guest/Cargo.toml"],
+    );
+    let wasm = guest_build::built(&library, "examples/dial.wasm");
+    println!("cargo:rustc-env=GUEST_DIAL_EXAMPLE_WASM={}", wasm.display());
     for (var, file) in [
         ("STD_ECHO_WASM", "std-echo.wasm"),
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),

@@ -6,7 +6,12 @@ use anyhow::Result;
 use sockbox_host::Policy;
 use sockbox_host::policy::{Subject, UseKind};
 
-use crate::common::{HARNESS, STD_ECHO, TIMEOUT, echo_round_trip, loopbacks, serve_on};
+use std::net::TcpListener;
+
+use crate::common::{
+    GUEST_DIAL_EXAMPLE, HARNESS, STD_ECHO, TIMEOUT, answer_once, connect_to, echo_round_trip,
+    loopbacks, serve_on,
+};
 
 /// The component serves two native clients byte for byte, reports each on stdout, and
 /// exits 0.
@@ -55,5 +60,26 @@ fn std_net_component_is_denied_without_a_rule() -> Result<()> {
         refused,
         [(UseKind::TcpBind, Subject::Addr("127.0.0.1:0".parse()?))]
     );
+    Ok(())
+}
+
+/// A component built on the guest library (`sockbox_guest::net`, without the
+/// `component` feature) runs its own `main`, not the built-in guest's command: the
+/// library's example dials, sends, and prints the reply.
+#[test]
+fn component_on_the_guest_library_keeps_its_own_main() -> Result<()> {
+    for host in loopbacks() {
+        let listener = TcpListener::bind(format!("{host}:0"))?;
+        let addr = listener.local_addr()?;
+        let client = HARNESS.start(&GUEST_DIAL_EXAMPLE, connect_to(addr), [addr.to_string()])?;
+        assert_eq!(
+            answer_once(&listener, b"hi back")?,
+            b"Hello, World!",
+            "{host}"
+        );
+        let output = client.wait(TIMEOUT)?;
+        output.assert_success();
+        assert_eq!(output.stdout, "Received: hi back\n", "{host}");
+    }
     Ok(())
 }

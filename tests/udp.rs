@@ -155,3 +155,44 @@ fn a_thousand_datagrams_through_udp_echo() -> Result<()> {
     ensure!(server.status.success(), "{server}");
     Ok(())
 }
+
+/// A burst from many peers at once: 32 sockets each send 8 datagrams before reading
+/// any reply; every peer gets exactly its own 8 back, in the order it sent them, and
+/// the server exits after answering all 256.
+#[test]
+fn a_burst_from_many_peers_is_answered_to_each() -> Result<()> {
+    const PEERS: usize = 32;
+    const EACH: usize = 8;
+    let server = start(
+        udp_server(),
+        &[
+            "udp-echo",
+            "127.0.0.1:0",
+            "--count",
+            &(PEERS * EACH).to_string(),
+        ],
+    )?;
+    let addr = server.listening_addr(TIMEOUT)?;
+    let peers = (0..PEERS)
+        .map(|_| native_socket())
+        .collect::<Result<Vec<_>>>()?;
+    for round in 0..EACH {
+        for (peer, socket) in peers.iter().enumerate() {
+            socket.send_to(format!("peer {peer} datagram {round}").as_bytes(), addr)?;
+        }
+    }
+    let mut buf = [0; 64];
+    for (peer, socket) in peers.iter().enumerate() {
+        for round in 0..EACH {
+            let (n, from) = socket.recv_from(&mut buf)?;
+            assert_eq!(from, addr);
+            assert_eq!(
+                String::from_utf8_lossy(&buf[..n]),
+                format!("peer {peer} datagram {round}")
+            );
+        }
+    }
+    let server = server.wait(TIMEOUT)?;
+    ensure!(server.status.success(), "{server}");
+    Ok(())
+}

@@ -11,6 +11,7 @@ use crate::cmdline::{Flags, Line};
 use crate::echo::{self, Mode};
 use crate::net;
 use crate::stdio::{announce, err_line, out};
+use crate::udp_echo;
 use wasi::cli::{environment, exit};
 
 /// Runs the command its arguments name: the component's `wasi:cli/run`.
@@ -226,40 +227,12 @@ fn echo(addr: &str, count: Option<u64>, mode: Mode) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Sends every datagram back to its sender, one after another.
+/// Sends every datagram back to its sender, serving all peers at once.
 fn udp_echo(addr: &str, count: Option<u64>) -> Result<(), Failure> {
     check_addr("listen", "udp", addr)?;
     let conn = net::listen_packet(addr)?;
     announce(conn.local_addr())?;
-    let mut buf = vec![0; 64 * 1024];
-    let mut served = 0;
-    let mut backoff = net::Backoff::new();
-    while count.is_none_or(|count| served < count) {
-        let (n, peer) = match conn.recv_from(&mut buf) {
-            Ok(received) => {
-                backoff.reset();
-                received
-            }
-            // Out of buffers: temporary.
-            Err(err) if err.is_temporary() => {
-                let delay = backoff.next_delay();
-                err_line(&format!("Error: {err}; retrying in {delay:?}"));
-                net::Backoff::sleep(delay);
-                continue;
-            }
-            // An earlier datagram's peer refused it (ICMP): that peer's, not the server's end.
-            Err(err) if err.is_peer_failure() => {
-                err_line(&format!("Error: {err}"));
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
-        // One datagram's failure is that datagram's: report it and serve the next.
-        if let Err(err) = conn.send_to(&buf[..n], peer) {
-            err_line(&format!("Error: {err}"));
-        }
-        served += 1;
-    }
+    udp_echo::serve(&conn, count)?;
     Ok(())
 }
 

@@ -10,9 +10,10 @@
 //! they never enter guest memory. [`Mode::Copy`] reads them into the guest and writes
 //! them back, for handlers that must see the bytes.
 
-use wasi::io::poll::{Pollable, poll};
+use slab::Slab;
+use wasi::io::poll::Pollable;
 
-use crate::net::{self, Backoff, Conn, Listener, Spliced};
+use crate::net::{self, Backoff, Conn, Listener, Poller, Spliced};
 use crate::stdio;
 
 /// The most bytes read, or spliced, in one step.
@@ -35,24 +36,22 @@ pub(crate) enum Mode {
     Copy,
 }
 
-/// What a connection waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Bytes (or end of file) from the peer.
-    Input,
-    /// Room to send what it has.
-    Room,
-    /// Its last bytes to be sent, before it shuts down its sending side.
+/// Where a connection is, and what it waits for there.
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for bytes (or end of file) from the peer.
+    Reading,
+    /// Waiting for room to send. In copy mode `pending[sent..]` is what was read and not
+    /// yet written back; in splice mode the host holds the bytes and `pending` is empty.
+    Sending { pending: Vec<u8>, sent: usize },
+    /// The peer is done sending: waiting for the last bytes to go, then shutting down.
     Closing,
 }
 
 /// One connection being echoed.
 struct Client {
     conn: Conn,
-    wait: Wait,
-    /// Copy mode: bytes read and not yet written back, from `sent` on.
-    pending: Vec<u8>,
-    sent: usize,
+    state: State,
     /// Whether the current turn has sent anything yet.
     moved: bool,
     /// How much the next step asks for: doubled when a step gets all it asked for,
@@ -72,9 +71,7 @@ impl Client {
     fn new(conn: Conn) -> Self {
         Self {
             conn,
-            wait: Wait::Input,
-            pending: Vec::new(),
-            sent: 0,
+            state: State::Reading,
             moved: false,
             chunk: MIN_CHUNK,
         }
@@ -82,9 +79,9 @@ impl Client {
 
     /// The pollable that says when to step this connection again.
     fn pollable(&self) -> &Pollable {
-        match self.wait {
-            Wait::Input => self.conn.readable(),
-            Wait::Room | Wait::Closing => self.conn.writable(),
+        match self.state {
+            State::Reading => self.conn.readable(),
+            State::Sending { .. } | State::Closing => self.conn.writable(),
         }
     }
 
@@ -92,7 +89,7 @@ impl Client {
     fn step(&mut self, mode: Mode, buf: &mut [u8]) -> Result<Turn, net::Error> {
         self.moved = false;
         for _ in 0..STEPS_PER_TURN {
-            if self.wait == Wait::Closing {
+            if self.state == State::Closing {
                 return Ok(if self.conn.try_close_write()? {
                     Turn::Finished
                 } else {
@@ -107,12 +104,7 @@ impl Client {
                 return Ok(Turn::Waiting);
             }
         }
-        // Its turn is over; what it waits on is ready at once if it has more to do.
-        self.wait = if self.sent < self.pending.len() {
-            Wait::Room
-        } else {
-            Wait::Input
-        };
+        // Its turn is over with more to do: what its state waits on is ready at once.
         Ok(Turn::Waiting)
     }
 
@@ -121,18 +113,15 @@ impl Client {
         match self.conn.try_splice_echo(self.chunk as u64)? {
             Spliced::Moved(n) => {
                 self.moved = true;
-                if self.adapt(usize::try_from(n).unwrap_or(CHUNK)) {
-                    self.wait = Wait::Input;
-                    return Ok(false);
-                }
-                Ok(true)
+                self.state = State::Reading;
+                Ok(!self.adapt(usize::try_from(n).unwrap_or(CHUNK)))
             }
             Spliced::NeedInput => {
-                self.wait = Wait::Input;
+                self.state = State::Reading;
                 Ok(false)
             }
             Spliced::NeedRoom => {
-                self.wait = self.after_no_room();
+                self.state = self.after_no_room(Vec::new(), 0);
                 Ok(false)
             }
             Spliced::Done => {
@@ -144,19 +133,21 @@ impl Client {
 
     /// One write of what is pending, or one read; reports whether it moved on.
     fn copy(&mut self, buf: &mut [u8]) -> Result<bool, net::Error> {
-        if self.sent < self.pending.len() {
-            let n = self.conn.try_write(&self.pending[self.sent..])?;
+        if let State::Sending { pending, sent } = &mut self.state {
+            let n = self.conn.try_write(&pending[*sent..])?;
             if n == 0 {
-                self.wait = Wait::Room;
                 return Ok(false);
             }
-            self.sent += n;
+            *sent += n;
             self.moved = true;
+            if *sent == pending.len() {
+                self.state = State::Reading;
+            }
             return Ok(true);
         }
         match self.conn.try_read(&mut buf[..self.chunk])? {
             None => {
-                self.wait = Wait::Input;
+                self.state = State::Reading;
                 Ok(false)
             }
             Some(0) => {
@@ -167,14 +158,15 @@ impl Client {
                 let drained = self.adapt(n);
                 // Write straight from the read buffer; keep only what did not fit.
                 let written = self.conn.try_write(&buf[..n])?;
-                self.moved = written > 0;
-                self.pending.clear();
-                self.pending.extend_from_slice(&buf[written..n]);
-                self.sent = 0;
-                if drained && self.pending.is_empty() {
-                    self.wait = Wait::Input;
-                    return Ok(false);
+                if written == n {
+                    self.moved = true;
+                    return Ok(!drained);
                 }
+                self.moved |= written > 0;
+                self.state = State::Sending {
+                    pending: buf[written..n].to_vec(),
+                    sent: 0,
+                };
                 Ok(true)
             }
         }
@@ -202,15 +194,28 @@ impl Client {
     /// until it is done): wait for the peer's next bytes instead, by which time it
     /// usually is — one poll per message, not two. Woken by input and still without
     /// room, wait for room.
-    fn after_no_room(&self) -> Wait {
-        if self.moved { Wait::Input } else { Wait::Room }
+    fn after_no_room(&self, pending: Vec<u8>, sent: usize) -> State {
+        if self.moved {
+            State::Reading
+        } else {
+            State::Sending { pending, sent }
+        }
     }
 
     /// The peer is done sending: send what is left, then shut down.
     fn close(&mut self) -> Result<(), net::Error> {
-        self.wait = Wait::Closing;
+        self.state = State::Closing;
         self.conn.start_flush()
     }
+}
+
+/// What a ready token names.
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    /// The listener has a connection waiting (or its rest after a failure is over).
+    Listener,
+    /// The connection with this key in the server's slab.
+    Client(usize),
 }
 
 /// Echoes connections on `listener`, all at once, until `count` of them have finished
@@ -221,66 +226,55 @@ pub(crate) fn serve(
     count: Option<u64>,
     mode: Mode,
 ) -> Result<u64, net::Error> {
-    let mut clients: Vec<Client> = Vec::new();
+    let mut clients: Slab<Client> = Slab::new();
+    let mut poller = Poller::new();
     let mut buf = vec![0; CHUNK];
     let (mut accepted, mut finished) = (0u64, 0u64);
-    let mut ready: Vec<u32> = Vec::new();
-    let mut done: Vec<usize> = Vec::new();
     // After a temporary accept failure (no descriptors), the listener rests until this
     // timer fires, while the connections it has go on being served.
     let mut backoff = Backoff::new();
     let mut resting: Option<Pollable> = None;
     while count.is_none_or(|count| finished < count) {
-        let accepting = count.is_none_or(|count| accepted < count);
-        {
-            let mut pollables: Vec<&Pollable> = Vec::with_capacity(clients.len() + 1);
-            pollables.extend(clients.iter().map(Client::pollable));
-            if accepting {
-                pollables.push(resting.as_ref().unwrap_or(listener.acceptable()));
-            }
-            ready.clear();
-            ready.extend(poll(&pollables));
+        let mut round = poller.round();
+        for (key, client) in &clients {
+            round.register(client.pollable(), Token::Client(key));
         }
-        // The listener's pollable came after every connection's.
-        let listener_index = clients.len();
+        if count.is_none_or(|count| accepted < count) {
+            round.register(
+                resting.as_ref().unwrap_or(listener.acceptable()),
+                Token::Listener,
+            );
+        }
         let mut listener_ready = false;
-        // Step the ready connections; drop the finished ones after, highest index first
-        // (`swap_remove` then moves only entries already stepped).
-        done.clear();
-        for &index in &ready {
-            let index = index as usize;
-            if index == listener_index {
-                listener_ready = true;
-                continue;
-            }
-            match clients[index].step(mode, &mut buf) {
-                Ok(Turn::Waiting) => {}
-                Ok(Turn::Finished) => done.push(index),
-                Err(err) => {
-                    stdio::err_line(&format!("Error: {err}"));
-                    done.push(index);
+        for &token in round.wait() {
+            let key = match token {
+                Token::Listener => {
+                    listener_ready = true;
+                    continue;
                 }
+                Token::Client(key) => key,
+            };
+            let turn = clients[key].step(mode, &mut buf);
+            if let Err(err) = &turn {
+                stdio::err_line(&format!("Error: {err}"));
             }
-        }
-        done.sort_unstable_by(|a, b| b.cmp(a));
-        for &index in &done {
-            clients.swap_remove(index);
-            finished += 1;
+            if !matches!(turn, Ok(Turn::Waiting)) {
+                clients.remove(key);
+                finished += 1;
+            }
         }
         if listener_ready {
             resting = None;
             while count.is_none_or(|count| accepted < count) {
                 match listener.try_accept() {
                     Ok(Some(conn)) => {
-                        clients.push(Client::new(conn));
+                        clients.insert(Client::new(conn));
                         accepted += 1;
                         backoff.reset();
                     }
                     Ok(None) => break,
                     Err(err) if err.is_temporary() => {
-                        let (timer, delay) = backoff.timer();
-                        stdio::err_line(&format!("Error: {err}; retrying in {delay:?}"));
-                        resting = Some(timer);
+                        resting = Some(stdio::rest_after(&err, &mut backoff));
                         break;
                     }
                     Err(err) => return Err(err),

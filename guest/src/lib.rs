@@ -23,42 +23,42 @@
 //! The `wasi` crate's bindings are used directly, not `std::net`: driving
 //! `wasi:sockets` and its pollables explicitly is the point of this crate.
 //!
-//! # Example
+//! # Use as a library
 //!
-//! ```no_run
-//! use std::io::{Read, Write};
+//! Without its `component` feature (off by default; the host's build turns it on) the
+//! crate is the `net` library alone, for other Rust guests built for `wasm32-wasip2`:
+//! their own `main` stays their component's `wasi:cli/run`. This is
+//! `examples/dial.rs`, the smallest client:
 //!
-//! let mut conn = sockbox_guest::net::dial("127.0.0.1:8080")?;
-//! conn.write_all(b"Hello, World!")?;
-//! conn.close_write()?;
-//! let mut reply = String::new();
-//! conn.read_to_string(&mut reply)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = concat!("```no_run\n", include_str!("../examples/dial.rs"), "```")]
 
-// A unit-test build is itself a command (libtest's); it must not export a second `run`.
-#[cfg(not(test))]
+// The component's parts: only with the `component` feature, which the host's build
+// turns on. Without it the crate is the `net` library alone, for other Rust guests whose
+// own `main` (or libtest's) is their component's `run`.
+#[cfg(feature = "component")]
 #[allow(
     unsafe_code,
     reason = "wit-bindgen's generated export glue is the component ABI; no hand-written unsafe"
 )]
 mod bindings;
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 mod cmdline;
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 mod command;
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 mod echo;
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 mod flows;
 pub mod net;
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 mod stdio;
 mod sys;
+#[cfg(feature = "component")]
+mod udp_echo;
 
 /// The component's exports: `wasi:cli/run` (the command) and `sockbox:net/flows` (the
 /// same flows as typed functions).
-#[cfg(not(test))]
+#[cfg(feature = "component")]
 #[allow(
     unsafe_code,
     reason = "wit-bindgen's export! expands to the component ABI's glue; no hand-written unsafe"

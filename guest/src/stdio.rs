@@ -4,7 +4,10 @@ use std::io;
 use std::net::SocketAddr;
 
 use wasi::cli::{stderr, stdout};
+use wasi::io::poll::Pollable;
 use wasi::io::streams::OutputStream;
+
+use crate::net::{self, Backoff};
 
 /// Prints `bytes` on stdout and waits until they are out.
 pub(crate) fn out(bytes: &[u8]) -> io::Result<()> {
@@ -14,6 +17,14 @@ pub(crate) fn out(bytes: &[u8]) -> io::Result<()> {
 /// Prints one line on stderr; a failure to do so has nowhere to be reported.
 pub(crate) fn err_line(line: &str) {
     let _ = print_to(&stderr::get_stderr(), format!("{line}\n").as_bytes());
+}
+
+/// Reports a temporary failure as `Error: …; retrying in 5ms` and returns the timer
+/// a server's loop rests on before it tries again (`backoff` says how long).
+pub(crate) fn rest_after(err: &net::Error, backoff: &mut Backoff) -> Pollable {
+    let (timer, delay) = backoff.timer();
+    err_line(&format!("Error: {err}; retrying in {delay:?}"));
+    timer
 }
 
 /// Prints the contract line `listening on ADDR`, before the first accept.

@@ -36,6 +36,13 @@ pub static STD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
         .expect("compile examples/std-echo")
 });
 
+/// A user's component on the guest library (`guest/examples/dial.rs`): its own `main`.
+pub static GUEST_DIAL_EXAMPLE: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("GUEST_DIAL_EXAMPLE_WASM")))
+        .expect("compile guest/examples/dial.rs")
+});
+
 /// The guest built to exceed each limit (`tests/guests/limits`).
 pub static LIMITS_GUEST: LazyLock<Prepared> = LazyLock::new(|| {
     HARNESS

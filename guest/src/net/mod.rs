@@ -19,6 +19,7 @@ mod listener;
 mod lookup;
 mod options;
 mod packet_conn;
+mod poller;
 #[cfg(test)]
 mod tests;
 mod udp_conn;
@@ -32,4 +33,5 @@ pub use listener::{Listener, listen};
 pub use lookup::lookup_host;
 pub use options::{TcpOptions, UdpOptions};
 pub use packet_conn::{PacketConn, listen_packet};
+pub use poller::{Poller, Round};
 pub use udp_conn::{UdpConn, dial_udp};

@@ -54,6 +54,32 @@ impl PacketConn {
         })
     }
 
+    /// Sends `buf` as one datagram to `addr` if the host takes one now, and says whether
+    /// it did; `false`: try again when [`PacketConn::writable`] is ready.
+    pub fn try_send_to(&self, buf: &[u8], addr: SocketAddr) -> Result<bool, Error> {
+        self.datagrams
+            .try_send(buf, Some(addr))
+            .map_err(|reason| Error::new("write", "udp", Some(addr.to_string()), reason))
+    }
+
+    /// Receives one datagram into `buf` if one has arrived: its length (cut to `buf`)
+    /// and sender; `None`: try again when [`PacketConn::readable`] is ready.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> Result<Option<(usize, SocketAddr)>, Error> {
+        self.datagrams.try_recv(buf).map_err(|reason| {
+            Error::new("read", "udp", Some(self.local_addr().to_string()), reason)
+        })
+    }
+
+    /// Ready when a datagram has arrived: when to call [`PacketConn::try_recv_from`].
+    pub fn readable(&self) -> &Pollable {
+        self.datagrams.readable()
+    }
+
+    /// Ready when the host takes a datagram: when to call [`PacketConn::try_send_to`].
+    pub fn writable(&self) -> &Pollable {
+        self.datagrams.writable()
+    }
+
     /// Returns the socket's options: hop limit, buffer sizes.
     pub fn options(&self) -> UdpOptions<'_> {
         UdpOptions(&self.datagrams.socket)
@@ -129,20 +155,29 @@ impl Datagrams {
     /// Sends `buf` as one datagram, to `to` or to the connected peer.
     pub(crate) fn send(&self, buf: &[u8], to: Option<SocketAddr>) -> Result<usize, Reason> {
         let deadline = deadline::instant(self.write_deadline);
-        // `check-send` says how many datagrams the host takes now; 0 means wait.
         loop {
-            match self.outgoing.check_send().map_err(Reason::from_code)? {
-                0 if !sys::wait(&self.writable, deadline) => return Err(Reason::Timeout),
-                0 => {}
-                _ => break,
+            if self.try_send(buf, to)? {
+                return Ok(buf.len());
             }
+            if !sys::wait(&self.writable, deadline) {
+                return Err(Reason::Timeout);
+            }
+        }
+    }
+
+    /// Sends `buf` as one datagram if the host takes one now; `false`: wait for
+    /// [`Datagrams::writable`].
+    pub(crate) fn try_send(&self, buf: &[u8], to: Option<SocketAddr>) -> Result<bool, Reason> {
+        // `check-send` says how many datagrams the host takes now; 0 means wait.
+        if self.outgoing.check_send().map_err(Reason::from_code)? == 0 {
+            return Ok(false);
         }
         let datagram = OutgoingDatagram {
             data: buf.to_vec(),
             remote_address: to.map(sys::to_wasi),
         };
         match self.outgoing.send(&[datagram]).map_err(Reason::from_code)? {
-            1 => Ok(buf.len()),
+            1 => Ok(true),
             _ => Err(Reason::Other("the host took no datagram".into())),
         }
     }
@@ -151,15 +186,33 @@ impl Datagrams {
     pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr), Reason> {
         let deadline = deadline::instant(self.read_deadline);
         loop {
-            let mut datagrams = self.incoming.receive(1).map_err(Reason::from_code)?;
-            if let Some(datagram) = datagrams.pop() {
-                let n = datagram.data.len().min(buf.len());
-                buf[..n].copy_from_slice(&datagram.data[..n]);
-                return Ok((n, sys::from_wasi(datagram.remote_address)));
+            if let Some(received) = self.try_recv(buf)? {
+                return Ok(received);
             }
             if !sys::wait(&self.readable, deadline) {
                 return Err(Reason::Timeout);
             }
         }
+    }
+
+    /// Receives one datagram into `buf` if one has arrived; `None`: wait for
+    /// [`Datagrams::readable`].
+    pub(crate) fn try_recv(&self, buf: &mut [u8]) -> Result<Option<(usize, SocketAddr)>, Reason> {
+        let mut datagrams = self.incoming.receive(1).map_err(Reason::from_code)?;
+        Ok(datagrams.pop().map(|datagram| {
+            let n = datagram.data.len().min(buf.len());
+            buf[..n].copy_from_slice(&datagram.data[..n]);
+            (n, sys::from_wasi(datagram.remote_address))
+        }))
+    }
+
+    /// Ready when a datagram has arrived (or the socket failed).
+    pub(crate) fn readable(&self) -> &Pollable {
+        &self.readable
+    }
+
+    /// Ready when the host takes a datagram to send.
+    pub(crate) fn writable(&self) -> &Pollable {
+        &self.writable
     }
 }

@@ -173,3 +173,48 @@ fn socket_options() {
     udp.set_write_buffer(128 * 1024).expect("write buffer");
     assert!(udp.write_buffer().expect("write buffer") >= 128 * 1024);
 }
+
+/// A poller answers the tokens of the ready pollables only, in registration order:
+/// a listener once a client is waiting, a connection once bytes arrived, an elapsed
+/// timer; never a far timer or a silent connection. A round with nothing registered
+/// returns no tokens instead of trapping.
+#[test]
+fn poller_answers_only_ready_tokens() {
+    use wasi::clocks::monotonic_clock::subscribe_duration;
+
+    let far = subscribe_duration(3_600_000_000_000);
+    let now = subscribe_duration(0);
+    let mut poller = Poller::new();
+    assert!(poller.round().wait().is_empty());
+    for local in loopbacks() {
+        let listener = listen(local).expect("listen");
+        let mut client = dial(&listener.local_addr().to_string()).expect("dial");
+        let mut round = poller.round();
+        round.register(&far, 'f');
+        round.register(listener.acceptable(), 'l');
+        assert_eq!(round.len(), 2);
+        assert_eq!(round.wait(), ['l'], "{local}");
+
+        let server = listener
+            .try_accept()
+            .expect("accept")
+            .expect("a waiting client");
+        let mut round = poller.round();
+        round.register(server.readable(), 's');
+        round.register(&now, 'n');
+        assert_eq!(round.wait(), ['n'], "{local}: the server's input is silent");
+
+        client.write_all(b"x").expect("write");
+        client.flush().expect("flush");
+        let mut round = poller.round();
+        round.register(&far, 'f');
+        round.register(server.readable(), 's');
+        assert_eq!(round.wait(), ['s'], "{local}");
+        // Still ready, beside the elapsed timer: both answered, in order.
+        let mut round = poller.round();
+        round.register(&far, 'f');
+        round.register(server.readable(), 's');
+        round.register(&now, 'n');
+        assert_eq!(round.wait(), ['s', 'n'], "{local}");
+    }
+}
