@@ -7,8 +7,10 @@
 //!   [`net::Listener::accept`], [`net::Conn`] as `Read + Write` — with every
 //!   `wasi:sockets` error mapped, in one place, to Go's words.
 //! - `sys`: thin blocking helpers over the raw bindings (the seed's `syscall`).
-//! - `cmdline`: the one parser of the command's arguments (flags in any position,
-//!   `--flag value` or `--flag=value`).
+//! - `cmdline`: the one parser of a command's flags (in any position, `--flag value`
+//!   or `--flag=value`), and [`invocation`]: the built-in command's line read with it,
+//!   its usage text and checks — shared by the WASI 0.2 build here and the WASI 0.3
+//!   build (`guest-p3/`).
 //! - `command`: the command behind the component's `wasi:cli/run` — `dial`, `listen`,
 //!   `echo` and the rest, whose output lines are a contract the host's tests and users
 //!   parse.
@@ -41,7 +43,6 @@
     reason = "wit-bindgen's generated export glue is the component ABI; no hand-written unsafe"
 )]
 mod bindings;
-#[cfg(feature = "component")]
 mod cmdline;
 #[cfg(feature = "component")]
 mod command;
@@ -49,6 +50,7 @@ mod command;
 mod echo;
 #[cfg(feature = "component")]
 mod flows;
+pub mod invocation;
 pub mod net;
 #[cfg(feature = "component")]
 mod stdio;

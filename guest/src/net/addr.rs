@@ -43,10 +43,55 @@ pub fn split_host_port(addr: &str) -> Result<(&str, u16), Reason> {
 }
 
 /// What an empty host means: Go dials the local system and listens on every interface.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum EmptyHost {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptyHost {
+    /// `:80` dials `127.0.0.1:80`.
     Loopback,
+    /// `:80` listens on `0.0.0.0:80`.
     Unspecified,
+}
+
+/// An address as given, split: a socket address already, or a name to look up first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// An IP literal (or an empty host) and its port.
+    Addr(SocketAddr),
+    /// A name, to resolve before use, and the port.
+    Name {
+        /// The host name as given.
+        host: &'a str,
+        /// The port.
+        port: u16,
+    },
+}
+
+/// Splits `addr` for operation `op` on `net` (`dial`, `tcp`): an IP literal is the
+/// address, an empty host is what `empty` says, anything else is a name to look up.
+/// A malformed address fails with Go's words. The one reading of an address, for both
+/// builds of the guest (which each look names up their own way).
+pub fn target<'a>(
+    op: &'static str,
+    net: &'static str,
+    addr: &'a str,
+    empty: EmptyHost,
+) -> Result<Target<'a>, Error> {
+    let (host, port) = split_host_port(addr).map_err(|reason| Error::new(op, net, None, reason))?;
+    if host.is_empty() {
+        let ip: IpAddr = match empty {
+            EmptyHost::Loopback => Ipv4Addr::LOCALHOST.into(),
+            EmptyHost::Unspecified => Ipv4Addr::UNSPECIFIED.into(),
+        };
+        return Ok(Target::Addr(SocketAddr::new(ip, port)));
+    }
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        return Ok(Target::Addr(SocketAddr::new(v4.into(), port)));
+    }
+    if addr.starts_with('[')
+        && let Ok(v6) = host.parse::<Ipv6Addr>()
+    {
+        return Ok(Target::Addr(SocketAddr::new(v6.into(), port)));
+    }
+    Ok(Target::Name { host, port })
 }
 
 /// Resolves `addr` to the socket addresses to try, in order, for operation `op`.
@@ -56,28 +101,16 @@ pub(crate) fn resolve(
     addr: &str,
     empty: EmptyHost,
 ) -> Result<Vec<SocketAddr>, Error> {
-    let fail = |reason| Error::new(op, net, None, reason);
-    let (host, port) = split_host_port(addr).map_err(fail)?;
-    if host.is_empty() {
-        let ip: IpAddr = match empty {
-            EmptyHost::Loopback => Ipv4Addr::LOCALHOST.into(),
-            EmptyHost::Unspecified => Ipv4Addr::UNSPECIFIED.into(),
-        };
-        return Ok(vec![SocketAddr::new(ip, port)]);
+    match target(op, net, addr, empty)? {
+        Target::Addr(addr) => Ok(vec![addr]),
+        Target::Name { host, port } => {
+            let ips = lookup_host(host).map_err(|reason| Error::new(op, net, None, reason))?;
+            Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect())
+        }
     }
-    if let Ok(v4) = host.parse::<Ipv4Addr>() {
-        return Ok(vec![SocketAddr::new(v4.into(), port)]);
-    }
-    if addr.starts_with('[')
-        && let Ok(v6) = host.parse::<Ipv6Addr>()
-    {
-        return Ok(vec![SocketAddr::new(v6.into(), port)]);
-    }
-    let ips = lookup_host(host).map_err(fail)?;
-    Ok(ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect())
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod poller;
 mod tests;
 mod udp_conn;
 
-pub use addr::split_host_port;
+pub use addr::{EmptyHost, Target, split_host_port, target};
 pub use backoff::Backoff;
 pub use conn::{Conn, Spliced, dial, dial_timeout};
 pub use deadline::Deadline;
