@@ -24,10 +24,13 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds what `selection` names (cargo's `-p`, `--features`, `--example` arguments) in
-/// release for wasm32-wasip2, reruns the build script when any of `sources` (relative
-/// to the workspace root) changes, and returns the directory the `.wasm` files are in
-/// (examples in its `examples/`).
-pub fn build(selection: &[&str], sources: &[&str]) -> PathBuf {
+/// release for wasm32-wasip2, in target directory `name` under `OUT_DIR`, reruns the
+/// build script when any of `sources` (relative to the workspace root) changes, and
+/// returns the directory the `.wasm` files are in (examples in its `examples/`).
+///
+/// Builds whose features differ need their own `name`: a crate built again with other
+/// features replaces its `.wasm` in a shared directory.
+pub fn build(name: &str, selection: &[&str], sources: &[&str]) -> PathBuf {
     let root = workspace_root();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     for path in sources.iter().chain(&["Cargo.lock", "Cargo.toml"]) {
@@ -35,7 +38,7 @@ pub fn build(selection: &[&str], sources: &[&str]) -> PathBuf {
     }
     ensure_target();
 
-    let target_dir = out_dir.join("guest-target");
+    let target_dir = out_dir.join(name);
     // `SOCKBOX_GUEST_TOOLCHAIN` builds the guests with another rustup toolchain than the
     // outer build's: a nightly build for cargo-fuzz (`fuzz/`) whose toolchain lacks the
     // wasm32-wasip2 target.

@@ -8,10 +8,12 @@ mod guest_build;
 
 fn main() {
     let dir = guest_build::build(
+        "test-components",
         &["-p", "std-echo", "-p", "limits-guest"],
         &["examples/std-echo", "tests/guests/limits"],
     );
     let library = guest_build::build(
+        "guest-library",
         &["-p", "sockbox-guest", "--example", "dial"],
         &["guest/src", "guest/examples", "guest/Cargo.toml"],
     );

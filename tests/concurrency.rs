@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use crate::common::{TIMEOUT, serve_on, start};
+use crate::common::{Build, TIMEOUT, echo_server_build};
 
 const CLIENTS: usize = 200;
 const HALF: usize = 32 * 1024;
@@ -74,12 +74,8 @@ fn client(addr: SocketAddr, id: usize, gate: &Gate) -> Result<()> {
     Ok(())
 }
 
-fn two_hundred_clients_at_once(mode: &[&str]) -> Result<()> {
-    let count = CLIENTS.to_string();
-    let mut args = vec!["echo", "127.0.0.1:0", "--count", &count];
-    args.extend_from_slice(mode);
-    let server = start(serve_on("127.0.0.1"), &args)?;
-    let addr = server.listening_addr(TIMEOUT)?;
+pub(crate) fn two_hundred_clients_at_once(build: Build, mode: &[&str]) -> Result<()> {
+    let (server, addr) = echo_server_build(build, "127.0.0.1", CLIENTS as u32, mode)?;
     let gate = Arc::new(Gate {
         arrived: Mutex::new(0),
         all: Condvar::new(),
@@ -105,22 +101,19 @@ fn two_hundred_clients_at_once(mode: &[&str]) -> Result<()> {
 /// 200 clients exchange 64 KiB each at once through the splicing `echo`.
 #[test]
 fn two_hundred_clients_at_once_splice() -> Result<()> {
-    two_hundred_clients_at_once(&[])
+    two_hundred_clients_at_once(Build::P2, &[])
 }
 
 /// 200 clients exchange 64 KiB each at once through the copying `echo --copy`.
 #[test]
 fn two_hundred_clients_at_once_copy() -> Result<()> {
-    two_hundred_clients_at_once(&["--copy"])
+    two_hundred_clients_at_once(Build::P2, &["--copy"])
 }
 
 /// A client that sends 64 MiB and never reads fills its own buffers; another client's
 /// round trip still completes, and the stalled one is cut off afterwards.
-fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
-    let mut args = vec!["echo", "127.0.0.1:0", "--count", "2"];
-    args.extend_from_slice(mode);
-    let server = start(serve_on("127.0.0.1"), &args)?;
-    let addr = server.listening_addr(TIMEOUT)?;
+pub(crate) fn stalled_client_does_not_stall_others(build: Build, mode: &[&str]) -> Result<()> {
+    let (server, addr) = echo_server_build(build, "127.0.0.1", 2, mode)?;
 
     let stalled = TcpStream::connect(addr)?;
     let mut writer = stalled.try_clone()?;
@@ -151,6 +144,11 @@ fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
 
     stalled.shutdown(Shutdown::Both)?;
     assert!(flood.join().expect("flood thread").is_err());
+    // Cut it off for good: closed with a zero linger, it resets. (After a shutdown
+    // alone, the server's pending echo waits for a zero window to open, which takes
+    // TCP's persist timer, backed off to seconds, to find out.)
+    socket2::SockRef::from(&stalled).set_linger(Some(Duration::ZERO))?;
+    drop(stalled);
     // The server counts the cut-off connection as served (reporting it) and exits 0.
     server.wait(TIMEOUT)?.assert_success();
     Ok(())
@@ -159,11 +157,11 @@ fn stalled_client_does_not_stall_others(mode: &[&str]) -> Result<()> {
 /// Splice mode: backpressure is per connection.
 #[test]
 fn stalled_client_does_not_stall_others_splice() -> Result<()> {
-    stalled_client_does_not_stall_others(&[])
+    stalled_client_does_not_stall_others(Build::P2, &[])
 }
 
 /// Copy mode: backpressure is per connection.
 #[test]
 fn stalled_client_does_not_stall_others_copy() -> Result<()> {
-    stalled_client_does_not_stall_others(&["--copy"])
+    stalled_client_does_not_stall_others(Build::P2, &["--copy"])
 }

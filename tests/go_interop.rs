@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::common::{Process, TIMEOUT, connect_to, in_ci, loopbacks, serve_on, start};
+use crate::common::{Build, Process, TIMEOUT, connect_to, in_ci, loopbacks, serve_on, start_build};
 
 /// The Go client and server, built once; `None` (a skip) where Go is missing outside CI.
 static GO_PROGRAMS: LazyLock<Result<Option<(PathBuf, PathBuf)>, String>> =
@@ -50,10 +50,14 @@ fn go_programs() -> Result<Option<&'static (PathBuf, PathBuf)>> {
     }
 }
 
-/// Go's classic server and the guest's `dial` exchange `Hello, World!` both ways.
+/// Go's classic server and the guest's `dial` (both builds) exchange `Hello, World!`
+/// both ways.
 #[test]
 fn go_server_and_guest_client() -> Result<()> {
-    for host in loopbacks() {
+    for (host, build) in loopbacks()
+        .into_iter()
+        .flat_map(|host| [(host, Build::P2), (host, Build::P3)])
+    {
         let Some((_, go_server)) = go_programs()? else {
             return Ok(());
         };
@@ -61,7 +65,8 @@ fn go_server_and_guest_client() -> Result<()> {
         command.arg(format!("{host}:0"));
         let server = Process::spawn(command)?;
         let addr = server.listening_addr()?;
-        let client = start(connect_to(addr), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+        let client =
+            start_build(build, connect_to(addr), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
         let server = server.wait()?;
         ensure!(client.status.success(), "guest client: {client}");
         ensure!(server.code()? == 0, "Go server: {server}");
@@ -74,14 +79,18 @@ fn go_server_and_guest_client() -> Result<()> {
     Ok(())
 }
 
-/// The guest's `listen` and Go's classic client exchange `Hello, World!` both ways.
+/// The guest's `listen` (both builds) and Go's classic client exchange `Hello, World!`
+/// both ways.
 #[test]
 fn guest_server_and_go_client() -> Result<()> {
-    for host in loopbacks() {
+    for (host, build) in loopbacks()
+        .into_iter()
+        .flat_map(|host| [(host, Build::P2), (host, Build::P3)])
+    {
         let Some((go_client, _)) = go_programs()? else {
             return Ok(());
         };
-        let server = start(serve_on(host), &["listen", &format!("{host}:0")])?;
+        let server = start_build(build, serve_on(host), &["listen", &format!("{host}:0")])?;
         let addr = server.listening_addr(TIMEOUT)?;
         let mut command = Command::new(go_client);
         command.arg(addr.to_string());

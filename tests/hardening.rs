@@ -64,13 +64,17 @@ fn assert_echoes(addr: SocketAddr, len: usize) -> Result<()> {
 }
 
 /// A UDP bind to port 0 is judged on the port the system picks: a deny rule on that
-/// range refuses it (it used to print `listening on` and echo). TCP, for comparison.
+/// range refuses it (it used to print `listening on` and echo). TCP, for comparison;
+/// both builds of the guest.
 #[test]
 fn bind_to_port_zero_is_judged_on_the_port_it_gets() -> Result<()> {
-    for (scheme, command) in [("udp", "udp-echo"), ("tcp", "echo")] {
+    let cases = BUILDS
+        .into_iter()
+        .flat_map(|build| [(build, "udp", "udp-echo"), (build, "tcp", "echo")]);
+    for (build, scheme, command) in cases {
         let mut run = sockbox();
+        run.arg("run").args(build);
         run.args([
-            "run",
             "--allow-listen",
             &format!("{scheme}://127.0.0.1:*"),
             "--deny",
@@ -229,12 +233,22 @@ pub fn reset_mid_stream(addr: SocketAddr) -> Result<()> {
 }
 
 /// `--max-sockets 2` is a listener and one connection: that connection is served (it
-/// used to read EOF, and sockbox exit 123).
+/// used to read EOF, and sockbox exit 123). Both builds of the guest.
 #[test]
 fn max_sockets_counts_only_real_sockets() -> Result<()> {
+    for build in BUILDS {
+        max_sockets_counts_only_real_sockets_with(build)?;
+    }
+    Ok(())
+}
+
+/// `sockbox run`'s flags for each build of the guest: WASI 0.2, and `--p3`.
+const BUILDS: [&[&str]; 2] = [&[], &["--p3"]];
+
+fn max_sockets_counts_only_real_sockets_with(build: &[&str]) -> Result<()> {
     let mut command = sockbox();
+    command.arg("run").args(build);
     command.args([
-        "run",
         "--allow-listen",
         "tcp://127.0.0.1:*",
         "--max-sockets",
@@ -250,21 +264,33 @@ fn max_sockets_counts_only_real_sockets() -> Result<()> {
     assert_eq!(echo_round_trip(addr, b"abc")?, b"abc");
     assert_eq!(echo_round_trip(addr, b"def")?, b"def");
     let done = server.wait()?;
-    assert_eq!((done.code()?, done.stderr.as_str()), (0, ""), "{done}");
+    assert_eq!(
+        (done.code()?, done.stderr.as_str()),
+        (0, ""),
+        "{build:?}: {done}"
+    );
     Ok(())
 }
 
 /// `--max-sockets` caps: of 100 clients at once against a cap of 11 (a listener and
 /// ten connections), those past the cap are closed by sockbox and audited as denials
-/// by `max-sockets`; the server serves the rest, and anyone once they leave.
+/// by `max-sockets`; the server serves the rest, and anyone once they leave. Both
+/// builds of the guest (0.3's connections arrive through `listen`'s stream).
 #[test]
 fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
+    for build in BUILDS {
+        max_sockets_is_a_cap_with(build)?;
+    }
+    Ok(())
+}
+
+fn max_sockets_is_a_cap_with(build: &[&str]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let audit = dir.path().join("audit.jsonl");
     let mut command = sockbox();
+    command.arg("run").args(build);
     command
         .args([
-            "run",
             "--allow-listen",
             "tcp://127.0.0.1:*",
             "--max-sockets",
@@ -292,8 +318,8 @@ fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
         }
     }
     assert_eq!(served + closed, 100);
-    assert!(served >= 10, "served {served}, closed {closed}");
-    assert!(closed > 0, "served {served}, closed {closed}");
+    assert!(served >= 10, "{build:?}: served {served}, closed {closed}");
+    assert!(closed > 0, "{build:?}: served {served}, closed {closed}");
     // Everyone has left: the server takes new clients again.
     assert_echoes(addr, 10_000)?;
     drop(server);
@@ -302,7 +328,10 @@ fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
         .lines()
         .filter(|line| line.contains(r#""rule":"max-sockets""#))
         .count();
-    assert!(capped > 0, "no max-sockets denial in the audit:\n{lines}");
+    assert!(
+        capped > 0,
+        "{build:?}: no max-sockets denial in the audit:\n{lines}"
+    );
     Ok(())
 }
 

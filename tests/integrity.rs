@@ -4,7 +4,9 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 
-use crate::common::{TIMEOUT, echo_round_trip, echo_server, loopbacks, start};
+use crate::common::{
+    Build, TIMEOUT, echo_round_trip, echo_server, echo_server_build, loopbacks, start,
+};
 use anyhow::{Result, ensure};
 use rand::rngs::StdRng;
 use rand::{Rng as _, RngExt as _, SeedableRng as _};
@@ -12,6 +14,11 @@ use rand::{Rng as _, RngExt as _, SeedableRng as _};
 /// 8 MiB of random bytes written in uneven chunks come back from `echo` identical, in order.
 #[test]
 fn eight_mib_random_through_echo() -> Result<()> {
+    eight_mib_random_through(Build::P2, &[])
+}
+
+/// 8 MiB in uneven chunks, each way at once, through `build`'s `echo` with `mode`.
+pub(crate) fn eight_mib_random_through(build: Build, mode: &[&str]) -> Result<()> {
     for host in loopbacks() {
         let mut rng = StdRng::seed_from_u64(0x50c6b0c5);
         let mut payload = vec![0; 8 << 20];
@@ -20,7 +27,7 @@ fn eight_mib_random_through_echo() -> Result<()> {
             .take(1000)
             .collect();
 
-        let (server, addr) = echo_server(host, 1)?;
+        let (server, addr) = echo_server_build(build, host, 1, mode)?;
         let conn = TcpStream::connect(addr)?;
         conn.set_read_timeout(Some(TIMEOUT))?;
         let mut writer = conn.try_clone()?;
@@ -85,11 +92,11 @@ fn guest_half_close_then_reads_reply() -> Result<()> {
 
 /// A peer that resets its connection costs `echo` that connection only: one error line
 /// in Go's words (`readfrom`, as Go's `io.Copy` into a TCP connection says; `read`
-/// with `--copy`), and the next connection is served.
+/// with `--copy`), and the next connection is served. Both builds, both modes.
 #[test]
 fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
-    for host in loopbacks() {
-        let (server, addr) = echo_server(host, 2)?;
+    for (build, mode, host) in every_build_mode_and_host() {
+        let (server, addr) = echo_server_build(build, host, 2, mode)?;
         let mut rude = TcpStream::connect(addr)?;
         rude.set_read_timeout(Some(TIMEOUT))?;
         // One echo back proves the guest has accepted this connection and reads from it.
@@ -101,16 +108,31 @@ fn peer_reset_is_one_error_line_and_serving_goes_on() -> Result<()> {
         drop(rude);
         assert_eq!(echo_round_trip(addr, b"polite")?, b"polite");
         let server = server.wait(TIMEOUT)?;
-        ensure!(server.status.success(), "{server}");
+        ensure!(server.status.success(), "{build:?} {mode:?}: {server}");
         let lines: Vec<&str> = server.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{server}");
+        assert_eq!(lines.len(), 1, "{build:?} {mode:?}: {server}");
+        let op = if mode.is_empty() { "readfrom" } else { "read" };
         assert!(
-            lines[0].starts_with(&format!("Error: readfrom tcp {addr}->{host}:"))
+            lines[0].starts_with(&format!("Error: {op} tcp {addr}->{host}:"))
                 && lines[0].ends_with(": connection reset by peer"),
-            "{server}"
+            "{build:?} {mode:?}: {server}"
         );
     }
     Ok(())
+}
+
+/// Every build of the guest, in each echo mode (the host moves the bytes, or
+/// `--copy`), on each loopback.
+fn every_build_mode_and_host() -> Vec<(Build, &'static [&'static str], &'static str)> {
+    let mut cases = Vec::new();
+    for build in [Build::P2, Build::P3] {
+        for mode in [&[][..], &["--copy"][..]] {
+            for host in loopbacks() {
+                cases.push((build, mode, host));
+            }
+        }
+    }
+    cases
 }
 
 /// How many MiB [`integrity_under_load`] streams: `SOCKBOX_INTEGRITY_MIB`, else the

@@ -137,6 +137,18 @@ type Case = (Vec<String>, i32, String, String, Vec<String>);
 /// connects never reach their listeners.
 #[test]
 fn attempts_match_the_policy_matrix() -> Result<()> {
+    policy_matrix(&[])
+}
+
+/// The same matrix, the same lines, with the guest's WASI 0.3 build (`--p3`): the
+/// policy and the audit hold for p3's binds, connects, listens, accepts and lookups.
+#[test]
+fn attempts_match_the_policy_matrix_p3() -> Result<()> {
+    policy_matrix(&["--p3"])
+}
+
+/// The matrix, run with `build` among `sockbox run`'s flags.
+fn policy_matrix(build: &[&str]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let open = pong_server(3)?;
     let denied = watched_listener("127.0.0.1")?;
@@ -161,8 +173,10 @@ fn attempts_match_the_policy_matrix() -> Result<()> {
         "--allow-listen",
         "tcp://127.0.0.1:*",
     ]
-    .map(String::from)
-    .to_vec();
+    .iter()
+    .chain(build)
+    .map(|arg| (*arg).to_owned())
+    .collect();
     let allow_rule = format!("tcp://127.0.0.1:{{{a},{b}}}");
     let name_rule = format!("tcp://localhost:{a}");
     let bind = format!("tcp-bind 0.0.0.0:0 allow allow {allow_rule}");

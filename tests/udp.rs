@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use anyhow::{Result, ensure};
 use sockbox_host::Policy;
 
-use crate::common::{TIMEOUT, loopbacks, start};
+use crate::common::{Build, TIMEOUT, loopbacks, start, start_build};
 
 /// A policy that lets a guest receive on `127.0.0.1` and `[::1]`, any port (and reply
 /// to senders).
@@ -60,10 +60,21 @@ fn guest_to_guest_round_trip() -> Result<()> {
 }
 
 /// 1 B, 1,400 B and 65,507 B (the IPv4 maximum) datagrams come back from `udp-echo`
-/// one for one, each whole and in its own datagram.
+/// one for one, each whole and in its own datagram. Both builds of the guest.
 #[test]
 fn datagram_boundaries_are_kept() -> Result<()> {
-    let server = start(udp_server(), &["udp-echo", "127.0.0.1:0", "--count", "3"])?;
+    for build in [Build::P2, Build::P3] {
+        datagram_boundaries_are_kept_by(build)?;
+    }
+    Ok(())
+}
+
+fn datagram_boundaries_are_kept_by(build: Build) -> Result<()> {
+    let server = start_build(
+        build,
+        udp_server(),
+        &["udp-echo", "127.0.0.1:0", "--count", "3"],
+    )?;
     let addr = server.listening_addr(TIMEOUT)?;
     let socket = native_socket()?;
     let mut buf = vec![0; 65_536];

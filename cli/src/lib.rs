@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sockbox_host::GUEST_WASM;
+use sockbox_host::{GUEST_P3_WASM, GUEST_WASM};
 
 /// Exit status for sockbox's own errors, as for bad usage.
 const SETUP_ERROR: u8 = 2;
@@ -53,6 +53,9 @@ enum Command {
         /// Where to write the component.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Write the WASI 0.3 build (`wasi:cli/run@0.3.0`) instead of the 0.2 one.
+        #[arg(long)]
+        p3: bool,
     },
     /// Check a policy file, or explain what a policy decides for one use.
     #[command(subcommand)]
@@ -84,10 +87,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Demo => demo::demo(),
-        Command::Guest { output } => std::fs::write(&output, GUEST_WASM)
-            .with_context(|| format!("write the guest to {}", output.display()))
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(Failure::Setup),
+        Command::Guest { output, p3 } => {
+            std::fs::write(&output, if p3 { GUEST_P3_WASM } else { GUEST_WASM })
+                .with_context(|| format!("write the guest to {}", output.display()))
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(Failure::Setup)
+        }
         Command::Policy(command) => policy::main(command).map_err(Failure::Setup),
         Command::Bench(args) => bench::run(args)
             .map(|()| ExitCode::SUCCESS)

@@ -38,6 +38,10 @@ pub(crate) struct RunArgs {
     /// Run this component instead of the built-in guest.
     #[arg(long, value_name = "FILE")]
     wasm: Option<PathBuf>,
+    /// Run the built-in guest's WASI 0.3 build (async, `wasi:sockets@0.3.0`) instead of
+    /// its 0.2 one. A component given with --wasm runs by what it exports, 0.2 or 0.3.
+    #[arg(long, conflicts_with = "wasm")]
+    p3: bool,
     #[command(flatten)]
     policy: policy::PolicyArgs,
     /// Write every decision (allowed or denied) to FILE as JSON Lines, instead of
@@ -170,6 +174,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
                 .with_context(|| format!("compile component {name}"))?;
             (component, name)
         }
+        None if args.p3 => (runner.builtin_guest_p3()?, GUEST_PROGRAM.to_owned()),
         None => (runner.builtin_guest()?, GUEST_PROGRAM.to_owned()),
     };
     let prepared = runner

@@ -87,6 +87,11 @@ impl Harness {
         self.runner.prepare(&self.runner.builtin_guest()?)
     }
 
+    /// Compiles and links the built-in guest's WASI 0.3 build.
+    pub fn builtin_guest_p3(&self) -> Result<Prepared> {
+        self.runner.prepare(&self.runner.builtin_guest_p3()?)
+    }
+
     /// Compiles and links a component from its bytes.
     pub fn component(&self, bytes: &[u8]) -> Result<Prepared> {
         let component: Component = self.runner.compile(bytes)?;

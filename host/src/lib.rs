@@ -74,3 +74,7 @@ pub use sandbox::{Output, Plugin, Sandbox, SandboxBuilder, SandboxError};
 
 /// The built-in guest component (`sockbox-guest.wasm`), built from `guest/` by `build.rs`.
 pub const GUEST_WASM: &[u8] = include_bytes!(env!("SOCKBOX_GUEST_WASM"));
+
+/// The built-in guest's WASI 0.3 build (`sockbox-guest-p3.wasm`), built from
+/// `guest-p3/` by `build.rs`: the same commands and output lines, async.
+pub const GUEST_P3_WASM: &[u8] = include_bytes!(env!("SOCKBOX_GUEST_P3_WASM"));

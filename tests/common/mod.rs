@@ -29,6 +29,37 @@ pub static HARNESS: LazyLock<Harness> =
 pub static GUEST: LazyLock<Prepared> =
     LazyLock::new(|| HARNESS.builtin_guest().expect("compile the built-in guest"));
 
+/// The built-in guest's WASI 0.3 build, compiled once per test binary.
+pub static GUEST_P3: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .builtin_guest_p3()
+        .expect("compile the built-in guest's WASI 0.3 build")
+});
+
+/// Which build of the built-in guest a test runs: the two keep one output contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// WASI 0.2 (`guest/`).
+    P2,
+    /// WASI 0.3 (`guest-p3/`).
+    P3,
+}
+
+impl Build {
+    /// The build's compiled guest.
+    pub fn guest(self) -> &'static Prepared {
+        match self {
+            Self::P2 => &GUEST,
+            Self::P3 => &GUEST_P3,
+        }
+    }
+}
+
+/// Starts `build`'s guest with `args` under `policy`.
+pub fn start_build(build: Build, policy: Policy, args: &[&str]) -> Result<Guest> {
+    HARNESS.start(build.guest(), policy, args.iter().copied())
+}
+
 /// A user's own component, written with plain `std::net` (`examples/std-echo`).
 pub static STD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
     HARNESS
@@ -52,16 +83,27 @@ pub static LIMITS_GUEST: LazyLock<Prepared> = LazyLock::new(|| {
 
 /// Starts the built-in guest with `args` under `policy`.
 pub fn start(policy: Policy, args: &[&str]) -> Result<Guest> {
-    HARNESS.start(&GUEST, policy, args.iter().copied())
+    start_build(Build::P2, policy, args)
 }
 
 /// Starts `echo` on `host` (`127.0.0.1` or `[::1]`), port 0, for `count` connections,
 /// and returns it with the address it printed.
 pub fn echo_server(host: &str, count: u32) -> Result<(Guest, SocketAddr)> {
-    let server = start(
-        serve_on(host),
-        &["echo", &format!("{host}:0"), "--count", &count.to_string()],
-    )?;
+    echo_server_build(Build::P2, host, count, &[])
+}
+
+/// [`echo_server`] with `build`'s guest and `mode`'s flags (`--copy`).
+pub fn echo_server_build(
+    build: Build,
+    host: &str,
+    count: u32,
+    mode: &[&str],
+) -> Result<(Guest, SocketAddr)> {
+    let listen = format!("{host}:0");
+    let count = count.to_string();
+    let mut args = vec!["echo", &listen, "--count", &count];
+    args.extend_from_slice(mode);
+    let server = start_build(build, serve_on(host), &args)?;
     let addr = server.listening_addr(TIMEOUT)?;
     Ok((server, addr))
 }

@@ -86,7 +86,7 @@ impl ResolveStream {
 
     /// Moves a finished lookup's result into the stream.
     fn settle(&mut self, result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>) {
-        *self = Self::done(result.unwrap_or(Err(ErrorCode::PermanentResolverFailure)));
+        *self = Self::done(settled(result));
     }
 }
 
@@ -100,12 +100,51 @@ impl Pollable for ResolveStream {
     }
 }
 
-/// Starts the lookup of a name the policy allowed, granting what it returns.
-fn resolve(enforcer: Arc<Enforcer>, name: String) -> Result<ResolveStream, SocketError> {
+/// What a lookup comes to once the policy has seen it: an answer at once (an IP
+/// literal, a refused name), or a resolver task for a name the policy allowed, which
+/// grants what it returns. Shared by the WASI 0.2 and 0.3 lookups.
+pub(super) enum Started {
+    Done(Result<Vec<IpAddr>, ErrorCode>),
+    Pending(JoinHandle<Result<Vec<IpAddr>, ErrorCode>>),
+}
+
+/// Starts a lookup of `name` under `enforcer`'s policy.
+pub(super) fn start(enforcer: &Arc<Enforcer>, name: &str) -> Result<Started, SocketError> {
+    let literal = |ip: IpAddr| Ok(Started::Done(Ok(vec![ip])));
+    match url::Host::parse(name) {
+        Ok(url::Host::Ipv4(addr)) => literal(IpAddr::V4(addr)),
+        Ok(url::Host::Ipv6(addr)) => literal(IpAddr::V6(addr)),
+        // `url` wants IPv6 in brackets; wasi:sockets allows it bare.
+        Err(_) if let Ok(addr) = name.parse::<Ipv6Addr>() => literal(IpAddr::V6(addr)),
+        Err(_) => Err(ErrorCode::InvalidArgument.into()),
+        Ok(url::Host::Domain(_)) => {
+            // One normalization, before the name is decided, recorded and resolved.
+            let Ok(domain) = normalize_name(name) else {
+                return Err(ErrorCode::InvalidArgument.into());
+            };
+            Ok(if enforcer.check_lookup(&domain) {
+                Started::Pending(resolve(Arc::clone(enforcer), domain)?)
+            } else if enforcer.policy().uses_names() {
+                // Refused looks like missing.
+                Started::Done(Err(ErrorCode::NameUnresolvable))
+            } else {
+                // No rule could allow any name: lookups are off, and say so as
+                // wasmtime does with lookups off.
+                Started::Done(Err(ErrorCode::PermanentResolverFailure))
+            })
+        }
+    }
+}
+
+/// Resolves a name the policy allowed on the runtime, granting what it returns.
+fn resolve(
+    enforcer: Arc<Enforcer>,
+    name: String,
+) -> Result<JoinHandle<Result<Vec<IpAddr>, ErrorCode>>, SocketError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
         SocketError::trap(wasmtime::Error::msg("name lookups need a tokio runtime"))
     })?;
-    let handle = runtime.spawn(async move {
+    Ok(runtime.spawn(async move {
         let addrs: Vec<IpAddr> = tokio::net::lookup_host((name.as_str(), 0))
             .await
             .map_err(|_| ErrorCode::NameUnresolvable)?
@@ -113,10 +152,14 @@ fn resolve(enforcer: Arc<Enforcer>, name: String) -> Result<ResolveStream, Socke
             .collect();
         enforcer.grant(&name, &addrs);
         Ok(addrs)
-    });
-    Ok(ResolveStream {
-        state: Resolving::Pending(handle),
-    })
+    }))
+}
+
+/// A finished resolver task's answer (a task that failed to finish: permanent failure).
+pub(super) fn settled(
+    result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>,
+) -> Result<Vec<IpAddr>, ErrorCode> {
+    result.unwrap_or(Err(ErrorCode::PermanentResolverFailure))
 }
 
 // The lookup interface's bindings ask for the network interface's host traits too; they
@@ -148,30 +191,11 @@ impl Host for GuestState {
     ) -> Result<Resource<ResolveStream>, SocketError> {
         // The network resource is the capability to look up; it must be a live one.
         self.table.get(&network)?;
-        let stream = match url::Host::parse(&name) {
-            Ok(url::Host::Ipv4(addr)) => ResolveStream::done(Ok(vec![IpAddr::V4(addr)])),
-            Ok(url::Host::Ipv6(addr)) => ResolveStream::done(Ok(vec![IpAddr::V6(addr)])),
-            // `url` wants IPv6 in brackets; wasi:sockets allows it bare.
-            Err(_) if let Ok(addr) = name.parse::<Ipv6Addr>() => {
-                ResolveStream::done(Ok(vec![IpAddr::V6(addr)]))
-            }
-            Err(_) => return Err(ErrorCode::InvalidArgument.into()),
-            Ok(url::Host::Domain(_)) => {
-                // One normalization, before the name is decided, recorded and resolved.
-                let Ok(domain) = normalize_name(&name) else {
-                    return Err(ErrorCode::InvalidArgument.into());
-                };
-                if self.enforcer.check_lookup(&domain) {
-                    resolve(Arc::clone(&self.enforcer), domain)?
-                } else if self.enforcer.policy().uses_names() {
-                    // Refused looks like missing.
-                    ResolveStream::done(Err(ErrorCode::NameUnresolvable))
-                } else {
-                    // No rule could allow any name: lookups are off, and say so as
-                    // wasmtime does with lookups off.
-                    ResolveStream::done(Err(ErrorCode::PermanentResolverFailure))
-                }
-            }
+        let stream = match start(&self.enforcer, &name)? {
+            Started::Done(result) => ResolveStream::done(result),
+            Started::Pending(handle) => ResolveStream {
+                state: Resolving::Pending(handle),
+            },
         };
         Ok(self.table.push(stream)?)
     }

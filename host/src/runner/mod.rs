@@ -6,6 +6,7 @@ mod cache;
 mod errors;
 mod limits;
 mod lookup;
+mod p3;
 pub(crate) mod plugin;
 mod sockets;
 
@@ -83,10 +84,16 @@ impl Runner {
 
     fn with_config(mut config: Config) -> Result<Self> {
         config.wasm_component_model(true);
+        // WASI 0.3's async functions, streams and futures.
+        config.wasm_component_model_async(true);
         config.epoch_interruption(true);
         let engine = Engine::new(&config).context("create wasmtime engine")?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("add WASI to the linker")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .context("add WASI 0.2 to the linker")?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).context("add WASI 0.3 to the linker")?;
+        p3::add_to_linker(&mut linker)
+            .context("add sockbox's WASI 0.3 lookup, socket cap and bind checks to the linker")?;
         lookup::add_to_linker(&mut linker).context("add sockbox's name lookup to the linker")?;
         errors::add_to_linker(&mut linker)
             .context("add sockbox's guest-visible errors to the linker")?;
@@ -140,17 +147,30 @@ impl Runner {
             .map_err(|err| err.context("compile the built-in guest"))
     }
 
+    /// Compiles the WASI 0.3 build of the built-in guest (or loads it from the cache).
+    pub fn builtin_guest_p3(&self) -> Result<Component> {
+        self.compile(crate::GUEST_P3_WASM)
+            .map_err(|err| err.context("compile the built-in guest's WASI 0.3 build"))
+    }
+
     /// Links a component ahead of running it: fails if it imports something WASI 0.2
-    /// does not provide, or exports neither `wasi:cli/run` nor `sockbox:net/flows`.
+    /// and 0.3 do not provide, or exports none of `wasi:cli/run@0.2`,
+    /// `wasi:cli/run@0.3.0` and `sockbox:net/flows`. A component runs by what it
+    /// exports.
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .context("link component")?;
-        let command = CommandPre::new(pre.clone()).ok();
+        let command = match CommandPre::new(pre.clone()) {
+            Ok(command) => Some(Command::P2(command)),
+            Err(_) => wasmtime_wasi::p3::bindings::CommandPre::new(pre.clone())
+                .ok()
+                .map(Command::P3),
+        };
         let plugin = PluginPre::new(pre).ok();
         if command.is_none() && plugin.is_none() {
-            bail!("the component exports neither wasi:cli/run nor sockbox:net/flows");
+            bail!("the component exports neither wasi:cli/run (0.2 or 0.3) nor sockbox:net/flows");
         }
         Ok(Prepared { command, plugin })
     }
@@ -229,20 +249,34 @@ pub(crate) struct Instance {
     pub limits: Limits,
 }
 
+/// A command's `wasi:cli/run`, by the WASI version it exports.
+#[derive(Clone)]
+pub(crate) enum Command {
+    /// `wasi:cli/run@0.2.x`.
+    P2(CommandPre<GuestState>),
+    /// `wasi:cli/run@0.3.0`: an async export, run on the store's event loop.
+    P3(wasmtime_wasi::p3::bindings::CommandPre<GuestState>),
+}
+
 /// A component compiled, linked and ready to be instantiated, many times over: every
 /// instance shares its compiled code and its resolved imports.
 #[derive(Clone)]
 pub struct Prepared {
-    /// Set when it exports `wasi:cli/run`.
-    pub(crate) command: Option<CommandPre<GuestState>>,
+    /// Set when it exports `wasi:cli/run` (0.2 or 0.3).
+    pub(crate) command: Option<Command>,
     /// Set when it exports `sockbox:net/flows`.
     pub(crate) plugin: Option<PluginPre<GuestState>>,
 }
 
 impl Prepared {
-    /// Reports whether it exports `wasi:cli/run`, and so runs as a command.
+    /// Reports whether it exports `wasi:cli/run` (0.2 or 0.3), and so runs as a command.
     pub fn is_command(&self) -> bool {
         self.command.is_some()
+    }
+
+    /// Reports whether it is a WASI 0.3 command (`wasi:cli/run@0.3.0`).
+    pub fn is_p3(&self) -> bool {
+        matches!(self.command, Some(Command::P3(_)))
     }
 
     /// Reports whether it exports `sockbox:net/flows`, and so loads as a plugin.
@@ -305,13 +339,16 @@ pub(crate) struct GuestState {
 }
 
 impl GuestState {
-    /// Returns how many TCP and UDP sockets (listeners included) the instance holds.
+    /// Returns how many TCP and UDP sockets (listeners included) the instance holds,
+    /// WASI 0.2's and 0.3's (wasmtime-wasi keeps them as different types).
     fn live_sockets(&mut self) -> usize {
         self.table
             .iter_mut()
             .filter(|entry| {
                 entry.is::<wasmtime_wasi::p2::TcpSocket>()
                     || entry.is::<wasmtime_wasi::p2::UdpSocket>()
+                    || entry.is::<wasmtime_wasi::sockets::TcpSocket>()
+                    || entry.is::<wasmtime_wasi::sockets::UdpSocket>()
             })
             .count()
     }

@@ -106,8 +106,8 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     return Ok((error_code::<()>(Err(err))?,));
                 }
                 let real = tcp::HostTcpSocket::local_address(&mut state.sockets(), borrow(&this));
-                let real = error_code(real)?;
-                let allowed = judged_again(state, local, real, SocketAddrUse::TcpBind);
+                let real = error_code(real)?.ok().map(SocketAddr::from);
+                let allowed = judged_again(state, local.into(), real, SocketAddrUse::TcpBind);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -135,7 +135,8 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     return Ok((error_code::<()>(Err(err))?,));
                 }
                 let real = udp::HostUdpSocket::local_address(&mut state.sockets(), borrow(&this));
-                let allowed = judged_again(state, local, error_code(real)?, SocketAddrUse::UdpBind);
+                let real = error_code(real)?.ok().map(SocketAddr::from);
+                let allowed = judged_again(state, local.into(), real, SocketAddrUse::UdpBind);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -152,17 +153,16 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 
 /// Decides a bind again on the address it got, when that is not the one asked for
 /// (port 0, decided before the system picked the port). A bound socket with no local
-/// address is refused.
-fn judged_again(
+/// address (`None`) is refused. For WASI 0.2 and 0.3 binds alike.
+pub(super) fn judged_again(
     state: &GuestState,
-    requested: IpSocketAddress,
-    bound: Result<IpSocketAddress, ErrorCode>,
+    requested: SocketAddr,
+    bound: Option<SocketAddr>,
     socket_use: SocketAddrUse,
 ) -> bool {
-    let Ok(bound) = bound else {
+    let Some(bound) = bound else {
         return false;
     };
-    let (requested, bound) = (SocketAddr::from(requested), SocketAddr::from(bound));
     requested == bound || state.enforcer.check_bound(requested, bound, socket_use)
 }
 
@@ -206,7 +206,7 @@ const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
 
 /// Puts `fresh`'s socket in `this`'s place in the table, closing the one that was there.
-fn replace<T: 'static>(
+pub(super) fn replace<T: 'static>(
     table: &mut ResourceTable,
     this: &Resource<T>,
     fresh: Result<Resource<T>, ErrorCode>,
@@ -226,7 +226,7 @@ fn replace<T: 'static>(
 }
 
 /// A borrowed handle to the same resource, for calls that take theirs by value.
-fn borrow<T: 'static>(resource: &Resource<T>) -> Resource<T> {
+pub(super) fn borrow<T: 'static>(resource: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(resource.rep())
 }
 

@@ -49,7 +49,7 @@ use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer};
 use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
-    Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
+    Command, Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
 };
 
 pub use output::{Output, SandboxError};
@@ -201,11 +201,27 @@ impl Sandbox {
         })?;
         let mut store = self.store(args, &io);
         let run = async {
-            let command = match command.instantiate_async(&mut store).await {
-                Ok(command) => command,
-                Err(err) => return Ok(Err(SandboxError::from_instantiate(err))),
-            };
-            command.wasi_cli_run().call_run(&mut store).await.map(Ok)
+            match command {
+                Command::P2(pre) => {
+                    let command = match pre.instantiate_async(&mut store).await {
+                        Ok(command) => command,
+                        Err(err) => return Ok(Err(SandboxError::from_instantiate(err))),
+                    };
+                    command.wasi_cli_run().call_run(&mut store).await.map(Ok)
+                }
+                Command::P3(pre) => {
+                    let command = match pre.instantiate_async(&mut store).await {
+                        Ok(command) => command,
+                        Err(err) => return Ok(Err(SandboxError::from_instantiate(err))),
+                    };
+                    store
+                        .run_concurrent(async move |store| {
+                            command.wasi_cli_run().call_run(store).await
+                        })
+                        .await?
+                        .map(Ok)
+                }
+            }
         };
         let run = tracing::Instrument::instrument(run, self.span());
         let outcome = match self.within_timeout(run).await {

@@ -1,0 +1,189 @@
+//! The command behind `wasi:cli/run@0.3.0`: the same commands, output lines, error
+//! words and exit statuses as the WASI 0.2 build (`sockbox_guest::invocation` parses
+//! the line for both), each connection served by its own task.
+
+use std::time::Duration;
+
+use sockbox_guest::invocation::{self, Invocation, MAX_MESSAGE, MAX_REPLY, USAGE};
+use sockbox_guest::net::{Backoff, Error, Reason};
+use wasip3::cli::{environment, exit, stderr, stdout};
+use wasip3::wit_stream;
+
+use crate::echo;
+use crate::net;
+
+/// What went wrong, and so which exit status to give.
+enum Failure {
+    Usage(String),
+    Net(Error),
+    /// A lookup failed: its reason says `lookup NAME: …` itself.
+    Lookup(Reason),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Net(err)
+    }
+}
+
+/// Runs the command its arguments name.
+pub(crate) async fn main() -> Result<(), ()> {
+    let args = environment::get_arguments();
+    let args: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match run(&args).await {
+        Ok(()) => Ok(()),
+        Err(Failure::Usage(why)) => {
+            err_line(&format!("Error: {why}\n\n{USAGE}")).await;
+            exit::exit_with_code(2);
+            Err(())
+        }
+        Err(Failure::Net(err)) => {
+            err_line(&format!("Error: {err}")).await;
+            Err(())
+        }
+        Err(Failure::Lookup(reason)) => {
+            err_line(&format!("Error: {reason}")).await;
+            Err(())
+        }
+    }
+}
+
+async fn run(args: &[&str]) -> Result<(), Failure> {
+    match invocation::parse(args).map_err(Failure::Usage)? {
+        Invocation::Dial {
+            addr,
+            message,
+            timeout,
+        } => dial(addr, message, timeout).await,
+        Invocation::Lookup { name } => {
+            let ips = net::lookup_host(name).await.map_err(Failure::Lookup)?;
+            let lines: String = ips.iter().map(|ip| format!("{ip}\n")).collect();
+            out(lines.as_bytes()).await;
+            Ok(())
+        }
+        Invocation::Listen { addr } => listen(addr).await,
+        Invocation::Echo { addr, count, copy } => {
+            let listener = net::listen(addr).await?;
+            announce(listener.local_addr()).await;
+            let mode = if copy {
+                echo::Mode::Copy
+            } else {
+                echo::Mode::Forward
+            };
+            echo::serve(listener, count, mode).await?;
+            Ok(())
+        }
+        Invocation::UdpEcho { addr, count } => {
+            let conn = net::listen_packet(addr).await?;
+            announce(conn.local_addr()).await;
+            echo::serve_udp(&conn, count).await?;
+            Ok(())
+        }
+        Invocation::UdpSend {
+            addr,
+            message,
+            timeout,
+        } => {
+            let conn = net::dial_udp(addr).await?;
+            conn.send_to(message.to_vec(), None).await?;
+            let (reply, _) = net::within(timeout, conn.recv_from())
+                .await
+                .unwrap_or_else(|| {
+                    Err(Error::new(
+                        "read",
+                        "udp",
+                        Some(addr.to_owned()),
+                        Reason::Timeout,
+                    ))
+                })?;
+            received(&reply).await;
+            Ok(())
+        }
+        Invocation::Help => {
+            out(format!("{USAGE}\n").as_bytes()).await;
+            Ok(())
+        }
+    }
+}
+
+/// The classic client: send a message, half-close, print the reply. With a timeout,
+/// the connect and then the wait for the reply each get that long.
+async fn dial(addr: &str, message: &[u8], timeout: Option<Duration>) -> Result<(), Failure> {
+    let mut conn = net::dial(addr, timeout).await?;
+    conn.write(message.to_vec()).await?;
+    conn.close_write().await?;
+    let pair = format!("{}->{}", conn.local_addr(), conn.peer_addr());
+    let read_all = async {
+        let mut reply = Vec::new();
+        let mut buf = Vec::new();
+        while (reply.len() as u64) < MAX_REPLY {
+            let want = usize::try_from(MAX_REPLY).unwrap_or(usize::MAX) - reply.len();
+            buf = conn.read(buf, want.min(16 * 1024)).await?;
+            if buf.is_empty() {
+                break;
+            }
+            reply.extend_from_slice(&buf);
+        }
+        Ok::<_, Error>(reply)
+    };
+    let reply = net::within(timeout, read_all)
+        .await
+        .unwrap_or_else(|| Err(Error::new("read", "tcp", Some(pair), Reason::Timeout)))?;
+    received(&reply).await;
+    Ok(())
+}
+
+/// The classic server: accept one connection, print its message, reply, close.
+async fn listen(addr: &str) -> Result<(), Failure> {
+    let mut listener = net::listen(addr).await?;
+    announce(listener.local_addr()).await;
+    let mut backoff = Backoff::new();
+    let mut conn = loop {
+        match listener.accept().await {
+            Ok(conn) => break conn,
+            Err(err) if err.is_temporary() => {
+                let delay = backoff.next_delay();
+                err_line(&format!("Error: {err}; retrying in {delay:?}")).await;
+                net::sleep(delay).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    };
+    let message = conn.read(Vec::new(), MAX_MESSAGE).await?;
+    received(&message).await;
+    conn.write(invocation::HELLO.to_vec()).await?;
+    conn.close_write().await?;
+    Ok(())
+}
+
+async fn received(bytes: &[u8]) {
+    let mut line = Vec::with_capacity(bytes.len() + 11);
+    line.extend_from_slice(b"Received: ");
+    line.extend_from_slice(bytes);
+    line.push(b'\n');
+    out(&line).await;
+}
+
+/// Prints the contract line `listening on ADDR`, before the first accept.
+pub(crate) async fn announce(addr: std::net::SocketAddr) {
+    out(format!("listening on {addr}\n").as_bytes()).await;
+}
+
+/// Prints `bytes` on stdout and waits until they are out.
+pub(crate) async fn out(bytes: &[u8]) {
+    let (mut writer, reader) = wit_stream::new::<u8>();
+    let done = stdout::write_via_stream(reader);
+    writer.write_all(bytes.to_vec()).await;
+    drop(writer);
+    // Nowhere to report a failure to print.
+    let _ = done.await;
+}
+
+/// Prints one line on stderr.
+pub(crate) async fn err_line(line: &str) {
+    let (mut writer, reader) = wit_stream::new::<u8>();
+    let done = stderr::write_via_stream(reader);
+    writer.write_all(format!("{line}\n").into_bytes()).await;
+    drop(writer);
+    let _ = done.await;
+}

@@ -1,0 +1,343 @@
+//! What sockbox adds to WASI 0.3 (`wasi:sockets@0.3.0`, experimental in wasmtime-wasi
+//! 48), shadowing wasmtime-wasi's p3 functions as `sockets.rs` and `lookup.rs` shadow
+//! the 0.2 ones. wasmtime-wasi 48 runs p2 and p3 sockets on one state machine, so its
+//! `socket_addr_check` — sockbox's policy — already sees p3's binds, connects, listens,
+//! accepts and datagrams; these add the rest:
+//!
+//! - **sockbox's name lookup**: `resolve-addresses` asks the policy by name and grants
+//!   what it returns, exactly as the 0.2 lookup does ([`lookup::start`]).
+//! - **The socket cap**: `create` past `max_sockets` fails. WASI 0.3.0 has no
+//!   `new-socket-limit` code: the guest gets `other("new-socket-limit")`. A connection
+//!   arriving through `listen`'s stream past the cap is closed by the host and audited
+//!   (`"rule":"max-sockets"`), as for 0.2; the guest never sees it, and the stream goes
+//!   on with the next one. (Only with a cap: without one, wasmtime-wasi's stream is
+//!   handed over as it is.)
+//! - **Binds judged on what they get**: a bind to port 0 is decided again on the port
+//!   it got, and undone (`access-denied`) if the policy refuses it there.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use wasmtime::component::{
+    Access, Accessor, Destination, Linker, Resource, Source, StreamConsumer, StreamProducer,
+    StreamReader, StreamResult,
+};
+use wasmtime::{AsContextMut as _, StoreContextMut};
+use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode as P2ErrorCode;
+use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as LookupError;
+use wasmtime_wasi::p3::bindings::sockets::types::{
+    ErrorCode, HostTcpSocket, HostTcpSocketWithStore, HostUdpSocket, IpAddress, IpAddressFamily,
+    IpSocketAddress,
+};
+use wasmtime_wasi::p3::sockets::SocketError;
+use wasmtime_wasi::sockets::{
+    SocketAddrUse, TcpSocket, UdpSocket, WasiSockets, WasiSocketsCtxView, WasiSocketsView as _,
+};
+
+use super::GuestState;
+use super::lookup::{self, Started};
+use super::sockets::{borrow, judged_again, replace};
+
+const TYPES: &str = "wasi:sockets/types@0.3.0";
+
+/// What the guest reads when the socket cap refuses a socket.
+const NEW_SOCKET_LIMIT: &str = "new-socket-limit";
+
+/// Shadows wasmtime-wasi's p3 name lookup, socket creation and binds with sockbox's.
+pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    super::shadowing(linker, shadow)
+}
+
+fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker
+        .instance("wasi:sockets/ip-name-lookup@0.3.0")?
+        .func_wrap_concurrent(
+            "resolve-addresses",
+            |accessor: &Accessor<GuestState>, (name,): (String,)| {
+                Box::pin(async move { Ok((resolve_addresses(accessor, &name).await?,)) })
+            },
+        )?;
+    let mut types = linker.instance(TYPES)?;
+    types.func_wrap(
+        "[static]tcp-socket.create",
+        |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+            let state = store.data_mut();
+            if state.at_socket_cap() {
+                return Ok((Err(over_cap()),));
+            }
+            Ok((error_code(HostTcpSocket::create(
+                &mut state.sockets(),
+                family,
+            ))?,))
+        },
+    )?;
+    types.func_wrap_async(
+        "[static]udp-socket.create",
+        |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                if state.at_socket_cap() {
+                    return Ok((Err(over_cap()),));
+                }
+                let created = HostUdpSocket::create(&mut state.sockets(), family).await;
+                Ok((error_code(created)?,))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]tcp-socket.bind",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, local): (Resource<TcpSocket>, IpSocketAddress)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let bound = HostTcpSocket::bind(&mut state.sockets(), borrow(&this), local).await;
+                if let Err(code) = error_code(bound)? {
+                    return Ok((Err(code),));
+                }
+                let real = error_code(HostTcpSocket::get_local_address(
+                    &mut state.sockets(),
+                    borrow(&this),
+                ))?;
+                if judged_again(
+                    state,
+                    local.into(),
+                    real.ok().map(Into::into),
+                    SocketAddrUse::TcpBind,
+                ) {
+                    return Ok((Ok(()),));
+                }
+                let family =
+                    HostTcpSocket::get_address_family(&mut state.sockets(), borrow(&this))?;
+                let fresh = error_code(HostTcpSocket::create(&mut state.sockets(), family))?;
+                replace(
+                    &mut state.table,
+                    &this,
+                    fresh.map_err(|_| P2ErrorCode::Unknown),
+                )?;
+                Ok((Err(ErrorCode::AccessDenied),))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]tcp-socket.listen",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            Box::new(async move {
+                let access =
+                    Access::<GuestState, WasiSockets>::new(store.as_context_mut(), sockets);
+                let listened =
+                    <WasiSockets as HostTcpSocketWithStore<GuestState>>::listen(access, this).await;
+                let arriving = match error_code(listened)? {
+                    Ok(arriving) => arriving,
+                    Err(code) => return Ok((Err(code),)),
+                };
+                if store.data().meter.max_sockets().is_none() {
+                    return Ok((Ok(arriving),));
+                }
+                let handoff = Arc::new(Mutex::new(Handoff::default()));
+                arriving.pipe(&mut store, Intake(Arc::clone(&handoff)))?;
+                Ok((Ok(StreamReader::new(&mut store, Capped(handoff))?),))
+            })
+        },
+    )?;
+    types.func_wrap_async(
+        "[method]udp-socket.bind",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, local): (Resource<UdpSocket>, IpSocketAddress)| {
+            Box::new(async move {
+                let state = store.data_mut();
+                let bound = HostUdpSocket::bind(&mut state.sockets(), borrow(&this), local).await;
+                if let Err(code) = error_code(bound)? {
+                    return Ok((Err(code),));
+                }
+                let real = error_code(HostUdpSocket::get_local_address(
+                    &mut state.sockets(),
+                    borrow(&this),
+                ))?;
+                if judged_again(
+                    state,
+                    local.into(),
+                    real.ok().map(Into::into),
+                    SocketAddrUse::UdpBind,
+                ) {
+                    return Ok((Ok(()),));
+                }
+                let family =
+                    HostUdpSocket::get_address_family(&mut state.sockets(), borrow(&this))?;
+                let fresh = error_code(HostUdpSocket::create(&mut state.sockets(), family).await)?;
+                replace(
+                    &mut state.table,
+                    &this,
+                    fresh.map_err(|_| P2ErrorCode::Unknown),
+                )?;
+                Ok((Err(ErrorCode::AccessDenied),))
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// The sockets view of an instance's state, for wasmtime-wasi's p3 functions.
+fn sockets(state: &mut GuestState) -> WasiSocketsCtxView<'_> {
+    state.sockets()
+}
+
+/// Connections wasmtime-wasi accepted for a capped listener, on their way to the guest:
+/// at most one waits here, so the host accepts only as fast as the guest takes.
+#[derive(Default)]
+struct Handoff {
+    waiting: VecDeque<Resource<TcpSocket>>,
+    /// wasmtime-wasi's stream has ended.
+    ended: bool,
+    /// The guest's read, waiting for a connection.
+    guest: Option<Waker>,
+    /// wasmtime-wasi's stream, waiting for room.
+    host: Option<Waker>,
+}
+
+fn lock(handoff: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
+    handoff
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the connections wasmtime-wasi's listen stream produces.
+struct Intake(Arc<Mutex<Handoff>>);
+
+impl StreamConsumer<GuestState> for Intake {
+    type Item = Resource<TcpSocket>;
+
+    fn poll_consume(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut store: StoreContextMut<'_, GuestState>,
+        mut src: Source<'_, Self::Item>,
+        finish: bool,
+    ) -> Poll<wasmtime::Result<StreamResult>> {
+        let mut handoff = lock(&self.0);
+        if !handoff.waiting.is_empty() {
+            if finish {
+                return Poll::Ready(Ok(StreamResult::Cancelled));
+            }
+            handoff.host = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut arrived = None;
+        src.read(&mut store, &mut arrived)?;
+        if let Some(socket) = arrived {
+            handoff.waiting.push_back(socket);
+            if let Some(guest) = handoff.guest.take() {
+                guest.wake();
+            }
+        }
+        Poll::Ready(Ok(StreamResult::Completed))
+    }
+}
+
+impl Drop for Intake {
+    fn drop(&mut self) {
+        let mut handoff = lock(&self.0);
+        handoff.ended = true;
+        if let Some(guest) = handoff.guest.take() {
+            guest.wake();
+        }
+    }
+}
+
+/// The guest's stream of connections: each one judged against the socket cap as it
+/// is handed over.
+struct Capped(Arc<Mutex<Handoff>>);
+
+impl StreamProducer<GuestState> for Capped {
+    type Item = Resource<TcpSocket>;
+    type Buffer = Option<Resource<TcpSocket>>;
+
+    fn poll_produce<'a>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut store: StoreContextMut<'a, GuestState>,
+        mut dst: Destination<'a, Self::Item, Self::Buffer>,
+        finish: bool,
+    ) -> Poll<wasmtime::Result<StreamResult>> {
+        loop {
+            let mut handoff = lock(&self.0);
+            let Some(socket) = handoff.waiting.pop_front() else {
+                if handoff.ended {
+                    return Poll::Ready(Ok(StreamResult::Dropped));
+                }
+                if finish {
+                    return Poll::Ready(Ok(StreamResult::Cancelled));
+                }
+                handoff.guest = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            // A read of nothing asks only whether a connection is ready: it is.
+            if dst.remaining(&mut store) == Some(0) {
+                handoff.waiting.push_front(socket);
+                return Poll::Ready(Ok(StreamResult::Completed));
+            }
+            if let Some(host) = handoff.host.take() {
+                host.wake();
+            }
+            drop(handoff);
+            let state = store.data_mut();
+            // The connection is in the table already: past the cap when the others fill it.
+            match state.meter.max_sockets() {
+                Some(max) if state.live_sockets() > max => {
+                    let peer =
+                        HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
+                    state.table.delete(socket)?;
+                    if let Ok(Ok(peer)) = error_code(peer) {
+                        state.enforcer.refuse_over_cap(peer.into(), max);
+                    }
+                }
+                _ => {
+                    dst.set_buffer(Some(socket));
+                    return Poll::Ready(Ok(StreamResult::Completed));
+                }
+            }
+        }
+    }
+}
+
+/// sockbox's lookup, for a WASI 0.3 guest: the same decision as for 0.2, awaited.
+async fn resolve_addresses(
+    accessor: &Accessor<GuestState>,
+    name: &str,
+) -> wasmtime::Result<Result<Vec<IpAddress>, LookupError>> {
+    let started = accessor.with(|mut access| lookup::start(&access.data_mut().enforcer, name));
+    let result = match started {
+        Ok(Started::Done(result)) => result,
+        Ok(Started::Pending(handle)) => lookup::settled(handle.await),
+        Err(err) => Err(err.downcast()?),
+    };
+    Ok(result
+        .map(|ips| ips.into_iter().map(IpAddress::from).collect())
+        .map_err(lookup_error))
+}
+
+/// The 0.3 lookup's error for what the shared lookup decided.
+fn lookup_error(code: P2ErrorCode) -> LookupError {
+    match code {
+        P2ErrorCode::AccessDenied => LookupError::AccessDenied,
+        P2ErrorCode::InvalidArgument => LookupError::InvalidArgument,
+        P2ErrorCode::NameUnresolvable => LookupError::NameUnresolvable,
+        P2ErrorCode::TemporaryResolverFailure => LookupError::TemporaryResolverFailure,
+        P2ErrorCode::PermanentResolverFailure => LookupError::PermanentResolverFailure,
+        _ => LookupError::Other(None),
+    }
+}
+
+/// The error a socket past the cap gets.
+fn over_cap() -> ErrorCode {
+    ErrorCode::Other(Some(NEW_SOCKET_LIMIT.to_owned()))
+}
+
+/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
+fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(err) => Ok(Err(err.downcast()?)),
+    }
+}
