@@ -118,19 +118,25 @@ fn a_missing_echo_fails_ping_pong() -> Result<()> {
     Ok(())
 }
 
-/// A short run over native and the splicing guest prints the table and writes JSON
-/// with every figure, and an SVG chart.
+/// A short run over native, the splicing guest and the forwarding WASI 0.3 guest
+/// prints the table and writes JSON with every figure, and an SVG chart.
 #[test]
 fn a_good_run_writes_table_json_and_chart() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (json, chart) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
     let mut command = sockbox();
     command
-        .args(["bench", "--only", "native,sockbox-splice"])
-        .args(["--scenarios", "pingpong,concurrent,stream"])
+        .args([
+            "bench",
+            "--only",
+            "native,sockbox-splice,sockbox-p3-forward",
+        ])
+        .args(["--scenarios", "pingpong,concurrent,idle-busy,stream"])
         .args([
             "--connections",
             "20",
+            "--idle-beside",
+            "30",
             "--duration",
             "200ms",
             "--warmup",
@@ -143,7 +149,7 @@ fn a_good_run_writes_table_json_and_chart() -> Result<()> {
     let finished = Process::run(command)?;
     assert_eq!(finished.status.code(), Some(0), "{finished}");
     let rows: Vec<&str> = finished.stdout.lines().collect();
-    assert_eq!(rows.len(), 7, "{finished}");
+    assert_eq!(rows.len(), 13, "{finished}");
     assert!(rows[0].starts_with("scenario"), "{finished}");
 
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
@@ -166,15 +172,21 @@ fn a_good_run_writes_table_json_and_chart() -> Result<()> {
         [
             ("ping-pong 64 B ×1", "native"),
             ("ping-pong 64 B ×1", "sockbox-splice"),
+            ("ping-pong 64 B ×1", "sockbox-p3-forward"),
             ("ping-pong 64 B ×20", "native"),
             ("ping-pong 64 B ×20", "sockbox-splice"),
+            ("ping-pong 64 B ×20", "sockbox-p3-forward"),
+            ("ping-pong 64 B ×1 + 30 idle", "native"),
+            ("ping-pong 64 B ×1 + 30 idle", "sockbox-splice"),
+            ("ping-pong 64 B ×1 + 30 idle", "sockbox-p3-forward"),
             ("stream 64 KiB", "native"),
             ("stream 64 KiB", "sockbox-splice"),
+            ("stream 64 KiB", "sockbox-p3-forward"),
         ]
     );
     let svg = std::fs::read_to_string(&chart)?;
     assert!(
-        svg.starts_with("<svg") && svg.contains("sockbox-splice"),
+        svg.starts_with("<svg") && svg.contains("sockbox-p3-forward"),
         "{svg}"
     );
     Ok(())

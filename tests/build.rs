@@ -1,6 +1,7 @@
 //! Builds the test components for wasm32-wasip2: `examples/std-echo` (a user's own
 //! component, written with plain `std::net`), `tests/guests/limits` (a guest built to
-//! exceed each limit) and the guest library's `dial` example (a user's component on
+//! exceed each limit), `tests/guests/p3-sockets` (the WASI 0.3 sockets conformance
+//! set) and the guest library's `dial` example (a user's component on
 //! `sockbox_guest::net`), and tells the suite where they are.
 
 #[path = "../build-support/guest_build.rs"]
@@ -9,8 +10,19 @@ mod guest_build;
 fn main() {
     let dir = guest_build::build(
         "test-components",
-        &["-p", "std-echo", "-p", "limits-guest"],
-        &["examples/std-echo", "tests/guests/limits"],
+        &[
+            "-p",
+            "std-echo",
+            "-p",
+            "limits-guest",
+            "-p",
+            "p3-sockets-guest",
+        ],
+        &[
+            "examples/std-echo",
+            "tests/guests/limits",
+            "tests/guests/p3-sockets",
+        ],
     );
     let library = guest_build::build(
         "guest-library",
@@ -22,6 +34,7 @@ fn main() {
     for (var, file) in [
         ("STD_ECHO_WASM", "std-echo.wasm"),
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),
+        ("P3_SOCKETS_WASM", "p3_sockets_guest.wasm"),
     ] {
         let wasm = guest_build::built(&dir, file);
         println!("cargo:rustc-env={var}={}", wasm.display());

@@ -237,3 +237,27 @@ fn usage_errors_match_the_0_2_build() -> Result<()> {
     }
     Ok(())
 }
+
+/// sockbox's own `wasi:sockets@0.3.0` conformance set (`tests/guests/p3-sockets`):
+/// every function of `tcp-socket`, `udp-socket` and `ip-name-lookup`, its success and
+/// its error paths, passes under sockbox with the network granted.
+#[test]
+fn conformance_set_passes_with_the_network_granted() -> Result<()> {
+    let component = crate::common::HARNESS.component(include_bytes!(env!("P3_SOCKETS_WASM")))?;
+    let run = crate::common::HARNESS
+        .start(
+            &component,
+            Policy::inherit_network(),
+            std::iter::empty::<&str>(),
+        )?
+        .wait(TIMEOUT)?;
+    let failed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|line| !line.starts_with("ok "))
+        .collect();
+    assert!(failed.is_empty(), "{run}");
+    assert_eq!(run.stdout.lines().count(), 16, "{run}");
+    run.assert_success();
+    Ok(())
+}

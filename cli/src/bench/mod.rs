@@ -3,11 +3,12 @@
 //!
 //! It starts the servers it compares — a native Rust `std::net` echo server in this
 //! process (thread per connection), the built-in guest's `echo` under `sockbox run`
-//! (host-side splice, and `--copy`), and any `--target NAME=ADDR` (Go's echo server,
-//! the guest under stock `wasmtime run`) — and drives each with the same native load
-//! client: ping-pong over one and over many connections (round trips/s, p50 and p99),
-//! a bulk stream (GB/s), the start-up of `sockbox run` (and `wasmtime run`), and the
-//! memory each idle connection costs a `sockbox run` server. Every echoed byte is
+//! (WASI 0.2: host-side splice, and `--copy`; WASI 0.3: host-side forwarding, and
+//! `--copy`), and any `--target NAME=ADDR` (Go's echo server, the guest under stock
+//! `wasmtime run`) — and drives each with the same native load client: ping-pong over
+//! one and over many connections (round trips/s, p50 and p99), one busy connection
+//! among many idle ones, a bulk stream (GB/s), the start-up of `sockbox run` (and
+//! `wasmtime run`), and the memory each idle connection costs a `sockbox run` server. Every echoed byte is
 //! checked: a server that corrupts, drops or adds one fails the run.
 
 mod load;
@@ -25,7 +26,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use report::{Figure, Report};
-use servers::Server;
+use servers::{GuestEcho, Server};
 
 /// `sockbox bench`'s flags.
 #[derive(Debug, Args)]
@@ -36,8 +37,8 @@ pub struct BenchArgs {
     /// An external echo server to compare, as NAME=ADDR (e.g. go=127.0.0.1:9000).
     #[arg(long = "target", value_name = "NAME=ADDR", value_parser = parse_target)]
     targets: Vec<(String, SocketAddr)>,
-    /// Measure only these servers (native, sockbox-splice, sockbox-copy, or a
-    /// target's NAME); default: all.
+    /// Measure only these servers (native, sockbox-splice, sockbox-copy,
+    /// sockbox-p3-forward, sockbox-p3-copy, or a target's NAME); default: all.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// How long each measurement runs, after its warm-up.
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// Connections held open for the idle-memory measurement.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
+    /// Idle connections held open beside the one busy connection of `idle-busy`.
+    #[arg(long, default_value_t = 999)]
+    idle_beside: usize,
     /// Start-up runs to take the median of.
     #[arg(long, default_value_t = 20)]
     startup_runs: usize,
@@ -82,6 +86,8 @@ enum Scenario {
     Startup,
     /// Resident memory per idle connection of a `sockbox run` server.
     Idle,
+    /// Ping-pong on one connection while `--idle-beside` others are held open, idle.
+    IdleBusy,
 }
 
 fn parse_target(text: &str) -> Result<(String, SocketAddr), String> {
@@ -120,14 +126,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if wanted("native") {
         servers.push(Server::native()?);
     }
-    for copy in [false, true] {
-        let name = if copy {
-            "sockbox-copy"
-        } else {
-            "sockbox-splice"
-        };
-        if wanted(name) {
-            servers.push(Server::sockbox(copy)?);
+    for kind in GuestEcho::ALL {
+        if wanted(kind.name()) {
+            servers.push(Server::sockbox(kind)?);
         }
     }
     for (name, addr) in &args.targets {
@@ -144,7 +145,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .filter(|s| {
             matches!(
                 s,
-                Scenario::Pingpong | Scenario::Concurrent | Scenario::Stream
+                Scenario::Pingpong | Scenario::Concurrent | Scenario::Stream | Scenario::IdleBusy
             )
         })
         .count()
@@ -184,6 +185,34 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             args.warmup,
                             args.duration,
                         ))
+                        .with_context(|| format!("{}: {label}", server.name))?;
+                    Figure {
+                        scenario: label,
+                        server: server.name.clone(),
+                        value: measured.round_trips_per_sec,
+                        unit: "round trips/s",
+                        higher_is_better: true,
+                        p50_us: Some(measured.p50_us),
+                        p99_us: Some(measured.p99_us),
+                    }
+                }
+                Scenario::IdleBusy => {
+                    let label = format!("ping-pong {size_name} ×1 + {} idle", args.idle_beside);
+                    progress.set_message(format!("{label} on {}", server.name));
+                    let measured = runtime
+                        .block_on(async {
+                            let held = load::idle(server.addr, args.idle_beside).await?;
+                            let measured = load::ping_pong(
+                                server.addr,
+                                1,
+                                args.size,
+                                args.warmup,
+                                args.duration,
+                            )
+                            .await;
+                            drop(held);
+                            measured
+                        })
                         .with_context(|| format!("{}: {label}", server.name))?;
                     Figure {
                         scenario: label,
@@ -251,6 +280,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "size_bytes": args.size,
             "connections": args.connections,
             "idle_connections": args.idle,
+            "idle_beside_busy": args.idle_beside,
             "stream_chunk_bytes": load::STREAM_CHUNK,
             "startup_runs": args.startup_runs,
         }),

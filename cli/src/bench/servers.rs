@@ -1,6 +1,6 @@
 //! The servers `sockbox bench` compares: a native Rust echo server in this process,
-//! the guest's `echo` under `sockbox run` (splicing, and copying), and any external
-//! server given by address.
+//! the guest's `echo` under `sockbox run` (WASI 0.2 splicing and copying, WASI 0.3
+//! forwarding and copying), and any external server given by address.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,6 +12,41 @@ use sockbox_host::harness::parse_listening;
 
 /// How long a server may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The built-in guest's echo servers the bench compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GuestEcho {
+    /// WASI 0.2, the host splices.
+    Splice,
+    /// WASI 0.2, `--copy`.
+    Copy,
+    /// WASI 0.3, the host forwards the receive stream to the send stream.
+    P3Forward,
+    /// WASI 0.3, `--copy`.
+    P3Copy,
+}
+
+impl GuestEcho {
+    pub const ALL: [Self; 4] = [Self::Splice, Self::Copy, Self::P3Forward, Self::P3Copy];
+
+    /// Its name in the table and in `--only`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Splice => "sockbox-splice",
+            Self::Copy => "sockbox-copy",
+            Self::P3Forward => "sockbox-p3-forward",
+            Self::P3Copy => "sockbox-p3-copy",
+        }
+    }
+
+    fn p3(self) -> bool {
+        matches!(self, Self::P3Forward | Self::P3Copy)
+    }
+
+    fn copy(self) -> bool {
+        matches!(self, Self::Copy | Self::P3Copy)
+    }
+}
 
 /// One server under test.
 #[derive(Debug)]
@@ -51,29 +86,26 @@ impl Server {
         })
     }
 
-    /// Starts the built-in guest's `echo` under `sockbox run` (this executable), with
-    /// `--copy` when `copy`.
-    pub fn sockbox(copy: bool) -> Result<Self> {
+    /// Starts the built-in guest's `echo` under `sockbox run` (this executable), in
+    /// `kind`'s build and mode.
+    pub fn sockbox(kind: GuestEcho) -> Result<Self> {
         let exe = std::env::current_exe().context("find the sockbox executable")?;
         let mut command = Command::new(exe);
         command
+            .arg("run")
+            .args(kind.p3().then_some("--p3"))
             .args([
-                "run",
                 "--allow-listen",
                 "tcp://127.0.0.1:*",
                 "--",
                 "echo",
                 "127.0.0.1:0",
             ])
-            .args(copy.then_some("--copy"))
+            .args(kind.copy().then_some("--copy"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let name = if copy {
-            "sockbox-copy"
-        } else {
-            "sockbox-splice"
-        };
+        let name = kind.name();
         let mut child = command.spawn().with_context(|| format!("start {name}"))?;
         let stdout = child.stdout.take().context("piped stdout")?;
         let addr = listening_line(stdout).with_context(|| format!("start {name}"));
