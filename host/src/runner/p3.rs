@@ -8,9 +8,10 @@
 //!   what it returns, exactly as the 0.2 lookup does ([`lookup::start`]).
 //! - **The socket cap**: `create` past `max_sockets` fails. WASI 0.3.0 has no
 //!   `new-socket-limit` code: the guest gets `other("new-socket-limit")`. A connection
-//!   arriving through `listen`'s stream past the cap is closed by the host and audited
-//!   (`"rule":"max-sockets"`), as for 0.2; the guest never sees it, and the stream goes
-//!   on with the next one. (Only with a cap: without one, wasmtime-wasi's stream is
+//!   arriving through `listen`'s stream past the cap waits a moment for a slot (a 0.3
+//!   guest lets a finished connection go on its own task), then is closed by the host
+//!   and audited (`"rule":"max-sockets"`), as for 0.2; the guest never sees it, and
+//!   the stream goes on with the next one. (Only with a cap: without one, wasmtime-wasi's stream is
 //!   handed over as it is.)
 //! - **Binds judged on what they get**: a bind to port 0 is decided again on the port
 //!   it got, and undone (`access-denied`) if the policy refuses it there.
@@ -137,7 +138,11 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 }
                 let handoff = Arc::new(Mutex::new(Handoff::default()));
                 arriving.pipe(&mut store, Intake(Arc::clone(&handoff)))?;
-                Ok((Ok(StreamReader::new(&mut store, Capped(handoff))?),))
+                let capped = Capped {
+                    handoff,
+                    grace: None,
+                };
+                Ok((Ok(StreamReader::new(&mut store, capped)?),))
             })
         },
     )?;
@@ -245,9 +250,19 @@ impl Drop for Intake {
     }
 }
 
+/// How long a connection arriving at a full cap waits for a slot before it is closed.
+/// A 0.3 guest drops a finished connection on its own task, a moment after the host
+/// has sent the last bytes and the peer's end of file: without this wait, a peer that
+/// reconnects at once could find the slot it just left still taken.
+const SLOT_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The guest's stream of connections: each one judged against the socket cap as it
 /// is handed over.
-struct Capped(Arc<Mutex<Handoff>>);
+struct Capped {
+    handoff: Arc<Mutex<Handoff>>,
+    /// Running while a connection waits for a slot.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
+}
 
 impl StreamProducer<GuestState> for Capped {
     type Item = Resource<TcpSocket>;
@@ -260,8 +275,9 @@ impl StreamProducer<GuestState> for Capped {
         mut dst: Destination<'a, Self::Item, Self::Buffer>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {
+        let this = self.get_mut();
         loop {
-            let mut handoff = lock(&self.0);
+            let mut handoff = lock(&this.handoff);
             let Some(socket) = handoff.waiting.pop_front() else {
                 if handoff.ended {
                     return Poll::Ready(Ok(StreamResult::Dropped));
@@ -277,25 +293,37 @@ impl StreamProducer<GuestState> for Capped {
                 handoff.waiting.push_front(socket);
                 return Poll::Ready(Ok(StreamResult::Completed));
             }
+            let state = store.data_mut();
+            // The connection is in the table already: past the cap when the others fill it.
+            let over = state
+                .meter
+                .max_sockets()
+                .filter(|&max| state.live_sockets() > max);
+            let Some(max) = over else {
+                this.grace = None;
+                if let Some(host) = handoff.host.take() {
+                    host.wake();
+                }
+                dst.set_buffer(Some(socket));
+                return Poll::Ready(Ok(StreamResult::Completed));
+            };
+            // At the cap: wait a moment for the guest to let a finished one go.
+            let grace = this
+                .grace
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(SLOT_GRACE)));
+            if grace.as_mut().poll(cx).is_pending() && !finish {
+                handoff.waiting.push_front(socket);
+                return Poll::Pending;
+            }
+            this.grace = None;
             if let Some(host) = handoff.host.take() {
                 host.wake();
             }
             drop(handoff);
-            let state = store.data_mut();
-            // The connection is in the table already: past the cap when the others fill it.
-            match state.meter.max_sockets() {
-                Some(max) if state.live_sockets() > max => {
-                    let peer =
-                        HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
-                    state.table.delete(socket)?;
-                    if let Ok(Ok(peer)) = error_code(peer) {
-                        state.enforcer.refuse_over_cap(peer.into(), max);
-                    }
-                }
-                _ => {
-                    dst.set_buffer(Some(socket));
-                    return Poll::Ready(Ok(StreamResult::Completed));
-                }
+            let peer = HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
+            state.table.delete(socket)?;
+            if let Ok(Ok(peer)) = error_code(peer) {
+                state.enforcer.refuse_over_cap(peer.into(), max);
             }
         }
     }
