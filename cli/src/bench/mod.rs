@@ -109,6 +109,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         vec![
             Scenario::Pingpong,
             Scenario::Concurrent,
+            Scenario::IdleBusy,
             Scenario::Stream,
             Scenario::Startup,
         ]

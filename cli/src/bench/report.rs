@@ -68,10 +68,21 @@ impl Report {
     /// The table: one row per figure, ratio against the baseline (1.00× is even,
     /// above is better).
     pub fn table(&self) -> String {
+        // Columns as wide as their longest entry: scenario and server names vary.
+        let width = |column: fn(&Figure) -> usize, title: &str| {
+            self.figures
+                .iter()
+                .map(column)
+                .chain([title.chars().count()])
+                .max()
+                .unwrap_or(0)
+        };
+        let scenario = width(|figure| figure.scenario.chars().count(), "scenario");
+        let server = width(|figure| figure.server.chars().count(), "server");
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<16} {:>14} {:<12} {:>9} {:>9} {:>8}",
+            "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8}",
             "scenario", "server", "value", "unit", "p50 µs", "p99 µs", "ratio"
         );
         for figure in &self.figures {
@@ -81,7 +92,7 @@ impl Report {
                 .map_or_else(String::new, |ratio| format!("{ratio:.2}×"));
             let _ = writeln!(
                 out,
-                "{:<22} {:<16} {:>14} {:<12} {:>9} {:>9} {:>8}",
+                "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8}",
                 figure.scenario,
                 figure.server,
                 format_value(figure.value),
