@@ -158,16 +158,31 @@ async fn tcp_create() -> Outcome {
 }
 
 async fn tcp_bind() -> Outcome {
-    let socket = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
-    ok!(socket.bind(loopback4(0)));
-    let bound = ok!(socket.get_local_address());
-    if port(bound) == 0 {
-        return Err("port 0 stayed 0 after bind".into());
+    // Port 0 on loopback and on the unspecified address gets a port.
+    for addr in [loopback4(0), v4(0, 0, 0, 0, 0)] {
+        let socket = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
+        ok!(socket.bind(addr));
+        if port(ok!(socket.get_local_address())) == 0 {
+            return Err(format!("{addr:?}: port 0 stayed 0 after bind"));
+        }
     }
-    // The same port again, on another socket, once the first is gone.
-    drop(socket);
+    // A listener's port is free again for a new listener once it is gone, even with a
+    // connection of it closed and in TIME_WAIT (the host sets SO_REUSEADDR).
+    let (listener, mut incoming, port) = listener4()?;
+    let client = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
+    ok!(client.connect(loopback4(port)).await);
+    let Some(accepted) = incoming.next().await else {
+        return Err("the listener's stream ended".into());
+    };
+    let (mut tx, data) = wit_stream::new::<u8>();
+    let sent = accepted.send(data);
+    let _ = tx.write_all(vec![0; 10]).await;
+    drop(tx);
+    ok!(sent.await);
+    drop((accepted, incoming, listener));
     let again = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
-    ok!(again.bind(bound));
+    ok!(again.bind(loopback4(port)));
+    let _incoming = ok!(again.listen());
     Ok(())
 }
 
@@ -190,6 +205,30 @@ async fn tcp_bind_errors() -> Outcome {
         foreign.bind(v4(192, 0, 2, 1, 0)),
         Err(ErrorCode::AddressNotBindable)
     );
+    // Not unicast: broadcast and multicast.
+    for addr in [v4(255, 255, 255, 255, 0), v4(224, 254, 0, 0, 0)] {
+        let socket = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
+        expect!(socket.bind(addr), Err(ErrorCode::InvalidArgument));
+    }
+    // An IPv4-mapped address on an IPv6 socket (IPv6-only).
+    let v6 = ok!(TcpSocket::create(IpAddressFamily::Ipv6));
+    let mapped = IpSocketAddress::Ipv6(Ipv6SocketAddress {
+        port: 0,
+        flow_info: 0,
+        address: (0, 0, 0, 0, 0, 0xffff, 0x7f00, 1),
+        scope_id: 0,
+    });
+    expect!(v6.bind(mapped), Err(ErrorCode::InvalidArgument));
+    // Listening, or after a connect that failed: no bind.
+    let (listening, _incoming, _) = listener4()?;
+    expect!(listening.bind(loopback4(0)), Err(ErrorCode::InvalidState));
+    let closed = free_port()?;
+    let failed = ok!(TcpSocket::create(IpAddressFamily::Ipv4));
+    ok!(failed.bind(loopback4(0)));
+    if failed.connect(loopback4(closed)).await.is_ok() {
+        return Err("a connect to a closed port succeeded".into());
+    }
+    expect!(failed.bind(loopback4(0)), Err(ErrorCode::InvalidState));
     Ok(())
 }
 
