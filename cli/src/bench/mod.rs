@@ -38,7 +38,8 @@ pub struct BenchArgs {
     #[arg(long = "target", value_name = "NAME=ADDR", value_parser = parse_target)]
     targets: Vec<(String, SocketAddr)>,
     /// Measure only these servers (native, sockbox-splice, sockbox-copy,
-    /// sockbox-p3-forward, sockbox-p3-copy, or a target's NAME); default: all.
+    /// sockbox-p3-forward, sockbox-p3-copy, wasm, wasm-stock, or a target's NAME);
+    /// default: all.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// How long each measurement runs, after its warm-up.
@@ -56,6 +57,14 @@ pub struct BenchArgs {
     /// Connections held open for the idle-memory measurement.
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
+    /// Bench your own echo server component too: FILE under `sockbox run` (as
+    /// `wasm`) and, when the stock CLI is found (--wasmtime), under `wasmtime run`
+    /// (as `wasm-stock`). It must print `listening on ADDR`.
+    #[arg(long, value_name = "FILE")]
+    wasm: Option<PathBuf>,
+    /// The arguments --wasm's component gets (after its program name).
+    #[arg(long, value_name = "ARGS", num_args = 1.., allow_hyphen_values = true, default_value = "127.0.0.1:0")]
+    wasm_args: Vec<String>,
     /// Idle connections held open beside the one busy connection of `idle-busy`.
     #[arg(long, default_value_t = 999)]
     idle_beside: usize,
@@ -130,6 +139,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for kind in GuestEcho::ALL {
         if wanted(kind.name()) {
             servers.push(Server::sockbox(kind)?);
+        }
+    }
+    if let Some(wasm) = &args.wasm {
+        if wanted("wasm") {
+            servers.push(Server::component("wasm", wasm, &args.wasm_args, None)?);
+        }
+        if wanted("wasm-stock") {
+            match Server::component("wasm-stock", wasm, &args.wasm_args, Some(&args.wasmtime)) {
+                Ok(server) => servers.push(server),
+                Err(err) => progress_note(&format!("skipping wasm-stock: {err:#}")),
+            }
         }
     }
     for (name, addr) in &args.targets {
@@ -331,6 +351,11 @@ fn startup_figures(args: &BenchArgs, progress: &ProgressBar) -> Result<Vec<Figur
     }
     progress.inc(1);
     Ok(figures)
+}
+
+/// Says on stderr what the bench leaves out, and why.
+fn progress_note(line: &str) {
+    eprintln!("sockbox bench: {line}");
 }
 
 /// Returns a process's resident memory, in KiB (`VmRSS` in `/proc/PID/status`).

@@ -1,9 +1,11 @@
 //! The servers `sockbox bench` compares: a native Rust echo server in this process,
 //! the guest's `echo` under `sockbox run` (WASI 0.2 splicing and copying, WASI 0.3
-//! forwarding and copying), and any external server given by address.
+//! forwarding and copying), a user's own component under `sockbox run` and under stock
+//! `wasmtime run`, and any external server given by address.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -94,18 +96,47 @@ impl Server {
         command
             .arg("run")
             .args(kind.p3().then_some("--p3"))
-            .args([
-                "--allow-listen",
-                "tcp://127.0.0.1:*",
-                "--",
-                "echo",
-                "127.0.0.1:0",
-            ])
-            .args(kind.copy().then_some("--copy"))
+            .args(["--allow-listen", "tcp://127.0.0.1:*", "--", "echo", "127.0.0.1:0"])
+            .args(kind.copy().then_some("--copy"));
+        Self::child(kind.name(), command)
+    }
+
+    /// Starts a user's component, `wasm` with arguments `args`, under `sockbox run`
+    /// (`stock` unset) or under the stock CLI at `stock` (`wasmtime run -S
+    /// inherit-network`; a WASI 0.3 component needs a CLI built with
+    /// `component-model-async`). It must print `listening on ADDR`.
+    pub fn component(
+        name: &str,
+        wasm: &Path,
+        args: &[String],
+        stock: Option<&Path>,
+    ) -> Result<Self> {
+        let mut command = match stock {
+            None => {
+                let exe = std::env::current_exe().context("find the sockbox executable")?;
+                let mut command = Command::new(exe);
+                command
+                    .args(["run", "--allow-listen", "tcp://127.0.0.1:*", "--wasm"])
+                    .arg(wasm)
+                    .arg("--");
+                command
+            }
+            Some(wasmtime) => {
+                let mut command = Command::new(wasmtime);
+                command.args(["run", "-S", "inherit-network"]).arg(wasm);
+                command
+            }
+        };
+        command.args(args);
+        Self::child(name, command)
+    }
+
+    /// Starts `command` as the server `name`, reading its `listening on` line.
+    fn child(name: &str, mut command: Command) -> Result<Self> {
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let name = kind.name();
         let mut child = command.spawn().with_context(|| format!("start {name}"))?;
         let stdout = child.stdout.take().context("piped stdout")?;
         let addr = listening_line(stdout).with_context(|| format!("start {name}"));
@@ -113,6 +144,7 @@ impl Server {
             Ok(addr) => addr,
             Err(err) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(err);
             }
         };
