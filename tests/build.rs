@@ -1,5 +1,6 @@
-//! Builds the test components for wasm32-wasip2: `examples/std-echo` (a user's own
-//! component, written with plain `std::net`), `tests/guests/limits` (a guest built to
+//! Builds the test components for wasm32-wasip2: `examples/std-echo` and
+//! `examples/wstd-echo` (a user's own components, written with plain `std::net` and
+//! with `wstd`), `tests/guests/limits` (a guest built to
 //! exceed each limit), `tests/guests/p3-sockets` (the WASI 0.3 sockets conformance
 //! set) and the guest library's `dial` example (a user's component on
 //! `sockbox_guest::net`), and tells the suite where they are.
@@ -14,12 +15,15 @@ fn main() {
             "-p",
             "std-echo",
             "-p",
+            "wstd-echo",
+            "-p",
             "limits-guest",
             "-p",
             "p3-sockets-guest",
         ],
         &[
             "examples/std-echo",
+            "examples/wstd-echo",
             "tests/guests/limits",
             "tests/guests/p3-sockets",
         ],
@@ -33,6 +37,7 @@ fn main() {
     println!("cargo:rustc-env=GUEST_DIAL_EXAMPLE_WASM={}", wasm.display());
     for (var, file) in [
         ("STD_ECHO_WASM", "std-echo.wasm"),
+        ("WSTD_ECHO_WASM", "wstd-echo.wasm"),
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),
         ("P3_SOCKETS_WASM", "p3_sockets_guest.wasm"),
     ] {

@@ -6,11 +6,12 @@ use anyhow::Result;
 use sockbox_host::Policy;
 use sockbox_host::policy::{Subject, UseKind};
 
-use std::net::TcpListener;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 
 use crate::common::{
-    GUEST_DIAL_EXAMPLE, HARNESS, STD_ECHO, TIMEOUT, answer_once, connect_to, echo_round_trip,
-    loopbacks, serve_on,
+    GUEST_DIAL_EXAMPLE, HARNESS, STD_ECHO, TIMEOUT, WSTD_ECHO, answer_once, connect_to,
+    echo_round_trip, loopbacks, serve_on,
 };
 
 /// The component serves two native clients byte for byte, reports each on stdout, and
@@ -80,6 +81,37 @@ fn component_on_the_guest_library_keeps_its_own_main() -> Result<()> {
         let output = client.wait(TIMEOUT)?;
         output.assert_success();
         assert_eq!(output.stdout, "Received: hi back\n", "{host}");
+    }
+    Ok(())
+}
+
+/// A concurrent server written on `wstd` (`examples/wstd-echo`), a task per connection
+/// and no sockbox code, serves through the harness under a policy: a connection held
+/// open does not keep another from being served, every byte comes back, and it exits 0
+/// after its count.
+#[test]
+fn wstd_component_serves_concurrently() -> Result<()> {
+    for host in loopbacks() {
+        let server = HARNESS.start(
+            &WSTD_ECHO,
+            serve_on(host),
+            [format!("{host}:0"), "3".into()],
+        )?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let mut held = TcpStream::connect(addr)?;
+        held.set_read_timeout(Some(TIMEOUT))?;
+        held.write_all(b"first")?;
+        let mut first = [0; 5];
+        held.read_exact(&mut first)?;
+        assert_eq!(&first, b"first");
+        // While that one stays open, others are served.
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        assert_eq!(echo_round_trip(addr, &payload)?, payload, "{host}");
+        assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{host}");
+        drop(held);
+        let output = server.wait(TIMEOUT)?;
+        output.assert_success();
+        assert_eq!(output.stdout, format!("listening on {addr}\n"));
     }
     Ok(())
 }

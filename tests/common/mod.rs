@@ -67,6 +67,13 @@ pub static STD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
         .expect("compile examples/std-echo")
 });
 
+/// A user's concurrent server on `wstd`, no sockbox code (`examples/wstd-echo`).
+pub static WSTD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("WSTD_ECHO_WASM")))
+        .expect("compile examples/wstd-echo")
+});
+
 /// A user's component on the guest library (`guest/examples/dial.rs`): its own `main`.
 pub static GUEST_DIAL_EXAMPLE: LazyLock<Prepared> = LazyLock::new(|| {
     HARNESS

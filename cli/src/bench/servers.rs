@@ -96,7 +96,13 @@ impl Server {
         command
             .arg("run")
             .args(kind.p3().then_some("--p3"))
-            .args(["--allow-listen", "tcp://127.0.0.1:*", "--", "echo", "127.0.0.1:0"])
+            .args([
+                "--allow-listen",
+                "tcp://127.0.0.1:*",
+                "--",
+                "echo",
+                "127.0.0.1:0",
+            ])
             .args(kind.copy().then_some("--copy"));
         Self::child(kind.name(), command)
     }
