@@ -189,5 +189,9 @@ fn a_good_run_writes_table_json_and_chart() -> Result<()> {
         svg.starts_with("<svg") && svg.contains("sockbox-p3-forward"),
         "{svg}"
     );
+    // Every group says its unit.
+    for label in ["ping-pong 64 B ×1 (round trips/s)", "stream 64 KiB (GB/s)"] {
+        assert!(svg.contains(label), "no `{label}` in the chart: {svg}");
+    }
     Ok(())
 }

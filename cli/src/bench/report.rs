@@ -114,11 +114,13 @@ impl Report {
     /// Draws each figure's ratio against its baseline as grouped bars, one group per
     /// scenario, into an SVG file.
     pub fn write_chart(&self, path: &Path) -> Result<()> {
-        let mut scenarios: Vec<&str> = Vec::new();
+        // Groups are the scenarios with a ratio to draw: a scenario measured on no
+        // baseline (idle memory has no native figure) gets no empty group.
+        let mut scenarios: Vec<(&str, &str)> = Vec::new();
         let mut servers: Vec<&str> = Vec::new();
-        for figure in &self.figures {
-            if !scenarios.contains(&figure.scenario.as_str()) {
-                scenarios.push(&figure.scenario);
+        for figure in self.figures.iter().filter(|figure| self.ratio(figure).is_some()) {
+            if !scenarios.iter().any(|(name, _)| *name == figure.scenario) {
+                scenarios.push((&figure.scenario, figure.unit));
             }
             if !servers.contains(&figure.server.as_str()) {
                 servers.push(&figure.server);
@@ -128,16 +130,19 @@ impl Report {
             .figures
             .iter()
             .filter_map(|figure| {
-                let group = scenarios.iter().position(|s| *s == figure.scenario)?;
+                let group = scenarios.iter().position(|(s, _)| *s == figure.scenario)?;
                 let series = servers.iter().position(|s| *s == figure.server)?;
                 Some((group, series, self.ratio(figure)?))
             })
             .collect();
         let top = bars.iter().map(|bar| bar.2).fold(1.2, f64::max) * 1.1;
-        let width = 220 * scenarios.len().max(1) as u32 + 120;
-        let root = SVGBackend::new(path, (width, 480)).into_drawing_area();
+        // The legend gets its own column right of the plot, so it covers no bar.
+        const LEGEND: u32 = 190;
+        let width = 240 * scenarios.len().max(1) as u32 + 120 + LEGEND;
+        let root = SVGBackend::new(path, (width, 500)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_error)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, legend) = root.split_horizontally(width - LEGEND);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(
                 format!(
                     "sockbox bench: ratio to baseline (higher is better), {} cores",
@@ -158,7 +163,8 @@ impl Report {
                 let index = x.floor() as usize;
                 let centred = (x - x.floor() - 0.5).abs() < 0.01;
                 match scenarios.get(index) {
-                    Some(name) if centred => (*name).to_owned(),
+                    // Each group says what its ratio is of.
+                    Some((name, unit)) if centred => format!("{name} ({unit})"),
                     _ => String::new(),
                 }
             })
@@ -175,26 +181,25 @@ impl Report {
                     let left = group as f64 + 0.1 + slot * series as f64;
                     Rectangle::new([(left, 0.0), (left + slot * 0.9, ratio)], colour.filled())
                 });
-            chart
-                .draw_series(rects)
-                .map_err(plot_error)?
-                .label(*server)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
-                });
+            chart.draw_series(rects).map_err(plot_error)?;
+            // The series' key, in the legend column.
+            let y = 60 + 22 * i32::try_from(series).unwrap_or(i32::MAX / 32);
+            legend
+                .draw(&Rectangle::new([(8, y - 6), (20, y + 6)], colour.filled()))
+                .map_err(plot_error)?;
+            legend
+                .draw(&Text::new(
+                    (*server).to_owned(),
+                    (26, y - 7),
+                    ("sans-serif", 14),
+                ))
+                .map_err(plot_error)?;
         }
         chart
             .draw_series(std::iter::once(PathElement::new(
                 [(0.0, 1.0), (scenarios.len() as f64, 1.0)],
                 BLACK.stroke_width(1),
             )))
-            .map_err(plot_error)?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
             .map_err(plot_error)?;
         root.present().map_err(plot_error)?;
         Ok(())
