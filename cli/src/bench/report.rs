@@ -118,7 +118,11 @@ impl Report {
         // baseline (idle memory has no native figure) gets no empty group.
         let mut scenarios: Vec<(&str, &str)> = Vec::new();
         let mut servers: Vec<&str> = Vec::new();
-        for figure in self.figures.iter().filter(|figure| self.ratio(figure).is_some()) {
+        for figure in self
+            .figures
+            .iter()
+            .filter(|figure| self.ratio(figure).is_some())
+        {
             if !scenarios.iter().any(|(name, _)| *name == figure.scenario) {
                 scenarios.push((&figure.scenario, figure.unit));
             }
