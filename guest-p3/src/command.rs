@@ -112,7 +112,7 @@ async fn dial(addr: &str, message: &[u8], timeout: Option<Duration>) -> Result<(
     let mut conn = net::dial(addr, timeout).await?;
     conn.write(message.to_vec()).await?;
     conn.close_write().await?;
-    let pair = format!("{}->{}", conn.local_addr(), conn.peer_addr());
+    let (local, peer) = (conn.local_addr(), conn.peer_addr());
     let read_all = async {
         let mut reply = Vec::new();
         let mut buf = Vec::new();
@@ -128,7 +128,7 @@ async fn dial(addr: &str, message: &[u8], timeout: Option<Duration>) -> Result<(
     };
     let reply = net::within(timeout, read_all)
         .await
-        .unwrap_or_else(|| Err(Error::new("read", "tcp", Some(pair), Reason::Timeout)))?;
+        .unwrap_or_else(|| Err(Error::on_conn("read", local, peer, Reason::Timeout)))?;
     received(&reply).await;
     Ok(())
 }

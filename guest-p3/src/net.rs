@@ -235,12 +235,7 @@ impl Conn {
 
     /// An error on this connection, as Go words one: `read tcp LOCAL->PEER: …`.
     fn error(&self, op: &'static str, reason: Reason) -> Error {
-        Error::new(
-            op,
-            "tcp",
-            Some(format!("{}->{}", self.local, self.peer)),
-            reason,
-        )
+        Error::on_conn(op, self.local, self.peer, reason)
     }
 
     /// Reads what has arrived, up to `max` bytes, into `buf` (cleared first); 0 bytes

@@ -207,15 +207,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             args.duration,
                         ))
                         .with_context(|| format!("{}: {label}", server.name))?;
-                    Figure {
-                        scenario: label,
-                        server: server.name.clone(),
-                        value: measured.round_trips_per_sec,
-                        unit: "round trips/s",
-                        higher_is_better: true,
-                        p50_us: Some(measured.p50_us),
-                        p99_us: Some(measured.p99_us),
-                    }
+                    round_trips(label, &server.name, &measured)
                 }
                 Scenario::IdleBusy => {
                     let label = format!("ping-pong {size_name} ×1 + {} idle", args.idle_beside);
@@ -235,15 +227,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             measured
                         })
                         .with_context(|| format!("{}: {label}", server.name))?;
-                    Figure {
-                        scenario: label,
-                        server: server.name.clone(),
-                        value: measured.round_trips_per_sec,
-                        unit: "round trips/s",
-                        higher_is_better: true,
-                        p50_us: Some(measured.p50_us),
-                        p99_us: Some(measured.p99_us),
-                    }
+                    round_trips(label, &server.name, &measured)
                 }
                 Scenario::Stream => {
                     let label = "stream 64 KiB".to_owned();
@@ -351,6 +335,19 @@ fn startup_figures(args: &BenchArgs, progress: &ProgressBar) -> Result<Vec<Figur
     }
     progress.inc(1);
     Ok(figures)
+}
+
+/// A ping-pong measurement as a row: round trips/s, with its latencies.
+fn round_trips(scenario: String, server: &str, measured: &load::PingPong) -> Figure {
+    Figure {
+        scenario,
+        server: server.to_owned(),
+        value: measured.round_trips_per_sec,
+        unit: "round trips/s",
+        higher_is_better: true,
+        p50_us: Some(measured.p50_us),
+        p99_us: Some(measured.p99_us),
+    }
 }
 
 /// Says on stderr what the bench leaves out, and why.

@@ -273,12 +273,7 @@ impl Conn {
     }
 
     fn error(&self, op: &'static str, reason: Reason) -> Error {
-        Error::new(
-            op,
-            "tcp",
-            Some(format!("{}->{}", self.local, self.peer)),
-            reason,
-        )
+        Error::on_conn(op, self.local, self.peer, reason)
     }
 
     fn stream_error(&self, op: &'static str, err: StreamError) -> Error {

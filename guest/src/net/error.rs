@@ -1,5 +1,6 @@
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 
 use wasi::io::streams::StreamError;
 use wasi::sockets::network::ErrorCode;
@@ -199,6 +200,13 @@ impl Error {
             addr,
             reason,
         }
+    }
+
+    /// Creates an error for operation `op` on the TCP connection from `local` to `peer`,
+    /// worded as Go words one: `read tcp 127.0.0.1:40000->127.0.0.1:8080: …`. For both
+    /// builds of the guest.
+    pub fn on_conn(op: &'static str, local: SocketAddr, peer: SocketAddr, reason: Reason) -> Self {
+        Self::new(op, "tcp", Some(format!("{local}->{peer}")), reason)
     }
 
     /// Returns the operation that failed: `dial`, `listen`, `accept`, `read`, `write`, `close`.
