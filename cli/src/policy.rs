@@ -8,14 +8,15 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
 use sockbox_host::policy::{
-    Decision, Direction, Policy, SocketAddrUse, Subject, Transport, UseKind, Verdict, parse_use,
+    Decision, Direction, Mode, Policy, SocketAddrUse, Subject, Transport, UseKind, Verdict,
+    parse_use,
 };
 
 /// The flags that make a policy: a file, then rules that add to it.
 #[derive(Debug, Args)]
 pub(super) struct PolicyArgs {
-    /// Read rules from a TOML policy file (keys: allow, listen, accept, deny,
-    /// inherit_network); the rule flags add to it.
+    /// Read rules from a TOML policy file (keys: allow, listen, accept, deny, mode,
+    /// inherit_network, allow_special, publish); the flags add to it.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Allow connecting (tcp) or sending (udp) to what RULE matches (repeatable),
@@ -35,6 +36,23 @@ pub(super) struct PolicyArgs {
     /// Allow every network use but what --deny rules deny, like `wasmtime run -S inherit-network`.
     #[arg(long)]
     inherit_network: bool,
+    /// Turn off the special-address preset: cloud metadata endpoints, link-local,
+    /// multicast, broadcast and the unspecified address (in every IPv6 spelling) are
+    /// then judged by the rules alone. Without it they are denied unless a rule names
+    /// them explicitly, even under --inherit-network or `*`.
+    #[arg(long)]
+    allow_special: bool,
+    /// Audit only: decide and record every use as usual, but let would-be denials go
+    /// ahead, recorded as `would-deny` (on stderr, or in --audit's file), with a count
+    /// at exit. For trying a policy on a live workload before enforcing it.
+    #[arg(long)]
+    audit_only: bool,
+    /// Publish a guest port on the host, like `docker run -p`: the guest binds
+    /// GUEST_PORT, the host binds HOST_PORT instead (0: any free port, printed as
+    /// `sockbox: published …`), and the guest still sees GUEST_PORT. Repeatable;
+    /// add /udp for UDP. The policy judges GUEST_PORT. E.g. 8080:80, 0:53/udp.
+    #[arg(long, value_name = "HOST_PORT:GUEST_PORT")]
+    publish: Vec<String>,
 }
 
 impl PolicyArgs {
@@ -46,6 +64,15 @@ impl PolicyArgs {
         };
         if self.inherit_network {
             policy = policy.with_inherit_network();
+        }
+        if self.allow_special {
+            policy = policy.with_special_allowed();
+        }
+        if self.audit_only {
+            policy = policy.with_mode(Mode::Audit);
+        }
+        for publish in &self.publish {
+            policy.push_publish(publish.parse()?)?;
         }
         for (direction, rules) in [
             (Direction::Allow, &self.allow),
@@ -111,6 +138,15 @@ pub(super) fn main(command: PolicyCommand) -> Result<ExitCode> {
 /// that can have no effect.
 fn check_report(policy: &Policy) -> String {
     let mut report = policy.to_string();
+    report.push_str(match policy.mode() {
+        Mode::Enforce => "mode: enforce (denials are refused)\n",
+        Mode::Audit => "mode: audit (denials are recorded as would-deny; nothing is refused)\n",
+    });
+    report.push_str(if policy.allows_special() {
+        "special addresses: judged by the rules alone (allow_special)\n"
+    } else {
+        "special addresses: denied unless a rule names them (metadata, link-local, multicast, broadcast, unspecified)\n"
+    });
     let on = |yes: bool| if yes { "on" } else { "off" };
     report.push_str(&format!(
         "tcp: {}, udp: {}, name lookups: {}\n",
@@ -151,11 +187,12 @@ fn explain(policy: &Policy, attempt: &[String]) -> Result<Decision> {
             attempt.join(" ")
         ),
     };
+    // In audit mode the verdict is what enforcing would do: a denial shows as
+    // `would deny`, and still exits 1.
+    let would_deny = !verdict.allowed && policy.mode() == Mode::Audit;
     Ok(Decision {
-        use_kind,
-        subject,
-        allowed: verdict.allowed,
-        by: policy.decided_by(verdict.by),
+        would_deny,
+        ..Decision::new(policy, use_kind, subject, verdict)
     })
 }
 

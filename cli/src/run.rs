@@ -101,10 +101,24 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // A guest blocked writing to a full stdout or stderr pipe blocks this thread, and
     // with it the runtime's timer: the watchdog holds the timeout from outside.
     let watchdog = args.timeout.map(Watchdog::start);
+    let audit = args.audit.clone();
     let code = match runtime.block_on(sandbox.run_command(&prepared, args.args)) {
         Ok(output) => {
             if let Exit::Trap(message) = &output.status {
                 eprintln!("sockbox: guest trapped: {}", one_line(message));
+            }
+            if output.would_deny > 0 {
+                let uses = match output.would_deny {
+                    1 => "1 use".to_owned(),
+                    n => format!("{n} uses"),
+                };
+                match &audit {
+                    Some(path) => eprintln!(
+                        "sockbox: {uses} would have been denied; see {}",
+                        path.display()
+                    ),
+                    None => eprintln!("sockbox: {uses} would have been denied (listed above)"),
+                }
             }
             output.status.code().unwrap_or(TRAP_STATUS)
         }
@@ -207,6 +221,7 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             })?)),
         None => sandbox.on_denial(|denial| eprintln!("sockbox: {denial}")),
     };
+    sandbox = sandbox.on_publish(|published| eprintln!("sockbox: {published}"));
     Ok(RunSetup {
         sandbox,
         prepared,

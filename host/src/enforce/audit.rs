@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -23,6 +23,8 @@ pub const MAX_DENIALS: usize = 1024;
 #[derive(Default)]
 pub struct DenialLog {
     state: Mutex<Denials>,
+    /// Uses that went ahead in audit mode but would have been denied, every one.
+    would_deny: AtomicU64,
     sink: Option<DenialSink>,
 }
 
@@ -52,6 +54,7 @@ impl DenialLog {
     pub fn with_sink(sink: DenialSink) -> Self {
         Self {
             state: Mutex::default(),
+            would_deny: AtomicU64::new(0),
             sink: Some(sink),
         }
     }
@@ -59,6 +62,9 @@ impl DenialLog {
     /// Records a denial: keeps it and hands it to the sink if it is new, and emits it
     /// as a `tracing` debug event.
     pub fn record(&self, denial: &Decision) {
+        if denial.would_deny {
+            self.would_deny.fetch_add(1, Ordering::Relaxed);
+        }
         let mut state = self
             .state
             .lock()
@@ -80,7 +86,11 @@ impl DenialLog {
         state.seen.insert(key);
         state.order.push(denial.clone());
         drop(state);
-        tracing::debug!(%denial, "denied");
+        if denial.would_deny {
+            tracing::debug!(%denial, "would deny");
+        } else {
+            tracing::debug!(%denial, "denied");
+        }
         if let Some(sink) = &self.sink {
             sink(denial);
         }
@@ -95,6 +105,12 @@ impl DenialLog {
             .clone()
     }
 
+    /// Returns how many uses went ahead in audit mode that enforcing would have
+    /// denied: every one, not only the distinct ones kept.
+    pub fn would_deny(&self) -> u64 {
+        self.would_deny.load(Ordering::Relaxed)
+    }
+
     /// Returns how many distinct denials came after the log was full.
     pub fn dropped(&self) -> u64 {
         self.state
@@ -107,8 +123,10 @@ impl DenialLog {
 /// An audit trail: every decision as one JSON line, appended to a file.
 ///
 /// Each line has `time` (RFC 3339, UTC), `instance`, `use` (`tcp-connect`, `lookup`,
-/// …), `address` or `name`, `verdict` (`allow` or `deny`), and `rule`: the deciding
-/// rule's text with its `direction`, or `default-deny` / `inherit-network`.
+/// `lookup-answer`, …), `address` and/or `name`, `host_address` for a published port,
+/// `verdict` (`allow`, `deny`, or `would-deny` in audit mode), and `rule`: the deciding
+/// rule's text with its `direction`, or `default-deny`, `inherit-network`,
+/// `max-sockets`, `special:metadata` (and the preset's other kinds).
 #[derive(Debug)]
 pub struct AuditLog {
     file: Mutex<File>,
@@ -125,6 +143,9 @@ struct Line<'a> {
     address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
+    /// A published port's host side, where `address` is the guest's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_address: Option<String>,
     verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     direction: Option<&'a str>,
@@ -153,10 +174,12 @@ impl AuditLog {
             DecidedBy::InheritNetwork => (None, "inherit-network"),
             DecidedBy::DefaultDeny => (None, "default-deny"),
             DecidedBy::MaxSockets(_) => (None, "max-sockets"),
+            DecidedBy::Special(special) => (None, special.rule_name()),
         };
         let (address, name) = match &decision.subject {
             Subject::Addr(addr) => (Some(addr.to_string()), None),
             Subject::Name(name) => (None, Some(name.as_str())),
+            Subject::Answer { name, addr } => (Some(addr.to_string()), Some(name.as_str())),
         };
         let line = Line {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -164,7 +187,12 @@ impl AuditLog {
             use_kind: decision.use_kind,
             address,
             name,
-            verdict: if decision.allowed { "allow" } else { "deny" },
+            host_address: decision.host_addr.map(|addr| addr.to_string()),
+            verdict: match (decision.allowed, decision.would_deny) {
+                (_, true) => "would-deny",
+                (true, false) => "allow",
+                (false, false) => "deny",
+            },
             direction,
             rule,
         };

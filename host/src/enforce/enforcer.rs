@@ -2,13 +2,49 @@
 //! resolver ask an [`Enforcer`], which decides, records, and answers yes or no.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::{AuditLog, DenialLog, NameGrants};
 use crate::policy::{
-    DecidedBy, Decider, Decision, Direction, Policy, SocketAddrUse, Subject, UseKind, Verdict,
+    DecidedBy, Decider, Decision, Direction, Mode, Policy, SocketAddrUse, Subject, Transport,
+    UseKind, Verdict,
 };
+
+/// A guest port published on the host: the guest bound `guest`, the host `host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Published {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The address the guest bound, and sees as its local address.
+    pub guest: SocketAddr,
+    /// The address the host bound instead: where peers reach the guest.
+    pub host: SocketAddr,
+}
+
+impl fmt::Display for Published {
+    /// `published tcp 127.0.0.1:80 on 127.0.0.1:41234`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "published {} {} on {}",
+            self.transport, self.guest, self.host
+        )
+    }
+}
+
+/// Where an embedder wants each port published as the guest binds it (the `sockbox`
+/// CLI prints it as one `sockbox: published …` line).
+pub type PublishSink = Arc<dyn Fn(&Published) + Send + Sync>;
+
+/// A published bind under way: the host address wasmtime-wasi will check, already
+/// decided on the guest's view.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    socket_use: SocketAddrUse,
+    host: SocketAddr,
+}
 
 /// How many UDP peers an instance remembers it may reply to; past that, one is forgotten
 /// for each new one.
@@ -24,6 +60,19 @@ pub struct Enforcer {
     replies: RwLock<HashMap<SocketAddr, Decider>>,
     denials: Arc<DenialLog>,
     audit: Option<Arc<AuditLog>>,
+    /// The ports published so far: transport, host port, the guest's port.
+    published: RwLock<Vec<(Transport, u16, u16)>>,
+    /// A published bind being made (its check is already decided).
+    pending: Mutex<Option<Pending>>,
+    on_publish: Option<PublishHook>,
+}
+
+struct PublishHook(PublishSink);
+
+impl fmt::Debug for PublishHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublishHook(..)")
+    }
 }
 
 impl Enforcer {
@@ -42,7 +91,16 @@ impl Enforcer {
             replies: RwLock::default(),
             denials,
             audit,
+            published: RwLock::default(),
+            pending: Mutex::default(),
+            on_publish: None,
         }
+    }
+
+    /// Hands each port published to `sink` as the guest binds it.
+    pub fn with_publish_sink(mut self, sink: PublishSink) -> Self {
+        self.on_publish = Some(PublishHook(sink));
+        self
     }
 
     /// Returns the policy enforced.
@@ -69,6 +127,14 @@ impl Enforcer {
         addr: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
+        if !self.policy.published().is_empty() {
+            if self.is_pending(socket_use, addr) {
+                return true;
+            }
+            if let Some(guest) = self.guest_view(socket_use, addr) {
+                return self.check_published(guest, addr, socket_use);
+            }
+        }
         // The grants' lock is taken only when some rule names a host.
         let mut verdict = if self.policy.has_name_rules() {
             let granted = self.grants.read();
@@ -102,10 +168,147 @@ impl Enforcer {
             allowed = verdict.allowed,
             "decided"
         );
+        self.settle(socket_use.into(), Subject::Addr(addr), verdict, None)
+    }
+
+    /// Decides a use on a published port by the guest's view, `guest`, recording the
+    /// host's address beside it.
+    fn check_published(&self, guest: SocketAddr, host: SocketAddr, socket_use: SocketAddrUse) -> bool {
+        let granted = self.grants.read();
+        let verdict = self
+            .policy
+            .decide_bound(guest, guest, socket_use, &granted);
+        drop(granted);
+        self.settle(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
+    }
+
+    /// Makes `verdict` take effect: records it, and answers whether the use goes ahead
+    /// (a denial does too, in audit mode, recorded as `would-deny`).
+    fn settle(
+        &self,
+        use_kind: UseKind,
+        subject: Subject,
+        verdict: Verdict,
+        host_addr: Option<SocketAddr>,
+    ) -> bool {
+        let would_deny = !verdict.allowed && self.policy.mode() == Mode::Audit;
         if !verdict.allowed || self.audit.is_some() {
-            self.record(socket_use.into(), Subject::Addr(addr), verdict);
+            self.write(Decision {
+                use_kind,
+                subject,
+                allowed: verdict.allowed || would_deny,
+                would_deny,
+                by: self.policy.decided_by(verdict.by),
+                host_addr,
+            });
         }
-        verdict.allowed
+        verdict.allowed || would_deny
+    }
+
+    /// For a bind or listen on a port published on the host: the guest's view of `addr`.
+    fn guest_view(&self, socket_use: SocketAddrUse, addr: SocketAddr) -> Option<SocketAddr> {
+        let transport = match socket_use {
+            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => Transport::Tcp,
+            SocketAddrUse::UdpBind => Transport::Udp,
+            _ => return None,
+        };
+        let port = self.guest_port(transport, addr.port())?;
+        Some(SocketAddr::new(addr.ip(), port))
+    }
+
+    /// The guest's port for the host's `host_port`, if the guest's bind published it.
+    pub fn guest_port(&self, transport: Transport, host_port: u16) -> Option<u16> {
+        if self.policy.published().is_empty() {
+            return None;
+        }
+        self.published
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .find(|&&(t, host, _)| t == transport && host == host_port)
+            .map(|&(_, _, guest)| guest)
+    }
+
+    fn is_pending(&self, socket_use: SocketAddrUse, addr: SocketAddr) -> bool {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match *pending {
+            Some(bind) if UseKind::from(bind.socket_use) == UseKind::from(socket_use) && bind.host == addr => {
+                *pending = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Begins a bind the guest asked for on `guest`: if its port is published, decides
+    /// the guest's view and returns the host address to bind instead (`Ok(None)`: not
+    /// published, bind as asked; `Err(())`: refused).
+    #[expect(clippy::result_unit_err, reason = "refused is all there is to say")]
+    pub fn begin_bind(
+        &self,
+        socket_use: SocketAddrUse,
+        guest: SocketAddr,
+    ) -> Result<Option<SocketAddr>, ()> {
+        let transport = match socket_use {
+            SocketAddrUse::TcpBind => Transport::Tcp,
+            SocketAddrUse::UdpBind => Transport::Udp,
+            _ => return Ok(None),
+        };
+        let Some(publish) = self.policy.publication(transport, guest.port()) else {
+            return Ok(None);
+        };
+        let host = SocketAddr::new(guest.ip(), publish.host_port);
+        let verdict = {
+            let granted = self.grants.read();
+            self.policy.decide_bound(guest, guest, socket_use, &granted)
+        };
+        if !verdict.allowed && self.policy.mode() != Mode::Audit {
+            self.settle(socket_use.into(), Subject::Addr(guest), verdict, None);
+            return Err(());
+        }
+        *self
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Pending { socket_use, host });
+        Ok(Some(host))
+    }
+
+    /// Ends a published bind [`Enforcer::begin_bind`] began: `bound` is the host's
+    /// address it got (`None`: the bind failed). Records the decision with both
+    /// addresses and tells the publish sink.
+    pub fn end_bind(&self, socket_use: SocketAddrUse, guest: SocketAddr, bound: Option<SocketAddr>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(host) = bound else {
+            return;
+        };
+        let transport = match socket_use {
+            SocketAddrUse::UdpBind => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        {
+            let mut published = self
+                .published
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            published.retain(|&(t, _, port)| !(t == transport && port == guest.port()));
+            published.push((transport, host.port(), guest.port()));
+        }
+        self.check_published(guest, host, socket_use);
+        let published = Published {
+            transport,
+            guest,
+            host,
+        };
+        tracing::info!(instance = %self.instance, %published, "published");
+        if let Some(PublishHook(sink)) = &self.on_publish {
+            sink(&published);
+        }
     }
 
     fn remember_reply_peer(&self, peer: SocketAddr, by: Decider) {
@@ -135,8 +338,24 @@ impl Enforcer {
     pub fn check_lookup(&self, name: &str) -> bool {
         let verdict = self.policy.decide_lookup(name);
         tracing::debug!(instance = %self.instance, name, allowed = verdict.allowed, "decided lookup");
-        self.record(UseKind::Lookup, Subject::Name(name.to_owned()), verdict);
-        verdict.allowed
+        self.settle(UseKind::Lookup, Subject::Name(name.to_owned()), verdict, None)
+    }
+
+    /// Filters the addresses an allowed lookup of `name` returned: those the policy
+    /// refuses ([`Policy::decide_answer`]) are dropped and recorded (`lookup-answer`),
+    /// before the guest sees any. In audit mode they are kept, recorded `would-deny`.
+    pub fn filter_answers(&self, name: &str, addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+        addrs
+            .into_iter()
+            .filter(|&addr| {
+                let verdict = self.policy.decide_answer(name, addr);
+                let subject = Subject::Answer {
+                    name: name.to_owned(),
+                    addr,
+                };
+                self.settle(UseKind::LookupAnswer, subject, verdict, None)
+            })
+            .collect()
     }
 
     /// Records that an allowed lookup of `name` returned `addrs`.
@@ -151,19 +370,9 @@ impl Enforcer {
             use_kind: UseKind::TcpAccept,
             subject: Subject::Addr(peer),
             allowed: false,
+            would_deny: false,
             by: DecidedBy::MaxSockets(max),
-        });
-    }
-
-    fn record(&self, use_kind: UseKind, subject: Subject, verdict: Verdict) {
-        if verdict.allowed && self.audit.is_none() {
-            return;
-        }
-        self.write(Decision {
-            use_kind,
-            subject,
-            allowed: verdict.allowed,
-            by: self.policy.decided_by(verdict.by),
+            host_addr: None,
         });
     }
 
@@ -171,7 +380,7 @@ impl Enforcer {
         if let Some(audit) = &self.audit {
             audit.write(&self.instance, &decision);
         }
-        if !decision.allowed {
+        if !decision.allowed || decision.would_deny {
             self.denials.record(&decision);
         }
     }

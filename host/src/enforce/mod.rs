@@ -9,5 +9,5 @@ mod enforcer;
 mod names;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
-pub use enforcer::Enforcer;
+pub use enforcer::{Enforcer, PublishSink, Published};
 pub use names::NameGrants;

@@ -2,11 +2,11 @@
 //! verdict and what decided it. Pure data: recording it is `enforce`'s.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::{Direction, SocketAddrUse};
+use super::{Direction, Policy, SocketAddrUse, Special, Verdict};
 
 /// What a guest tried: a socket use as wasmtime-wasi reports it, or a name lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -25,6 +25,8 @@ pub enum UseKind {
     UdpReceive,
     /// A lookup through `wasi:sockets/ip-name-lookup`.
     Lookup,
+    /// One address an allowed lookup returned, checked before the guest sees it.
+    LookupAnswer,
 }
 
 impl From<SocketAddrUse> for UseKind {
@@ -53,6 +55,7 @@ impl fmt::Display for UseKind {
             Self::UdpSend => "udp send to",
             Self::UdpReceive => "udp receive from",
             Self::Lookup => "lookup of",
+            Self::LookupAnswer => "lookup answer",
         })
     }
 }
@@ -64,6 +67,13 @@ pub enum Subject {
     Addr(SocketAddr),
     /// A DNS name.
     Name(String),
+    /// An address a lookup of a name returned.
+    Answer {
+        /// The name looked up.
+        name: String,
+        /// One address it resolved to.
+        addr: IpAddr,
+    },
 }
 
 impl fmt::Display for Subject {
@@ -71,6 +81,7 @@ impl fmt::Display for Subject {
         match self {
             Self::Addr(addr) => write!(f, "{addr}"),
             Self::Name(name) => f.write_str(name),
+            Self::Answer { name, addr } => write!(f, "{addr} for {name}"),
         }
     }
 }
@@ -82,17 +93,44 @@ pub struct Decision {
     pub use_kind: UseKind,
     /// The address or name it named.
     pub subject: Subject,
-    /// Whether it was allowed.
+    /// Whether it went ahead.
     pub allowed: bool,
+    /// The policy denied it, but audits only: it went ahead (`allowed` is true).
+    pub would_deny: bool,
     /// What decided it.
     pub by: DecidedBy,
+    /// For a use on a published port: the address the host really used, where
+    /// `subject` is the guest's view (`--publish HOST_PORT:GUEST_PORT`).
+    pub host_addr: Option<SocketAddr>,
+}
+
+impl Decision {
+    /// A decision of `verdict` on `subject`, as `policy` words it; not published, not
+    /// audit-only.
+    pub fn new(policy: &Policy, use_kind: UseKind, subject: Subject, verdict: Verdict) -> Self {
+        Self {
+            use_kind,
+            subject,
+            allowed: verdict.allowed,
+            would_deny: false,
+            by: policy.decided_by(verdict.by),
+            host_addr: None,
+        }
+    }
 }
 
 impl fmt::Display for Decision {
     /// `denied tcp connect to 10.0.0.1:80 (no rule allows it)`, or `… (by --deny …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.allowed { "allowed" } else { "denied" };
+        let verdict = match (self.allowed, self.would_deny) {
+            (_, true) => "would deny",
+            (true, false) => "allowed",
+            (false, false) => "denied",
+        };
         write!(f, "{verdict} {} {} ", self.use_kind, self.subject)?;
+        if let Some(host) = self.host_addr {
+            write!(f, "(published on {host}) ")?;
+        }
         match &self.by {
             DecidedBy::DefaultDeny => f.write_str("(no rule allows it)"),
             DecidedBy::MaxSockets(max) => {
@@ -120,6 +158,8 @@ pub enum DecidedBy {
     /// The instance already held `--max-sockets` sockets: the connection was closed
     /// by the host instead of being handed to the guest.
     MaxSockets(usize),
+    /// The special-address preset.
+    Special(Special),
 }
 
 impl fmt::Display for DecidedBy {
@@ -130,6 +170,7 @@ impl fmt::Display for DecidedBy {
             Self::InheritNetwork => f.write_str("inherit-network"),
             Self::DefaultDeny => f.write_str("default-deny"),
             Self::MaxSockets(max) => write!(f, "--max-sockets {max}"),
+            Self::Special(special) => f.write_str(special.rule_name()),
         }
     }
 }

@@ -2,11 +2,14 @@
 //!
 //! ```toml
 //! # sockbox policy
+//! mode = "enforce"               # "audit": record would-be denials, refuse nothing
 //! inherit_network = false        # true: everything not denied (like -S inherit-network)
+//! allow_special = false          # true: no preset for metadata, link-local, multicast, …
 //! allow  = ["tcp://*.example.com:443", "udp://10.0.0.53:53"]
 //! listen = ["tcp://127.0.0.1:8080"]
 //! accept = ["tcp://10.0.0.0/8:*"]
 //! deny   = ["tcp://10.0.0.13:*"]
+//! publish = ["8080:80"]          # HOST_PORT:GUEST_PORT[/udp], like docker -p
 //! ```
 
 use std::fmt;
@@ -15,13 +18,19 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Direction, Policy};
+use super::{Direction, Mode, Policy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
     inherit_network: bool,
+    #[serde(default)]
+    allow_special: bool,
+    #[serde(default)]
+    publish: Vec<Spanned<String>>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -59,8 +68,8 @@ impl fmt::Display for PolicyFileError {
 impl std::error::Error for PolicyFileError {}
 
 impl Policy {
-    /// Reads a policy file (TOML: `allow`, `listen`, `accept`, `deny` lists of rules and
-    /// `inherit_network`).
+    /// Reads a policy file (TOML: `allow`, `listen`, `accept`, `deny` lists of rules;
+    /// `mode`, `inherit_network`, `allow_special` and `publish`).
     pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
         let source_name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| PolicyFileError {
@@ -83,6 +92,30 @@ impl Policy {
         let mut policy = Self::deny_all();
         if file.inherit_network {
             policy = policy.with_inherit_network();
+        }
+        if file.allow_special {
+            policy = policy.with_special_allowed();
+        }
+        if let Some(mode) = file.mode {
+            let span = mode.span();
+            policy = policy.with_mode(match mode.get_ref().as_str() {
+                "enforce" => Mode::Enforce,
+                "audit" => Mode::Audit,
+                other => {
+                    return Err(fail(
+                        Some(span),
+                        format!("mode: `{other}` is not a mode: use \"enforce\" or \"audit\""),
+                    ));
+                }
+            });
+        }
+        for publish in file.publish {
+            let span = publish.span();
+            publish
+                .get_ref()
+                .parse()
+                .and_then(|parsed| policy.push_publish(parsed))
+                .map_err(|err| fail(Some(span), err.to_string()))?;
         }
         for (direction, rules) in [
             (Direction::Allow, file.allow),

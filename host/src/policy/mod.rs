@@ -41,7 +41,9 @@ mod decision;
 mod file;
 mod matcher;
 mod parse;
+mod publish;
 mod rule;
+mod special;
 #[cfg(test)]
 mod tests;
 mod verdict;
@@ -52,8 +54,10 @@ use std::net::{IpAddr, SocketAddr};
 pub use decision::{DecidedBy, Decision, Subject, UseKind};
 pub use file::PolicyFileError;
 pub use parse::{RuleError, normalize_name};
+pub use publish::{Publish, PublishError};
 pub use rule::{Host, Ports, Rule, Scheme, Transport};
-pub use verdict::{Decider, Direction, RuleRef, Verdict};
+pub use special::{Special, embedded_v4};
+pub use verdict::{Decider, Direction, Mode, RuleRef, Verdict};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
 use matcher::Table;
@@ -101,6 +105,9 @@ pub fn parse_use(verb: &str, transport: &str) -> Result<SocketAddrUse, String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     inherit: bool,
+    mode: Mode,
+    allow_special: bool,
+    publish: Vec<Publish>,
     rules: [Vec<Rule>; 4],
     tables: [Table; 4],
 }
@@ -121,6 +128,74 @@ impl Policy {
     pub fn with_inherit_network(mut self) -> Self {
         self.inherit = true;
         self
+    }
+
+    /// Sets whether denials take effect ([`Mode::Enforce`], the default) or are only
+    /// recorded as `would-deny` ([`Mode::Audit`]).
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Returns whether denials take effect or are only recorded.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Turns the special-address preset off: metadata endpoints, link-local, multicast,
+    /// broadcast and the unspecified address are then judged by the rules alone.
+    pub fn with_special_allowed(mut self) -> Self {
+        self.allow_special = true;
+        self
+    }
+
+    /// Reports whether the special-address preset is off.
+    pub fn allows_special(&self) -> bool {
+        self.allow_special
+    }
+
+    /// Publishes a port: the guest's binds to `publish.guest_port` use
+    /// `publish.host_port` on the host. A guest port published twice (per transport),
+    /// or a host port other than 0 given twice, is an error.
+    pub fn with_publish(mut self, publish: Publish) -> Result<Self, PublishError> {
+        self.push_publish(publish)?;
+        Ok(self)
+    }
+
+    /// Publishes a port, in place; see [`Policy::with_publish`].
+    pub fn push_publish(&mut self, publish: Publish) -> Result<(), PublishError> {
+        for other in &self.publish {
+            if other.transport != publish.transport {
+                continue;
+            }
+            if other.guest_port == publish.guest_port {
+                return Err(PublishError::new(
+                    &publish,
+                    format!("guest port {} is already published ({other})", other.guest_port),
+                ));
+            }
+            if publish.host_port != 0 && other.host_port == publish.host_port {
+                return Err(PublishError::new(
+                    &publish,
+                    format!("host port {} is already used ({other})", other.host_port),
+                ));
+            }
+        }
+        self.publish.push(publish);
+        Ok(())
+    }
+
+    /// Returns the published ports.
+    pub fn published(&self) -> &[Publish] {
+        &self.publish
+    }
+
+    /// Returns the publication of the guest's `port` over `transport`, if it has one.
+    pub fn publication(&self, transport: Transport, port: u16) -> Option<Publish> {
+        self.publish
+            .iter()
+            .find(|publish| publish.transport == transport && publish.guest_port == port)
+            .copied()
     }
 
     /// Adds an outbound rule: the guest may connect (TCP) or send (UDP) to what it matches.
@@ -197,6 +272,7 @@ impl Policy {
     /// is told to refuse creating such sockets at all.
     pub fn uses(&self, transport: Transport) -> bool {
         self.inherit
+            || self.mode == Mode::Audit
             || self.table(Direction::Allow).covers(transport)
             || self.table(Direction::Listen).covers(transport)
     }
@@ -210,6 +286,7 @@ impl Policy {
     /// Reports whether some name lookup could be allowed: a rule names a host or is `*`.
     pub fn uses_names(&self) -> bool {
         self.inherit
+            || self.mode == Mode::Audit
             || [Direction::Allow, Direction::Listen]
                 .into_iter()
                 .flat_map(|direction| &self.rules[direction.slot()])
@@ -253,7 +330,8 @@ impl Policy {
         let ip = bound.ip().to_canonical();
         let port = bound.port();
         let implicit_bind = requested.ip().to_canonical().is_unspecified() && requested.port() == 0;
-        self.decide_use(socket_use, implicit_bind, |direction, transport| {
+        let special = |transport| self.decide_special(socket_use, transport, ip, port);
+        self.decide_use(socket_use, implicit_bind, special, |direction, transport| {
             self.table(direction)
                 .first_match(direction, transport, ip, port, granted)
                 .map(|index| RuleRef {
@@ -268,7 +346,7 @@ impl Policy {
     /// do not apply (which addresses the name has is not known here), `*` does.
     pub fn decide_name(&self, name: &str, port: u16, socket_use: SocketAddrUse) -> Verdict {
         let name = normalize_name(name).unwrap_or_else(|_| name.to_ascii_lowercase());
-        self.decide_use(socket_use, false, |direction, transport| {
+        self.decide_use(socket_use, false, |_| None, |direction, transport| {
             self.rules[direction.slot()]
                 .iter()
                 .position(|rule| {
@@ -280,13 +358,122 @@ impl Policy {
         })
     }
 
-    /// The decision procedure, given how to find the first rule of a direction that
-    /// matches the subject; `implicit_bind` when the subject is the unspecified address
-    /// with port 0.
+    /// The special-address preset's verdict on a use reaching out to `ip`: `None` when
+    /// the preset has nothing to say (off, not an outbound use, not a special address);
+    /// else allowed by the first `allow` rule naming the address explicitly
+    /// ([`Special::explicit`]), or denied by the preset.
+    fn decide_special(
+        &self,
+        socket_use: SocketAddrUse,
+        transport: Transport,
+        ip: IpAddr,
+        port: u16,
+    ) -> Option<Verdict> {
+        use SocketAddrUse as U;
+        if self.allow_special || !matches!(socket_use, U::TcpConnect | U::UdpSend) {
+            return None;
+        }
+        let special = Special::of(ip)?;
+        let explicit = self.explicit_rule(special, ip, |rule| {
+            rule.scheme().covers(transport) && rule.ports().contains(port)
+        });
+        Some(match explicit {
+            Some(rule) => Verdict::allow(rule),
+            None => Verdict::deny(Decider::Special(special)),
+        })
+    }
+
+    /// The first `allow` rule that names `ip`, a `special` address, explicitly and
+    /// passes `fits`.
+    fn explicit_rule(
+        &self,
+        special: Special,
+        ip: IpAddr,
+        fits: impl Fn(&Rule) -> bool,
+    ) -> Option<Decider> {
+        self.rules[Direction::Allow.slot()]
+            .iter()
+            .position(|rule| {
+                fits(rule)
+                    && rule.hosts().iter().any(|host| {
+                        matches!(host, Host::Net(net) if net.contains(&ip) && special.explicit(*net))
+                    })
+            })
+            .map(|index| {
+                Decider::Rule(RuleRef {
+                    direction: Direction::Allow,
+                    index,
+                })
+            })
+    }
+
+    /// Decides one address an allowed lookup of `name` returned, before the guest sees
+    /// it (a defence against DNS rebinding): refused when a `deny` rule matching the
+    /// address covers every use the rules covering `name` grant (their schemes and
+    /// ports; under `inherit_network`, every use), or when it is a special address no
+    /// `allow` rule names explicitly and some rule covering `name` reaches out
+    /// (`allow`, or `inherit_network`). Else allowed by the first rule covering `name`.
+    pub fn decide_answer(&self, name: &str, addr: IpAddr) -> Verdict {
+        let ip = addr.to_canonical();
+        let name = normalize_name(name).unwrap_or_else(|_| name.to_ascii_lowercase());
+        let covering: Vec<(RuleRef, &Rule)> = self
+            .rules()
+            .filter(|(rule_ref, rule)| {
+                matches!(rule_ref.direction, Direction::Allow | Direction::Listen)
+                    && rule.matches_name(&name)
+            })
+            .collect();
+        let denies_all = |deny: &Rule| {
+            if self.inherit {
+                return deny.scheme() == Scheme::Any && *deny.ports() == Ports::Any;
+            }
+            covering.iter().all(|(_, rule)| {
+                (deny.scheme() == Scheme::Any || deny.scheme() == rule.scheme())
+                    && deny.ports().covers(rule.ports())
+            })
+        };
+        let denied = self.rules[Direction::Deny.slot()].iter().position(|deny| {
+            denies_all(deny)
+                && deny.hosts().iter().any(|host| match host {
+                    Host::Any => true,
+                    Host::Net(net) => net.contains(&ip),
+                    Host::Name(_) | Host::Suffix(_) => false,
+                })
+        });
+        if let Some(index) = denied {
+            return Verdict::deny(Decider::Rule(RuleRef {
+                direction: Direction::Deny,
+                index,
+            }));
+        }
+        let outbound = self.inherit
+            || covering
+                .iter()
+                .any(|(rule_ref, _)| rule_ref.direction == Direction::Allow);
+        if !self.allow_special
+            && outbound
+            && let Some(special) = Special::of(ip)
+        {
+            return match self.explicit_rule(special, ip, |_| true) {
+                Some(rule) => Verdict::allow(rule),
+                None => Verdict::deny(Decider::Special(special)),
+            };
+        }
+        match covering.first() {
+            Some(&(rule_ref, _)) => Verdict::allow(Decider::Rule(rule_ref)),
+            None if self.inherit => Verdict::allow(Decider::InheritNetwork),
+            None => Verdict::deny(Decider::DefaultDeny),
+        }
+    }
+
+    /// The decision procedure, given the special-address preset's say and how to find
+    /// the first rule of a direction that matches the subject; `implicit_bind` when the
+    /// subject is the unspecified address with port 0.
     fn decide_use(
         &self,
         socket_use: SocketAddrUse,
         implicit_bind: bool,
+        special: impl Fn(Transport) -> Option<Verdict>,
         find: impl Fn(Direction, Transport) -> Option<RuleRef>,
     ) -> Verdict {
         use SocketAddrUse as U;
@@ -297,6 +484,9 @@ impl Policy {
         let find = |direction| find(direction, transport).map(Decider::Rule);
         if let Some(rule) = find(Direction::Deny) {
             return Verdict::deny(rule);
+        }
+        if let Some(verdict) = special(transport) {
+            return verdict;
         }
         if self.inherit {
             return Verdict::allow(Decider::InheritNetwork);
@@ -374,6 +564,7 @@ impl Policy {
             },
             Decider::InheritNetwork => DecidedBy::InheritNetwork,
             Decider::DefaultDeny => DecidedBy::DefaultDeny,
+            Decider::Special(special) => DecidedBy::Special(special),
         }
     }
 
@@ -401,11 +592,20 @@ impl fmt::Display for Policy {
     /// One line per rule, `allow tcp://…`, after `inherit_network` if set; `(no network)`
     /// for a policy that allows nothing.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mode != Mode::Enforce {
+            writeln!(f, "mode   {}", self.mode.key())?;
+        }
         if self.inherit {
             writeln!(f, "inherit_network")?;
         }
+        if self.allow_special {
+            writeln!(f, "allow_special")?;
+        }
         for (rule_ref, rule) in self.rules() {
             writeln!(f, "{:<6} {rule}", rule_ref.direction.key())?;
+        }
+        for publish in &self.publish {
+            writeln!(f, "publish {publish}")?;
         }
         if self.is_empty() {
             writeln!(f, "(no network)")?;

@@ -129,6 +129,18 @@ pub enum Ports {
 }
 
 impl Ports {
+    /// Reports whether every port `other` covers is covered here too (each of
+    /// `other`'s ranges within one of these).
+    pub fn covers(&self, other: &Ports) -> bool {
+        match (self, other) {
+            (Self::Any, _) => true,
+            (Self::List(_), Self::Any) => false,
+            (Self::List(mine), Self::List(theirs)) => theirs
+                .iter()
+                .all(|&(lo, hi)| mine.iter().any(|&(my_lo, my_hi)| my_lo <= lo && hi <= my_hi)),
+        }
+    }
+
     /// Reports whether `port` is covered.
     pub fn contains(&self, port: u16) -> bool {
         match self {

@@ -1,6 +1,8 @@
 //! A policy's answers: which [`Direction`] a rule grants, which rule ([`RuleRef`]) or
 //! default ([`Decider`]) decided a use, and the [`Verdict`].
 
+use super::Special;
+
 /// Which way a rule grants (or, for `Deny`, refuses) network use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Direction {
@@ -61,6 +63,30 @@ pub enum Decider {
     InheritNetwork,
     /// No rule allows it.
     DefaultDeny,
+    /// The special-address preset: the target is special and no rule names it.
+    Special(Special),
+}
+
+/// Whether a policy's denials take effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// A denied use is refused (`access-denied`).
+    #[default]
+    Enforce,
+    /// Audit only: every use is decided and recorded as in `Enforce`, but a would-be
+    /// denial goes ahead, recorded as `would-deny`. For trying a policy on a live
+    /// workload before enforcing it.
+    Audit,
+}
+
+impl Mode {
+    /// The policy file's word for it: `enforce` or `audit`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+        }
+    }
 }
 
 /// A policy's answer for one use.

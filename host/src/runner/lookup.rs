@@ -8,7 +8,10 @@
 //! and is reported as a denied `lookup of NAME`; when no rule could allow any name,
 //! lookups are off and every name gets `permanent-resolver-failure`, as under wasmtime
 //! with name lookup off. The
-//! addresses an allowed lookup returns are granted to the rules covering the name
+//! addresses an allowed lookup returns are checked first ([`Enforcer::filter_answers`]:
+//! deny rules and the special-address preset, against DNS rebinding); those refused
+//! are dropped and recorded as `lookup-answer` denials, and when none remain the name
+//! is `name-unresolvable`. The rest are granted to the rules covering the name
 //! ([`Enforcer::grant`]) before the guest sees them. IP literals resolve to themselves
 //! without asking the policy: they grant nothing.
 
@@ -150,6 +153,11 @@ fn resolve(
             .map_err(|_| ErrorCode::NameUnresolvable)?
             .map(|addr| addr.ip().to_canonical())
             .collect();
+        // What the policy refuses never reaches the guest, nor grants anything.
+        let addrs = enforcer.filter_answers(&name, addrs);
+        if addrs.is_empty() {
+            return Err(ErrorCode::NameUnresolvable);
+        }
         enforcer.grant(&name, &addrs);
         Ok(addrs)
     }))

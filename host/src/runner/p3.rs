@@ -15,6 +15,8 @@
 //!   handed over as it is.)
 //! - **Binds judged on what they get**: a bind to port 0 is decided again on the port
 //!   it got, and undone (`access-denied`) if the policy refuses it there.
+//! - **Published ports**, as for 0.2: a published guest port's bind is made on the
+//!   host's port, and `get-local-address` shows the guest's.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -39,7 +41,8 @@ use wasmtime_wasi::sockets::{
 
 use super::GuestState;
 use super::lookup::{self, Started};
-use super::sockets::{borrow, judged_again, replace};
+use super::sockets::{BindTarget, borrow, guest_view, replace};
+use crate::policy::Transport;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
 
@@ -93,20 +96,21 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<TcpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let bound = HostTcpSocket::bind(&mut state.sockets(), borrow(&this), local).await;
+                let Ok(target) = BindTarget::of(state, SocketAddrUse::TcpBind, local.into()) else {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                };
+                let bound =
+                    HostTcpSocket::bind(&mut state.sockets(), borrow(&this), target.addr.into())
+                        .await;
                 if let Err(code) = error_code(bound)? {
+                    target.failed(state);
                     return Ok((Err(code),));
                 }
                 let real = error_code(HostTcpSocket::get_local_address(
                     &mut state.sockets(),
                     borrow(&this),
                 ))?;
-                if judged_again(
-                    state,
-                    local.into(),
-                    real.ok().map(Into::into),
-                    SocketAddrUse::TcpBind,
-                ) {
+                if target.stands(state, real.ok().map(Into::into)) {
                     return Ok((Ok(()),));
                 }
                 let family =
@@ -152,20 +156,21 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<UdpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let bound = HostUdpSocket::bind(&mut state.sockets(), borrow(&this), local).await;
+                let Ok(target) = BindTarget::of(state, SocketAddrUse::UdpBind, local.into()) else {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                };
+                let bound =
+                    HostUdpSocket::bind(&mut state.sockets(), borrow(&this), target.addr.into())
+                        .await;
                 if let Err(code) = error_code(bound)? {
+                    target.failed(state);
                     return Ok((Err(code),));
                 }
                 let real = error_code(HostUdpSocket::get_local_address(
                     &mut state.sockets(),
                     borrow(&this),
                 ))?;
-                if judged_again(
-                    state,
-                    local.into(),
-                    real.ok().map(Into::into),
-                    SocketAddrUse::UdpBind,
-                ) {
+                if target.stands(state, real.ok().map(Into::into)) {
                     return Ok((Ok(()),));
                 }
                 let family =
@@ -178,6 +183,24 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 )?;
                 Ok((Err(ErrorCode::AccessDenied),))
             })
+        },
+    )?;
+    types.func_wrap(
+        "[method]tcp-socket.get-local-address",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let local = HostTcpSocket::get_local_address(&mut state.sockets(), this);
+            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Tcp, addr));
+            Ok((local,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]udp-socket.get-local-address",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<UdpSocket>,)| {
+            let state = store.data_mut();
+            let local = HostUdpSocket::get_local_address(&mut state.sockets(), this);
+            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Udp, addr));
+            Ok((local,))
         },
     )?;
     Ok(())

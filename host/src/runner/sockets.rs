@@ -14,6 +14,9 @@
 //!   policy refuses on its real address is undone — the guest's socket is replaced by
 //!   a fresh, unbound one, so the bound descriptor is closed before it could send or
 //!   receive — and the guest sees `access-denied`.
+//! - **Published ports** (`--publish HOST_PORT:GUEST_PORT`): a bind to a published
+//!   guest port is decided on the guest's view, then made on the host's port; the
+//!   socket's local address (and an accepted connection's) shows the guest's port.
 //! - **Descriptor exhaustion has a name**: wasmtime-wasi 48 reports an `accept` that
 //!   failed with `EMFILE`/`ENFILE` as `unknown`; when the process cannot open a
 //!   descriptor at that moment, sockbox reports `new-socket-limit` (Go's `too many
@@ -29,6 +32,8 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
 use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp, udp_create_socket};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketError, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView as _};
+
+use crate::policy::Transport;
 
 use super::GuestState;
 
@@ -95,19 +100,24 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             Box::new(async move {
                 let state = store.data_mut();
                 let socket = borrow(&this);
+                let requested = SocketAddr::from(local);
+                let Ok(target) = BindTarget::of(state, SocketAddrUse::TcpBind, requested) else {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                };
                 let bound = tcp::HostTcpSocket::start_bind(
                     &mut state.sockets(),
                     socket,
                     network,
-                    local,
+                    target.addr.into(),
                 )
                 .await;
                 if let Err(err) = bound {
+                    target.failed(state);
                     return Ok((error_code::<()>(Err(err))?,));
                 }
                 let real = tcp::HostTcpSocket::local_address(&mut state.sockets(), borrow(&this));
                 let real = error_code(real)?.ok().map(SocketAddr::from);
-                let allowed = judged_again(state, local.into(), real, SocketAddrUse::TcpBind);
+                let allowed = target.stands(state, real);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -124,19 +134,24 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, network, local): (Resource<UdpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
+                let requested = SocketAddr::from(local);
+                let Ok(target) = BindTarget::of(state, SocketAddrUse::UdpBind, requested) else {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                };
                 let bound = udp::HostUdpSocket::start_bind(
                     &mut state.sockets(),
                     borrow(&this),
                     network,
-                    local,
+                    target.addr.into(),
                 )
                 .await;
                 if let Err(err) = bound {
+                    target.failed(state);
                     return Ok((error_code::<()>(Err(err))?,));
                 }
                 let real = udp::HostUdpSocket::local_address(&mut state.sockets(), borrow(&this));
                 let real = error_code(real)?.ok().map(SocketAddr::from);
-                let allowed = judged_again(state, local.into(), real, SocketAddrUse::UdpBind);
+                let allowed = target.stands(state, real);
                 if allowed {
                     return Ok((Ok(()),));
                 }
@@ -148,22 +163,90 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             })
         },
     )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.local-address",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let local = tcp::HostTcpSocket::local_address(&mut state.sockets(), this);
+            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Tcp, addr));
+            Ok((local,))
+        },
+    )?;
+    linker.instance(UDP)?.func_wrap(
+        "[method]udp-socket.local-address",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<UdpSocket>,)| {
+            let state = store.data_mut();
+            let local = udp::HostUdpSocket::local_address(&mut state.sockets(), this);
+            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Udp, addr));
+            Ok((local,))
+        },
+    )?;
     Ok(())
 }
 
-/// Decides a bind again on the address it got, when that is not the one asked for
-/// (port 0, decided before the system picked the port). A bound socket with no local
-/// address (`None`) is refused. For WASI 0.2 and 0.3 binds alike.
-pub(super) fn judged_again(
+/// A local address as the guest sees it: a published port's host port shows as the
+/// guest's port. For WASI 0.2 and 0.3 addresses alike.
+pub(super) fn guest_view<A: Into<SocketAddr> + From<SocketAddr>>(
     state: &GuestState,
+    transport: Transport,
+    addr: A,
+) -> A {
+    let addr: SocketAddr = addr.into();
+    match state.enforcer.guest_port(transport, addr.port()) {
+        Some(port) => SocketAddr::new(addr.ip(), port).into(),
+        None => addr.into(),
+    }
+}
+
+/// Where wasmtime-wasi is asked to bind for a guest's bind: where the guest asked, or
+/// for a published port, the host's port (the guest's view decided already). For
+/// WASI 0.2 and 0.3 binds alike.
+pub(super) struct BindTarget {
+    /// The address to bind.
+    pub addr: SocketAddr,
     requested: SocketAddr,
-    bound: Option<SocketAddr>,
     socket_use: SocketAddrUse,
-) -> bool {
-    let Some(bound) = bound else {
-        return false;
-    };
-    requested == bound || state.enforcer.check_bound(requested, bound, socket_use)
+    published: bool,
+}
+
+impl BindTarget {
+    /// The target of a bind the guest asked for on `requested`; `Err` when the policy
+    /// refuses a published port's bind.
+    pub fn of(state: &GuestState, socket_use: SocketAddrUse, requested: SocketAddr) -> Result<Self, ()> {
+        let host = state.enforcer.begin_bind(socket_use, requested)?;
+        Ok(Self {
+            addr: host.unwrap_or(requested),
+            requested,
+            socket_use,
+            published: host.is_some(),
+        })
+    }
+
+    /// The bind failed.
+    pub fn failed(&self, state: &GuestState) {
+        if self.published {
+            state.enforcer.end_bind(self.socket_use, self.requested, None);
+        }
+    }
+
+    /// Reports whether the bind stands, once it got the address `bound`: a published
+    /// port's is recorded with both addresses; any other is decided again on the
+    /// address it got when that is not the one asked for (port 0, decided before the
+    /// system picked the port). A bound socket with no local address (`None`) is
+    /// refused.
+    pub fn stands(&self, state: &GuestState, bound: Option<SocketAddr>) -> bool {
+        if self.published {
+            state.enforcer.end_bind(self.socket_use, self.requested, bound);
+            return bound.is_some();
+        }
+        let Some(bound) = bound else {
+            return false;
+        };
+        self.requested == bound
+            || state
+                .enforcer
+                .check_bound(self.requested, bound, self.socket_use)
+    }
 }
 
 /// Accepts the next pending connection, within the socket cap.

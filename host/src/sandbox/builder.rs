@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Hook, Sandbox, SandboxBuilder};
-use crate::enforce::AuditLog;
+use super::{Hook, PublishHook, Sandbox, SandboxBuilder};
+use crate::enforce::{AuditLog, Published};
 use crate::output::Stdio;
 use crate::policy::{Decision, Policy};
 use crate::runner::Limits;
@@ -94,6 +94,14 @@ impl SandboxBuilder {
     /// debug event). The `sockbox` CLI prints each as one `sockbox: denied …` line.
     pub fn on_denial(mut self, sink: impl Fn(&Decision) + Send + Sync + 'static) -> Self {
         self.sandbox.on_denial = Some(Hook(Arc::new(sink)));
+        self
+    }
+
+    /// Hands each port an instance publishes (`--publish`: the guest bound a published
+    /// port, the host bound its own) to `sink` as the guest binds it. The `sockbox` CLI
+    /// prints each as one `sockbox: published tcp 127.0.0.1:80 on 127.0.0.1:41234` line.
+    pub fn on_publish(mut self, sink: impl Fn(&Published) + Send + Sync + 'static) -> Self {
+        self.sandbox.on_publish = Some(PublishHook(Arc::new(sink)));
         self
     }
 

@@ -45,7 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer};
+use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer, PublishSink};
 use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
@@ -69,7 +69,18 @@ pub struct Sandbox {
     stderr: Stdio,
     limits: Limits,
     on_denial: Option<Hook>,
+    on_publish: Option<PublishHook>,
     audit: Option<Arc<AuditLog>>,
+}
+
+/// The embedder's publish sink, shown in `Debug` output only as there.
+#[derive(Clone)]
+struct PublishHook(PublishSink);
+
+impl fmt::Debug for PublishHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PublishHook(..)")
+    }
 }
 
 /// The embedder's denial sink, shown in `Debug` output only as there.
@@ -124,6 +135,7 @@ impl Sandbox {
                 stderr: Stdio::Null,
                 limits: Limits::default(),
                 on_denial: None,
+                on_publish: None,
                 audit: None,
             },
         }
@@ -243,6 +255,7 @@ impl Sandbox {
             stdout: io.stdout.text(),
             stderr: io.stderr.text(),
             denials: io.denials.denials(),
+            would_deny: io.denials.would_deny(),
         })
     }
 
@@ -285,12 +298,15 @@ impl Sandbox {
             .chain(args.into_iter().map(Into::into))
             .collect();
         let name = self.name.clone().unwrap_or_else(|| self.program.clone());
-        let enforcer = Enforcer::new(
+        let mut enforcer = Enforcer::new(
             name,
             Arc::clone(&self.policy),
             Arc::clone(&io.denials),
             self.audit.clone(),
         );
+        if let Some(PublishHook(sink)) = &self.on_publish {
+            enforcer = enforcer.with_publish_sink(Arc::clone(sink));
+        }
         self.runner.store(Instance {
             args,
             env: self.env.clone(),

@@ -16,8 +16,12 @@ pub struct Output {
     pub stdout: String,
     /// What it wrote to stderr, if stderr was captured.
     pub stderr: String,
-    /// The socket uses and lookups the policy refused, each distinct one once.
+    /// The socket uses and lookups the policy refused, each distinct one once (in
+    /// audit mode: the ones it would have refused, marked `would_deny`).
     pub denials: Vec<Decision>,
+    /// In audit mode, how many uses went ahead that enforcing would have refused:
+    /// every one, not only the distinct ones.
+    pub would_deny: u64,
 }
 
 impl Output {
