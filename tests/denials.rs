@@ -33,7 +33,9 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
                 use_kind: UseKind::TcpConnect,
                 subject: Subject::Addr(addr),
                 allowed: false,
+                would_deny: false,
                 by: DecidedBy::DefaultDeny,
+                host_addr: None,
             }]
         );
         assert_untouched(&listener)?;

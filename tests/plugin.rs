@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use anyhow::Result;
 use sockbox_host::output::{Capture, Stdio};
-use sockbox_host::policy::{Subject, UseKind};
+use sockbox_host::policy::UseKind;
 use sockbox_host::{NetError, Plugin, Policy, SandboxError, harness};
 use tokio::task::JoinHandle;
 
@@ -119,10 +119,7 @@ fn denied_addresses_are_typed_access_denied() -> Result<()> {
     let refused: Vec<(UseKind, String)> = client
         .denials()
         .into_iter()
-        .map(|decision| match decision.subject {
-            Subject::Addr(addr) => (decision.use_kind, addr.to_string()),
-            Subject::Name(name) => (decision.use_kind, name),
-        })
+        .map(|decision| (decision.use_kind, decision.subject.to_string()))
         .collect();
     assert_eq!(
         refused,

@@ -101,7 +101,7 @@ fn pong_server(limit: usize) -> Result<SocketAddr> {
 }
 
 /// The audit lines `dial NAME:PORT` gives when the lookup is allowed by `lookup_rule`
-/// and each address NAME resolves to (in resolver order, as the guest tries them) is
+/// (its answers by the same rule) and each address NAME resolves to (in resolver order, as the guest tries them) is
 /// judged by `verdict(addr)` until one connects (`connects(addr)`).
 fn dial_by_name_lines(
     name: &str,
@@ -112,7 +112,13 @@ fn dial_by_name_lines(
     connects: impl Fn(SocketAddr) -> bool,
 ) -> Result<Vec<String>> {
     let mut lines = vec![format!("lookup {name} allow allow {lookup_rule}")];
-    for addr in (name, port).to_socket_addrs()? {
+    let addrs: Vec<SocketAddr> = (name, port).to_socket_addrs()?.collect();
+    // Each answer is decided before the guest sees it.
+    for addr in &addrs {
+        let ip = addr.ip().to_canonical();
+        lines.push(format!("lookup-answer {ip} allow allow {lookup_rule}"));
+    }
+    for addr in addrs {
         let addr = SocketAddr::new(addr.ip().to_canonical(), port);
         let unspecified = if addr.is_ipv4() {
             "0.0.0.0:0"
@@ -487,7 +493,7 @@ fn bad_policies_stop_before_the_guest_runs() -> Result<()> {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--policy", &unknown_key],
-            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`\n"),
+            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`, `mode`, `allow_special`, `publish`\n"),
         ),
         (
             vec!["--policy", &bad_rule],
@@ -565,6 +571,8 @@ fn policy_check_and_explain() -> Result<()> {
          listen tcp://127.0.0.1:8080\n\
          accept udp://10.0.0.0/8:*\n\
          deny   tcp://bad.example.com:*\n\
+         mode: enforce (denials are refused)\n\
+         special addresses: denied unless a rule names them (metadata, link-local, multicast, broadcast, unspecified)\n\
          tcp: on, udp: on, name lookups: on\n\
          note: udp accept rules have no effect without a udp listen rule\n"
     );

@@ -186,6 +186,7 @@ pub struct Process {
     name: String,
     child: Child,
     lines: Receiver<String>,
+    err_lines: Receiver<String>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
@@ -234,6 +235,7 @@ impl Process {
             .spawn()
             .with_context(|| format!("spawn {name}"))?;
         let (tx, lines) = mpsc::channel();
+        let (err_tx, err_lines) = mpsc::channel();
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let out_pipe = child.stdout.take().context("stdout is piped")?;
@@ -251,15 +253,20 @@ impl Process {
                 }
             }),
             std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = BufReader::new(err_pipe).read_to_string(&mut text);
-                err_text.lock().expect("not poisoned").push_str(&text);
+                for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                    err_text
+                        .lock()
+                        .expect("not poisoned")
+                        .push_str(&format!("{line}\n"));
+                    let _ = err_tx.send(line);
+                }
             }),
         ];
         Ok(Self {
             name,
             child,
             lines,
+            err_lines,
             stdout,
             stderr,
             readers,
@@ -284,6 +291,27 @@ impl Process {
                 }
                 Err(_) => bail!(
                     "{} printed no `listening on` line\n--- stdout ---\n{}--- stderr ---\n{}",
+                    self.name,
+                    self.stdout.lock().expect("not poisoned"),
+                    self.stderr.lock().expect("not poisoned")
+                ),
+            }
+        }
+    }
+
+    /// Waits for a line on stderr starting with `prefix` and returns the rest of it.
+    pub fn stderr_line(&self, prefix: &str) -> Result<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err_lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return Ok(rest.to_owned());
+                    }
+                }
+                Err(_) => bail!(
+                    "{} printed no `{prefix}` line\n--- stdout ---\n{}--- stderr ---\n{}",
                     self.name,
                     self.stdout.lock().expect("not poisoned"),
                     self.stderr.lock().expect("not poisoned")

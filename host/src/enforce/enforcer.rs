@@ -173,11 +173,14 @@ impl Enforcer {
 
     /// Decides a use on a published port by the guest's view, `guest`, recording the
     /// host's address beside it.
-    fn check_published(&self, guest: SocketAddr, host: SocketAddr, socket_use: SocketAddrUse) -> bool {
+    fn check_published(
+        &self,
+        guest: SocketAddr,
+        host: SocketAddr,
+        socket_use: SocketAddrUse,
+    ) -> bool {
         let granted = self.grants.read();
-        let verdict = self
-            .policy
-            .decide_bound(guest, guest, socket_use, &granted);
+        let verdict = self.policy.decide_bound(guest, guest, socket_use, &granted);
         drop(granted);
         self.settle(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
     }
@@ -235,7 +238,10 @@ impl Enforcer {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match *pending {
-            Some(bind) if UseKind::from(bind.socket_use) == UseKind::from(socket_use) && bind.host == addr => {
+            Some(bind)
+                if UseKind::from(bind.socket_use) == UseKind::from(socket_use)
+                    && bind.host == addr =>
+            {
                 *pending = None;
                 true
             }
@@ -279,7 +285,12 @@ impl Enforcer {
     /// Ends a published bind [`Enforcer::begin_bind`] began: `bound` is the host's
     /// address it got (`None`: the bind failed). Records the decision with both
     /// addresses and tells the publish sink.
-    pub fn end_bind(&self, socket_use: SocketAddrUse, guest: SocketAddr, bound: Option<SocketAddr>) {
+    pub fn end_bind(
+        &self,
+        socket_use: SocketAddrUse,
+        guest: SocketAddr,
+        bound: Option<SocketAddr>,
+    ) {
         self.pending
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -338,7 +349,12 @@ impl Enforcer {
     pub fn check_lookup(&self, name: &str) -> bool {
         let verdict = self.policy.decide_lookup(name);
         tracing::debug!(instance = %self.instance, name, allowed = verdict.allowed, "decided lookup");
-        self.settle(UseKind::Lookup, Subject::Name(name.to_owned()), verdict, None)
+        self.settle(
+            UseKind::Lookup,
+            Subject::Name(name.to_owned()),
+            verdict,
+            None,
+        )
     }
 
     /// Filters the addresses an allowed lookup of `name` returned: those the policy

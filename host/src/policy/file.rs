@@ -24,13 +24,7 @@ use super::{Direction, Mode, Policy};
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     #[serde(default)]
-    mode: Option<Spanned<String>>,
-    #[serde(default)]
     inherit_network: bool,
-    #[serde(default)]
-    allow_special: bool,
-    #[serde(default)]
-    publish: Vec<Spanned<String>>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -39,6 +33,12 @@ struct PolicyFile {
     accept: Vec<Spanned<String>>,
     #[serde(default)]
     deny: Vec<Spanned<String>>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_special: bool,
+    #[serde(default)]
+    publish: Vec<Spanned<String>>,
 }
 
 /// A policy file that could not be read or parsed: where, and why, in one line.

@@ -171,7 +171,10 @@ impl Policy {
             if other.guest_port == publish.guest_port {
                 return Err(PublishError::new(
                     &publish,
-                    format!("guest port {} is already published ({other})", other.guest_port),
+                    format!(
+                        "guest port {} is already published ({other})",
+                        other.guest_port
+                    ),
                 ));
             }
             if publish.host_port != 0 && other.host_port == publish.host_port {
@@ -331,14 +334,19 @@ impl Policy {
         let port = bound.port();
         let implicit_bind = requested.ip().to_canonical().is_unspecified() && requested.port() == 0;
         let special = |transport| self.decide_special(socket_use, transport, ip, port);
-        self.decide_use(socket_use, implicit_bind, special, |direction, transport| {
-            self.table(direction)
-                .first_match(direction, transport, ip, port, granted)
-                .map(|index| RuleRef {
-                    direction,
-                    index: index as usize,
-                })
-        })
+        self.decide_use(
+            socket_use,
+            implicit_bind,
+            special,
+            |direction, transport| {
+                self.table(direction)
+                    .first_match(direction, transport, ip, port, granted)
+                    .map(|index| RuleRef {
+                        direction,
+                        index: index as usize,
+                    })
+            },
+        )
     }
 
     /// Decides a socket use on whatever addresses `name` resolves to, on `port`: as the
@@ -346,16 +354,21 @@ impl Policy {
     /// do not apply (which addresses the name has is not known here), `*` does.
     pub fn decide_name(&self, name: &str, port: u16, socket_use: SocketAddrUse) -> Verdict {
         let name = normalize_name(name).unwrap_or_else(|_| name.to_ascii_lowercase());
-        self.decide_use(socket_use, false, |_| None, |direction, transport| {
-            self.rules[direction.slot()]
-                .iter()
-                .position(|rule| {
-                    rule.scheme().covers(transport)
-                        && rule.matches_name(&name)
-                        && rule.ports().contains(port)
-                })
-                .map(|index| RuleRef { direction, index })
-        })
+        self.decide_use(
+            socket_use,
+            false,
+            |_| None,
+            |direction, transport| {
+                self.rules[direction.slot()]
+                    .iter()
+                    .position(|rule| {
+                        rule.scheme().covers(transport)
+                            && rule.matches_name(&name)
+                            && rule.ports().contains(port)
+                    })
+                    .map(|index| RuleRef { direction, index })
+            },
+        )
     }
 
     /// The special-address preset's verdict on a use reaching out to `ip`: `None` when

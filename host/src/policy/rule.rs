@@ -135,9 +135,10 @@ impl Ports {
         match (self, other) {
             (Self::Any, _) => true,
             (Self::List(_), Self::Any) => false,
-            (Self::List(mine), Self::List(theirs)) => theirs
-                .iter()
-                .all(|&(lo, hi)| mine.iter().any(|&(my_lo, my_hi)| my_lo <= lo && hi <= my_hi)),
+            (Self::List(mine), Self::List(theirs)) => theirs.iter().all(|&(lo, hi)| {
+                mine.iter()
+                    .any(|&(my_lo, my_hi)| my_lo <= lo && hi <= my_hi)
+            }),
         }
     }
 

@@ -81,7 +81,10 @@ impl Special {
                 v6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
             ],
             Self::Broadcast => vec![v4(Ipv4Addr::BROADCAST, 32)],
-            Self::Unspecified => vec![v4(Ipv4Addr::UNSPECIFIED, 32), v6(Ipv6Addr::UNSPECIFIED, 128)],
+            Self::Unspecified => vec![
+                v4(Ipv4Addr::UNSPECIFIED, 32),
+                v6(Ipv6Addr::UNSPECIFIED, 128),
+            ],
         }
     }
 
@@ -164,9 +167,8 @@ pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let segments = ip.segments();
     if let Some(v4) = ip.to_ipv4_mapped() {
         Some(v4)
-    } else if bits >> 32 == 0 && low.octets()[0] != 0 {
-        Some(low)
-    } else if bits >> 32 == NAT64_PREFIX >> 32 {
+    } else if (bits >> 32 == 0 && low.octets()[0] != 0) || bits >> 32 == NAT64_PREFIX >> 32 {
+        // IPv4-compatible, or NAT64: the IPv4 address in the low 32 bits.
         Some(low)
     } else if segments[0] == 0x2002 {
         Some(Ipv4Addr::from_bits((bits >> 80) as u32))

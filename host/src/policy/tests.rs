@@ -129,7 +129,7 @@ fn verdicts() {
         (
             "allow tcp://0.0.0.0/0:443",
             "connect tcp 255.255.255.255:443",
-            "allow --allow tcp://0.0.0.0/0:443",
+            "deny special:broadcast",
         ),
         (
             "allow tcp://0.0.0.0/0:443",
@@ -670,7 +670,7 @@ fn verdicts() {
         (
             "listen tcp://0.0.0.0:*",
             "connect tcp 0.0.0.0:80",
-            "deny default-deny",
+            "deny special:unspecified",
         ),
         // --- Listening: the bound address; without a bind, unspecified and port 0.
         (
@@ -1318,7 +1318,9 @@ fn denial_log_keeps_distinct_denials() {
             Err(_) => Subject::Name(subject.into()),
         },
         allowed: false,
+        would_deny: false,
         by,
+        host_addr: None,
     };
     let first = denial(UseKind::TcpConnect, "10.0.0.1:80", DecidedBy::DefaultDeny);
     let second = denial(UseKind::TcpListen, "10.0.0.1:80", DecidedBy::DefaultDeny);
@@ -1386,7 +1388,9 @@ fn denial_log_is_bounded() {
             use_kind: UseKind::TcpConnect,
             subject: Subject::Addr(SocketAddr::from(([10, 0, 0, 1], port))),
             allowed: false,
+            would_deny: false,
             by: DecidedBy::DefaultDeny,
+            host_addr: None,
         });
     }
     assert_eq!(log.denials().len(), MAX_DENIALS);
@@ -1480,4 +1484,272 @@ fn rule_errors_are_one_line() {
             .starts_with("invalid rule `tcp://a\\nb:1`: "),
         "{err}"
     );
+}
+
+/// Audit-only mode, the special-address preset, answer filtering, published ports.
+mod production {
+    use std::net::{IpAddr, SocketAddr};
+
+    use super::super::*;
+    use crate::enforce::{DenialLog, Enforcer};
+    use SocketAddrUse::{TcpAccept, TcpBind, TcpConnect, TcpListen, UdpBind, UdpReceive, UdpSend};
+
+    fn peer(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    /// The special-address preset: which kind each spelling is, which rules name it
+    /// explicitly, and which uses it judges.
+    #[test]
+    fn special_addresses_by_kind_and_spelling() {
+        use Special as K;
+        let cases: &[(&str, Option<K>)] = &[
+            ("169.254.169.254", Some(K::Metadata)),
+            ("::ffff:169.254.169.254", Some(K::Metadata)),
+            ("::169.254.169.254", Some(K::Metadata)),
+            ("64:ff9b::a9fe:a9fe", Some(K::Metadata)),
+            ("2002:a9fe:a9fe:ffff::1", Some(K::Metadata)),
+            ("fd00:ec2::254", Some(K::Metadata)),
+            ("100.100.100.200", Some(K::Metadata)),
+            ("169.254.1.1", Some(K::LinkLocal)),
+            ("fe80::1", Some(K::LinkLocal)),
+            ("224.0.0.1", Some(K::Multicast)),
+            ("ff02::1", Some(K::Multicast)),
+            ("255.255.255.255", Some(K::Broadcast)),
+            ("0.0.0.0", Some(K::Unspecified)),
+            ("::", Some(K::Unspecified)),
+            ("2002::", Some(K::Unspecified)),
+            // Not special: loopback in every spelling, ordinary addresses, a NAT64
+            // address of an ordinary one, `::1` (not `::0.0.0.1`).
+            ("127.0.0.1", None),
+            ("::1", None),
+            ("::ffff:127.0.0.1", None),
+            ("10.0.0.1", None),
+            ("64:ff9b::a00:1", None),
+            ("2002:a00:1::1", None),
+            ("2001:db8::1", None),
+            ("169.253.255.255", None),
+            ("fd00:ec2::253", None),
+            ("0.0.0.1", None),
+        ];
+        for &(ip, kind) in cases {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert_eq!(K::of(parsed), kind, "{ip}");
+        }
+        for (net, kind) in [
+            ("169.254.169.254/32", Some(K::Metadata)),
+            ("169.254.0.0/16", Some(K::LinkLocal)),
+            ("169.254.0.0/15", None),
+            ("0.0.0.0/0", None),
+            ("::/0", None),
+            ("0.0.0.0/32", Some(K::Unspecified)),
+            ("::ffff:169.254.169.254/128", Some(K::Metadata)),
+            ("64:ff9b::a9fe:0/112", Some(K::LinkLocal)),
+            ("64:ff9b::/96", None),
+            ("2002:a9fe::/32", Some(K::LinkLocal)),
+            ("2002::/16", None),
+            ("::a9fe:a9fe/128", Some(K::Metadata)),
+            ("::/96", None),
+            ("fe80::/10", Some(K::LinkLocal)),
+            ("fe80::/9", None),
+            ("ff00::/8", Some(K::Multicast)),
+            ("224.0.0.0/4", Some(K::Multicast)),
+        ] {
+            let parsed: ipnet::IpNet = net.parse().unwrap();
+            assert_eq!(K::of_net(parsed), kind, "{net}");
+        }
+    }
+
+    #[test]
+    fn special_preset_judges_outbound_uses_only() {
+        let policy = Policy::inherit_network();
+        for (use_, allowed) in [
+            (TcpConnect, false),
+            (UdpSend, false),
+            (TcpBind, true),
+            (UdpBind, true),
+            (TcpListen, true),
+            (TcpAccept, true),
+            (UdpReceive, true),
+        ] {
+            let verdict = policy.decide(peer("169.254.1.1:80"), use_);
+            assert_eq!(verdict.allowed, allowed, "{use_:?}");
+        }
+        // A deny rule still wins over an explicit allow, and is named as the decider.
+        let policy = Policy::deny_all()
+            .allow("tcp://169.254.169.254:80")
+            .unwrap()
+            .deny("tcp://169.254.0.0/16:*")
+            .unwrap();
+        let verdict = policy.decide(peer("169.254.169.254:80"), TcpConnect);
+        assert!(!verdict.allowed);
+        assert_eq!(policy.describe(verdict.by), "--deny tcp://169.254.0.0/16:*");
+        // An explicit rule must fit the use's scheme and port too.
+        let policy = Policy::inherit_network()
+            .allow("udp://169.254.169.254:80")
+            .unwrap()
+            .allow("tcp://169.254.169.254:81")
+            .unwrap();
+        let verdict = policy.decide(peer("169.254.169.254:80"), TcpConnect);
+        assert_eq!(policy.describe(verdict.by), "special:metadata");
+        // A name rule does not name the address: its grant is no explicit rule.
+        let policy = Policy::deny_all()
+            .allow("tcp://metadata.internal:80")
+            .unwrap();
+        let granted = [(
+            RuleRef {
+                direction: Direction::Allow,
+                index: 0,
+            },
+            "169.254.169.254".parse().unwrap(),
+        )];
+        let verdict = policy.decide_with(peer("169.254.169.254:80"), TcpConnect, &granted);
+        assert_eq!(policy.describe(verdict.by), "special:metadata");
+    }
+
+    #[test]
+    fn lookup_answers_are_decided() {
+        let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
+        let policy = Policy::deny_all()
+            .allow("tcp://example.com:443")
+            .unwrap()
+            .deny("tcp://10.0.0.0/8:*")
+            .unwrap()
+            .deny("tcp://192.168.0.1:22")
+            .unwrap();
+        let describe = |policy: &Policy, name: &str, addr: &str| {
+            let verdict = policy.decide_answer(name, ip(addr));
+            (verdict.allowed, policy.describe(verdict.by))
+        };
+        assert_eq!(
+            describe(&policy, "example.com", "10.1.2.3"),
+            (false, "--deny tcp://10.0.0.0/8:*".into())
+        );
+        // A deny rule on another port leaves the answer usable on 443.
+        assert_eq!(
+            describe(&policy, "example.com", "192.168.0.1"),
+            (true, "--allow tcp://example.com:443".into())
+        );
+        assert_eq!(
+            describe(&policy, "example.com", "::ffff:169.254.169.254"),
+            (false, "special:metadata".into())
+        );
+        assert_eq!(
+            describe(&policy, "example.com", "93.184.216.34"),
+            (true, "--allow tcp://example.com:443".into())
+        );
+        // Under inherit_network only a deny rule on every scheme and port refuses an answer.
+        let policy = Policy::inherit_network()
+            .deny("tcp://10.0.0.0/8:*")
+            .unwrap()
+            .deny("*://10.9.0.0/16:*")
+            .unwrap();
+        assert!(policy.decide_answer("a.example", ip("10.1.2.3")).allowed);
+        assert!(!policy.decide_answer("a.example", ip("10.9.2.3")).allowed);
+        // A name only listened on is not checked against the outbound preset.
+        let policy = Policy::deny_all()
+            .allow_listen("tcp://ll.example:80")
+            .unwrap();
+        assert!(
+            policy
+                .decide_answer("ll.example", ip("169.254.1.1"))
+                .allowed
+        );
+        // allow_special turns the preset off for answers too.
+        let policy = Policy::deny_all()
+            .allow("tcp://example.com:443")
+            .unwrap()
+            .with_special_allowed();
+        assert!(
+            policy
+                .decide_answer("example.com", ip("169.254.169.254"))
+                .allowed
+        );
+    }
+
+    #[test]
+    fn ports_cover_ports() {
+        let ports = |rule: &str| -> Ports { rule.parse::<Rule>().unwrap().ports().clone() };
+        assert!(ports("tcp://*:*").covers(&ports("tcp://*:80")));
+        assert!(ports("tcp://*:1-100").covers(&ports("tcp://*:{80,90-100}")));
+        assert!(!ports("tcp://*:1-100").covers(&ports("tcp://*:99-101")));
+        assert!(!ports("tcp://*:80").covers(&ports("tcp://*:*")));
+    }
+
+    #[test]
+    fn publish_parses_and_prints() {
+        let parsed: Publish = "8080:80".parse().unwrap();
+        assert_eq!(
+            parsed,
+            Publish {
+                transport: Transport::Tcp,
+                host_port: 8080,
+                guest_port: 80
+            }
+        );
+        assert_eq!(parsed.to_string(), "8080:80");
+        let udp: Publish = "0:53/udp".parse().unwrap();
+        assert_eq!(udp.to_string(), "0:53/udp");
+        assert_eq!("0:53/tcp".parse::<Publish>().unwrap().to_string(), "0:53");
+        for (text, why) in [
+            ("80", "expected HOST_PORT:GUEST_PORT"),
+            ("a:80", "`a` is not a host port"),
+            ("80:", "`` is not a guest port"),
+            ("1:0", "the guest port cannot be 0"),
+            ("1:2/icmp", "must be tcp or udp"),
+            ("1:2:3", "`2:3` is not a guest port"),
+        ] {
+            let err = text.parse::<Publish>().unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.starts_with(&format!("publish `{text}`: ")), "{err}");
+        }
+        let policy = Policy::deny_all().with_publish(parsed).unwrap();
+        let err = policy
+            .clone()
+            .with_publish("8080:81".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "publish `8080:81`: host port 8080 is already used (8080:80)"
+        );
+        // The same guest port over the other transport is another publication.
+        let policy = policy.with_publish("0:80/udp".parse().unwrap()).unwrap();
+        assert_eq!(policy.published().len(), 2);
+        assert_eq!(
+            policy.publication(Transport::Udp, 80).map(|p| p.host_port),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn audit_mode_enables_what_it_must_observe() {
+        let policy = Policy::deny_all().with_mode(Mode::Audit);
+        assert!(policy.uses(Transport::Tcp));
+        assert!(policy.uses(Transport::Udp));
+        assert!(policy.uses_names());
+        assert_eq!(policy.to_string(), "mode   audit\n(no network)\n");
+        // The verdicts themselves are the enforcing ones.
+        assert!(!policy.decide(peer("10.0.0.1:80"), TcpConnect).allowed);
+    }
+
+    /// An enforcer in audit mode lets a denial through, recorded as would-deny and counted.
+    #[test]
+    fn enforcer_in_audit_mode_records_would_deny() {
+        let denials = std::sync::Arc::new(DenialLog::default());
+        let policy = Policy::deny_all().with_mode(Mode::Audit);
+        let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), denials.clone(), None);
+        assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
+        assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
+        assert_eq!(denials.would_deny(), 2);
+        let kept = denials.denials();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].allowed && kept[0].would_deny);
+        assert_eq!(
+            kept[0].to_string(),
+            "would deny tcp connect to 10.0.0.1:80 (no rule allows it)"
+        );
+        // Answers are kept too, recorded.
+        let answers = enforcer.filter_answers("x.example", vec!["10.0.0.1".parse().unwrap()]);
+        assert_eq!(answers.len(), 1);
+    }
 }

@@ -212,7 +212,11 @@ pub(super) struct BindTarget {
 impl BindTarget {
     /// The target of a bind the guest asked for on `requested`; `Err` when the policy
     /// refuses a published port's bind.
-    pub fn of(state: &GuestState, socket_use: SocketAddrUse, requested: SocketAddr) -> Result<Self, ()> {
+    pub fn of(
+        state: &GuestState,
+        socket_use: SocketAddrUse,
+        requested: SocketAddr,
+    ) -> Result<Self, ()> {
         let host = state.enforcer.begin_bind(socket_use, requested)?;
         Ok(Self {
             addr: host.unwrap_or(requested),
@@ -225,7 +229,9 @@ impl BindTarget {
     /// The bind failed.
     pub fn failed(&self, state: &GuestState) {
         if self.published {
-            state.enforcer.end_bind(self.socket_use, self.requested, None);
+            state
+                .enforcer
+                .end_bind(self.socket_use, self.requested, None);
         }
     }
 
@@ -236,7 +242,9 @@ impl BindTarget {
     /// refused.
     pub fn stands(&self, state: &GuestState, bound: Option<SocketAddr>) -> bool {
         if self.published {
-            state.enforcer.end_bind(self.socket_use, self.requested, bound);
+            state
+                .enforcer
+                .end_bind(self.socket_use, self.requested, bound);
             return bound.is_some();
         }
         let Some(bound) = bound else {
