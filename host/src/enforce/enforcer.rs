@@ -145,7 +145,9 @@ impl Enforcer {
         };
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
-            (SocketAddrUse::UdpSend, Decider::DefaultDeny) => {
+            // A reply goes back to a peer that reached the instance first, special
+            // (a link-local neighbour) or not.
+            (SocketAddrUse::UdpSend, Decider::DefaultDeny | Decider::Special(_)) => {
                 let replies = self
                     .replies
                     .read()

@@ -1732,6 +1732,18 @@ mod production {
         assert!(!policy.decide(peer("10.0.0.1:80"), TcpConnect).allowed);
     }
 
+    /// A UDP server replies to a link-local peer that reached it first; it still may
+    /// not send to one on its own.
+    #[test]
+    fn udp_replies_reach_special_peers_that_came_first() {
+        let policy = Policy::deny_all().allow_listen("udp://*:53").unwrap();
+        let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+        assert!(!enforcer.check(peer("169.254.7.7:5000"), UdpSend));
+        assert!(enforcer.check(peer("169.254.7.7:5000"), UdpReceive));
+        assert!(enforcer.check(peer("169.254.7.7:5000"), UdpSend), "a reply");
+        assert!(!enforcer.check(peer("169.254.7.8:5000"), UdpSend));
+    }
+
     /// An enforcer in audit mode lets a denial through, recorded as would-deny and counted.
     #[test]
     fn enforcer_in_audit_mode_records_would_deny() {
