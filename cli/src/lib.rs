@@ -13,7 +13,7 @@ mod demo;
 mod policy;
 mod run;
 
-pub use run::parse_size;
+pub use sockbox_host::runner::parse_size;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

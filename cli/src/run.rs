@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use sockbox_host::enforce::AuditLog;
 use sockbox_host::output::Stdio;
-use sockbox_host::runner::{CompileCache, GUEST_PROGRAM};
+use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_size};
 use sockbox_host::{
     Exit, Limit, LimitExceeded, Limits, Prepared, Runner, Sandbox, SandboxBuilder, SandboxError,
 };
@@ -228,23 +228,3 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
         argv0,
     })
 }
-
-/// Parses a size: `64MiB`, `512KiB`, `1GiB`, `1000` (bytes), `10MB` (decimal).
-///
-/// A size past what a 32-bit guest's memory can address (4GiB) is refused, not
-/// taken as "no limit": `17EiB` does not fit in 64 bits and would otherwise saturate.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let size: bytesize::ByteSize = text.parse().map_err(|_| {
-        format!("`{text}` is not a size (use bytes, or a unit: 64MiB, 512KiB, 1GiB)")
-    })?;
-    match size.as_u64() {
-        0 => Err("the size must be more than 0".to_owned()),
-        bytes if bytes > MAX_MEMORY => Err(format!(
-            "`{text}` is more than a 32-bit guest can address: use at most 4GiB"
-        )),
-        bytes => Ok(bytes),
-    }
-}
-
-/// The most `--max-memory` takes: a wasm32 linear memory's whole address space.
-const MAX_MEMORY: u64 = 4 << 30;

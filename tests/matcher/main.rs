@@ -100,7 +100,8 @@ proptest! {
             near[flip / 8] ^= 0x80 >> (flip % 8);
             near
         });
-        let policy = Policy::deny_all().allow(&format!("tcp://{}/{len}:*", Ipv4Addr::from(net))).expect("valid");
+        // The matcher alone: the special-address preset is tested below.
+        let policy = Policy::deny_all().allow(&format!("tcp://{}/{len}:*", Ipv4Addr::from(net))).expect("valid").with_special_allowed();
         // The unspecified address means every address: only /0 covers it.
         let expected = if addr == [0; 4] { len == 0 } else { same_prefix(&net, &addr, len) };
         let v4 = Ipv4Addr::from(addr);
@@ -119,7 +120,9 @@ proptest! {
             near
         });
         let ip = Ipv6Addr::from(addr);
-        let policy = Policy::deny_all().allow(&format!("tcp://[{}]/{len}:*", Ipv6Addr::from(net)));
+        let policy = Policy::deny_all()
+            .allow(&format!("tcp://[{}]/{len}:*", Ipv6Addr::from(net)))
+            .map(Policy::with_special_allowed);
         let Ok(policy) = policy else {
             // A network inside ::ffff:0:0/96 reads as IPv4; tested above.
             prop_assert!(Ipv6Addr::from(net).to_ipv4_mapped().is_some());
@@ -133,6 +136,42 @@ proptest! {
             same_prefix(&net, &addr, len)
         };
         prop_assert_eq!(connect(&policy, SocketAddr::new(IpAddr::V6(ip), port)), expected);
+    }
+
+    /// Under `inherit_network`, an IPv4 address is refused as a target exactly when it
+    /// is special (std's own predicates and the metadata endpoints as the reference), in
+    /// every spelling: plain, IPv4-mapped, IPv4-compatible, NAT64 and 6to4.
+    #[test]
+    fn special_addresses_agree_with_std_in_every_spelling(octets in prop_oneof![
+        any::<[u8; 4]>(),
+        any::<[u8; 2]>().prop_map(|[c, d]| [169, 254, c, d]),
+        any::<[u8; 3]>().prop_map(|[b, c, d]| [224 | (b & 0x0f), b, c, d]),
+        Just([169, 254, 169, 254]),
+        Just([100, 100, 100, 200]),
+        Just([255; 4]),
+        Just([0; 4]),
+    ], port in 1u16..) {
+        let v4 = Ipv4Addr::from(octets);
+        let special = v4.is_link_local()
+            || v4.is_multicast()
+            || v4.is_broadcast()
+            || v4.is_unspecified()
+            || v4 == Ipv4Addr::new(100, 100, 100, 200);
+        let bits = u128::from(v4.to_bits());
+        let mut spellings = vec![
+            IpAddr::V4(v4),
+            IpAddr::V6(v4.to_ipv6_mapped()),
+            IpAddr::V6(Ipv6Addr::from_bits((0x0064_ff9b_u128 << 96) | bits)),
+            IpAddr::V6(Ipv6Addr::from_bits((0x2002_u128 << 112) | (bits << 80) | 1)),
+        ];
+        // IPv4-compatible, for addresses whose first octet is not 0 (`::1` stays loopback).
+        if octets[0] != 0 {
+            spellings.push(IpAddr::V6(Ipv6Addr::from_bits(bits)));
+        }
+        let policy = Policy::inherit_network();
+        for ip in spellings {
+            prop_assert_eq!(connect(&policy, SocketAddr::new(ip, port)), !special, "{}", ip);
+        }
     }
 
     /// A port list covers exactly the ports some range of it includes; port 0 never.
@@ -171,7 +210,10 @@ proptest! {
 #[test]
 fn a_check_does_not_allocate() {
     let mut policy = thousand_rules();
-    policy = policy.allow_listen("tcp://127.0.0.1:*").expect("valid");
+    policy = policy
+        .allow_listen("tcp://127.0.0.1:*")
+        .and_then(|policy| policy.allow("tcp://169.254.169.254:80"))
+        .expect("valid");
     let grants = NameGrants::new();
     grants.record(
         &policy,
@@ -187,6 +229,9 @@ fn a_check_does_not_allocate() {
         ("127.0.0.1:8080", SocketAddrUse::TcpListen),
         ("127.0.0.1:50000", SocketAddrUse::TcpAccept),
         ("[::ffff:192.168.4.4]:9", SocketAddrUse::TcpConnect),
+        // Special addresses: the preset's refusal, and an explicit rule's allowance.
+        ("[64:ff9b::a9fe:101]:80", SocketAddrUse::TcpConnect),
+        ("169.254.169.254:80", SocketAddrUse::TcpConnect),
     ]
     .into_iter()
     .map(|(addr, socket_use)| (addr.parse().expect("an address"), socket_use))

@@ -40,6 +40,30 @@ const METADATA_V4: [Ipv4Addr; 2] = [
 ];
 const METADATA_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254);
 
+const fn v4(addr: Ipv4Addr, len: u8) -> IpNet {
+    IpNet::V4(Ipv4Net::new_assert(addr, len))
+}
+
+const fn v6(addr: Ipv6Addr, len: u8) -> IpNet {
+    IpNet::V6(Ipv6Net::new_assert(addr, len))
+}
+
+const METADATA: [IpNet; 3] = [
+    v4(METADATA_V4[0], 32),
+    v4(METADATA_V4[1], 32),
+    v6(METADATA_V6, 128),
+];
+const LINK_LOCAL: [IpNet; 2] = [
+    v4(Ipv4Addr::new(169, 254, 0, 0), 16),
+    v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+];
+const MULTICAST: [IpNet; 2] = [
+    v4(Ipv4Addr::new(224, 0, 0, 0), 4),
+    v6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
+];
+const BROADCAST: [IpNet; 1] = [v4(Ipv4Addr::BROADCAST, 32)];
+const UNSPECIFIED: [IpNet; 2] = [v4(Ipv4Addr::UNSPECIFIED, 32), v6(Ipv6Addr::UNSPECIFIED, 128)];
+
 impl Special {
     /// Every kind, most specific first.
     pub const ALL: [Self; 5] = [
@@ -63,28 +87,13 @@ impl Special {
     }
 
     /// The networks of this kind.
-    pub fn networks(self) -> Vec<IpNet> {
-        let v4 = |addr: Ipv4Addr, len| IpNet::V4(Ipv4Net::new_assert(addr, len));
-        let v6 = |addr: Ipv6Addr, len| IpNet::V6(Ipv6Net::new_assert(addr, len));
+    pub fn networks(self) -> &'static [IpNet] {
         match self {
-            Self::Metadata => vec![
-                v4(METADATA_V4[0], 32),
-                v4(METADATA_V4[1], 32),
-                v6(METADATA_V6, 128),
-            ],
-            Self::LinkLocal => vec![
-                v4(Ipv4Addr::new(169, 254, 0, 0), 16),
-                v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
-            ],
-            Self::Multicast => vec![
-                v4(Ipv4Addr::new(224, 0, 0, 0), 4),
-                v6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
-            ],
-            Self::Broadcast => vec![v4(Ipv4Addr::BROADCAST, 32)],
-            Self::Unspecified => vec![
-                v4(Ipv4Addr::UNSPECIFIED, 32),
-                v6(Ipv6Addr::UNSPECIFIED, 128),
-            ],
+            Self::Metadata => &METADATA,
+            Self::LinkLocal => &LINK_LOCAL,
+            Self::Multicast => &MULTICAST,
+            Self::Broadcast => &BROADCAST,
+            Self::Unspecified => &UNSPECIFIED,
         }
     }
 

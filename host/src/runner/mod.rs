@@ -11,7 +11,7 @@ pub(crate) mod plugin;
 mod sockets;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
-pub use limits::{Limit, LimitExceeded, Limits};
+pub use limits::{Limit, LimitExceeded, Limits, parse_size};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
