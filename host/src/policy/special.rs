@@ -62,7 +62,10 @@ const MULTICAST: [IpNet; 2] = [
     v6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
 ];
 const BROADCAST: [IpNet; 1] = [v4(Ipv4Addr::BROADCAST, 32)];
-const UNSPECIFIED: [IpNet; 2] = [v4(Ipv4Addr::UNSPECIFIED, 32), v6(Ipv6Addr::UNSPECIFIED, 128)];
+const UNSPECIFIED: [IpNet; 2] = [
+    v4(Ipv4Addr::UNSPECIFIED, 32),
+    v6(Ipv6Addr::UNSPECIFIED, 128),
+];
 
 impl Special {
     /// Every kind, most specific first.
