@@ -210,14 +210,14 @@ impl Enforcer {
         verdict.allowed || would_deny
     }
 
-    /// For a bind or listen on a port published on the host: the guest's view of `addr`.
+    /// For a listen on a port published on the host (wasmtime-wasi checks a listen on
+    /// the socket's bound address, the host's): the guest's view of `addr`. Binds are
+    /// decided on the guest's view before they are made ([`Enforcer::begin_bind`]).
     fn guest_view(&self, socket_use: SocketAddrUse, addr: SocketAddr) -> Option<SocketAddr> {
-        let transport = match socket_use {
-            SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => Transport::Tcp,
-            SocketAddrUse::UdpBind => Transport::Udp,
-            _ => return None,
+        let SocketAddrUse::TcpListen = socket_use else {
+            return None;
         };
-        let port = self.guest_port(transport, addr.port())?;
+        let port = self.guest_port(Transport::Tcp, addr.port())?;
         Some(SocketAddr::new(addr.ip(), port))
     }
 

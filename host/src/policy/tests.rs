@@ -1744,6 +1744,40 @@ mod production {
         assert!(!enforcer.check(peer("169.254.7.8:5000"), UdpSend));
     }
 
+    /// A published bind is decided on the guest's port, passes wasmtime-wasi's check of
+    /// the host's address once, and its listen is judged on the guest's port; a bind of
+    /// the host's port itself is judged as what it is.
+    #[test]
+    fn published_binds_are_judged_on_the_guest_port() {
+        let policy = Policy::deny_all()
+            .allow_listen("tcp://127.0.0.1:80")
+            .unwrap()
+            .with_publish("8080:80".parse().unwrap())
+            .unwrap();
+        let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+        let guest = peer("127.0.0.1:80");
+        let host = enforcer.begin_bind(TcpBind, guest).unwrap().unwrap();
+        assert_eq!(host, peer("127.0.0.1:8080"));
+        assert!(
+            enforcer.check(host, TcpBind),
+            "the pending bind passes once"
+        );
+        enforcer.end_bind(TcpBind, guest, Some(host));
+        assert_eq!(enforcer.guest_port(Transport::Tcp, 8080), Some(80));
+        assert!(
+            enforcer.check(host, TcpListen),
+            "judged on the guest's port"
+        );
+        assert!(!enforcer.check(host, TcpBind), "the host's port itself");
+        assert_eq!(enforcer.begin_bind(TcpBind, peer("127.0.0.1:81")), Ok(None));
+        // Refused on the guest's view: nothing to bind on the host.
+        let policy = Policy::deny_all()
+            .with_publish("0:80".parse().unwrap())
+            .unwrap();
+        let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+        assert_eq!(enforcer.begin_bind(TcpBind, guest), Err(()));
+    }
+
     /// An enforcer in audit mode lets a denial through, recorded as would-deny and counted.
     #[test]
     fn enforcer_in_audit_mode_records_would_deny() {
