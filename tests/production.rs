@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use anyhow::{Context as _, Result, ensure};
 use sockbox_host::enforce::Published;
-use sockbox_host::policy::{Mode, Policy, Publish, Special, Subject, UseKind};
+use sockbox_host::policy::{DecidedBy, Mode, Policy, Publish, Special, Subject, UseKind};
 
 use crate::common::{Build, HARNESS, Process, TIMEOUT, answer_once, echo_round_trip, sockbox};
 
@@ -190,6 +190,25 @@ fn special_addresses_through_the_api() -> Result<()> {
     );
     let off = Policy::inherit_network().with_special_allowed();
     assert!(off.decide(target, SocketAddrUse::TcpConnect).allowed);
+    // A run under that policy: refused before any packet, the denial named by the
+    // preset. Both builds of the guest.
+    for build in [Build::P2, Build::P3] {
+        let output = HARNESS.block_on(
+            HARNESS
+                .sandbox()
+                .policy(Policy::inherit_network())
+                .build()
+                .run_command(build.guest(), ["dial", "[64:ff9b::a9fe:a9fe]:80"]),
+        )?;
+        output.assert_exit(1);
+        let [denial] = &output.denials[..] else {
+            anyhow::bail!("{build:?}: {:?}", output.denials);
+        };
+        ensure!(
+            denial.by == DecidedBy::Special(Special::Metadata) && !denial.allowed,
+            "{build:?}: {denial:?}"
+        );
+    }
     // Loopback is not special.
     let loopback = Policy::inherit_network();
     assert!(
