@@ -370,8 +370,8 @@ impl Running {
                 .lines
                 .recv_timeout(left)
                 .context("no `listening on` line")?;
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return Ok(addr.trim().parse()?);
+            if let Some(addr) = sockbox_host::harness::parse_listening(&line) {
+                return addr.map_err(anyhow::Error::msg);
             }
         }
     }

@@ -135,14 +135,7 @@ impl Enforcer {
                 return self.check_published(guest, addr, socket_use);
             }
         }
-        // The grants' lock is taken only when some rule names a host.
-        let mut verdict = if self.policy.has_name_rules() {
-            let granted = self.grants.read();
-            self.policy
-                .decide_bound(requested, addr, socket_use, &granted)
-        } else {
-            self.policy.decide_bound(requested, addr, socket_use, &[])
-        };
+        let mut verdict = self.decide(requested, addr, socket_use);
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
             // A reply goes back to a peer that reached the instance first, special
@@ -181,10 +174,26 @@ impl Enforcer {
         host: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
-        let granted = self.grants.read();
-        let verdict = self.policy.decide_bound(guest, guest, socket_use, &granted);
-        drop(granted);
+        let verdict = self.decide(guest, guest, socket_use);
         self.settle(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
+    }
+
+    /// The policy's verdict on a use of `bound` (asked for as `requested`), with what
+    /// this instance's lookups granted. The grants' lock is taken only when some rule
+    /// names a host.
+    fn decide(
+        &self,
+        requested: SocketAddr,
+        bound: SocketAddr,
+        socket_use: SocketAddrUse,
+    ) -> Verdict {
+        if self.policy.has_name_rules() {
+            let granted = self.grants.read();
+            self.policy
+                .decide_bound(requested, bound, socket_use, &granted)
+        } else {
+            self.policy.decide_bound(requested, bound, socket_use, &[])
+        }
     }
 
     /// Makes `verdict` take effect: records it, and answers whether the use goes ahead
@@ -269,10 +278,7 @@ impl Enforcer {
             return Ok(None);
         };
         let host = SocketAddr::new(guest.ip(), publish.host_port);
-        let verdict = {
-            let granted = self.grants.read();
-            self.policy.decide_bound(guest, guest, socket_use, &granted)
-        };
+        let verdict = self.decide(guest, guest, socket_use);
         if !verdict.allowed && self.policy.mode() != Mode::Audit {
             self.settle(socket_use.into(), Subject::Addr(guest), verdict, None);
             return Err(());
