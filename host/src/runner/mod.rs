@@ -8,6 +8,7 @@ mod limits;
 mod lookup;
 mod p3;
 pub(crate) mod plugin;
+mod poll;
 mod sockets;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
@@ -99,6 +100,7 @@ impl Runner {
             .context("add sockbox's guest-visible errors to the linker")?;
         sockets::add_to_linker(&mut linker)
             .context("add sockbox's socket cap and bind checks to the linker")?;
+        poll::add_to_linker(&mut linker).context("add sockbox's wasi:io/poll to the linker")?;
 
         let ticks = Arc::new(AtomicU64::new(0));
         let ticker = engine.weak();
@@ -215,6 +217,7 @@ impl Runner {
             table: ResourceTable::new(),
             enforcer,
             meter: Meter::new(limits, Arc::clone(&self.ticks)),
+            readiness: poll::Readiness::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.meter);
@@ -336,6 +339,8 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     enforcer: Arc<Enforcer>,
     meter: Meter,
+    /// What its `wasi:io/poll` knows of its pollables.
+    readiness: poll::Readiness,
 }
 
 impl GuestState {

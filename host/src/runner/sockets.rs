@@ -35,7 +35,7 @@ use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView as _};
 
 use crate::policy::Transport;
 
-use super::GuestState;
+use super::{GuestState, poll};
 
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const UDP: &str = "wasi:sockets/udp@0.2.12";
@@ -164,6 +164,40 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.subscribe",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let socket = this.rep();
+            let listening = tcp::HostTcpSocket::is_listening(&mut state.sockets(), borrow(&this))?;
+            let pollable = tcp::HostTcpSocket::subscribe(&mut state.sockets(), this)?;
+            poll::made_socket_pollable(state, socket, listening, pollable.rep());
+            Ok((pollable,))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.finish-connect",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let connected = tcp::HostTcpSocket::finish_connect(&mut state.sockets(), borrow(&this));
+            let streams = match error_code(connected)? {
+                Ok((input, output)) => Ok(poll::watch_streams(state, &this, input, output)?),
+                Err(code) => Err(code),
+            };
+            Ok((streams,))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.shutdown",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, how): (Resource<TcpSocket>, tcp::ShutdownType)| {
+            let state = store.data_mut();
+            let done = tcp::HostTcpSocket::shutdown(&mut state.sockets(), this, how);
+            // A shut stream is ready at once, with no event to say so.
+            state.readiness.invalidate();
+            Ok((error_code(done)?,))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
         "[method]tcp-socket.local-address",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
             let state = store.data_mut();
@@ -259,7 +293,10 @@ impl BindTarget {
 
 /// Accepts the next pending connection, within the socket cap.
 fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Result<Accepted> {
+    let listener_rep = listener.rep();
     let accepted = tcp::HostTcpSocket::accept(&mut state.sockets(), listener);
+    // Accepting polled the listener with a waker of its own, found something or not.
+    state.readiness.accepted_on(listener_rep);
     let (socket, input, output) = match error_code(accepted)? {
         Ok(accepted) => accepted,
         Err(ErrorCode::Unknown) if out_of_descriptors() => {
@@ -267,13 +304,15 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
         }
         Err(code) => return Ok(Err(code)),
     };
-    let Some(max) = state.meter.max_sockets() else {
+    let over_cap = state
+        .meter
+        .max_sockets()
+        // The new connection is in the table already: past the cap when the others fill it.
+        .filter(|&max| state.live_sockets() > max);
+    let Some(max) = over_cap else {
+        let (input, output) = poll::watch_streams(state, &socket, input, output)?;
         return Ok(Ok((socket, input, output)));
     };
-    // The new connection is in the table already: past the cap when the others fill it.
-    if state.live_sockets() <= max {
-        return Ok(Ok((socket, input, output)));
-    }
     let peer = tcp::HostTcpSocket::remote_address(&mut state.sockets(), borrow(&socket));
     state.table.delete(input)?;
     state.table.delete(output)?;
