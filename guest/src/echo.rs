@@ -27,6 +27,14 @@ const MIN_CHUNK: usize = 4 * 1024;
 /// Steps one connection may take per turn before the others get theirs.
 const STEPS_PER_TURN: usize = 16;
 
+/// At most this many connections that just moved are asked again, one by one, before
+/// a full poll.
+const HOT_MAX: usize = 4;
+
+/// Turns served from the connections that just moved before a full poll must come,
+/// so the others are never kept waiting for long.
+const HOT_TURNS: usize = 16;
+
 /// How the bytes get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -234,7 +242,30 @@ pub(crate) fn serve(
     // timer fires, while the connections it has go on being served.
     let mut backoff = Backoff::new();
     let mut resting: Option<Pollable> = None;
+    // The connections the last turn moved, and how many turns in a row were theirs.
+    let mut hot: Vec<usize> = Vec::new();
+    let mut hot_turns = 0;
+    let mut stepped: Vec<usize> = Vec::new();
     while count.is_none_or(|count| finished < count) {
+        // A full poll lifts every connection's pollable, each time: with many idle
+        // connections that is most of a message's cost. A connection that just moved
+        // often has its next bytes already (its peer answers at once), so those few are
+        // asked first, one pollable each, and a full poll comes only when none is
+        // ready, or after HOT_TURNS turns.
+        if !hot.is_empty() && hot.len() <= HOT_MAX && hot_turns < HOT_TURNS {
+            hot.retain(|&key| clients.get(key).is_some_and(|c| c.pollable().ready()));
+            if !hot.is_empty() {
+                hot_turns += 1;
+                stepped.clear();
+                for &key in &hot {
+                    finished += step_client(&mut clients, key, mode, &mut buf, &mut stepped);
+                }
+                std::mem::swap(&mut hot, &mut stepped);
+                continue;
+            }
+        }
+        hot_turns = 0;
+        hot.clear();
         let mut round = poller.round();
         for (key, client) in &clients {
             round.register(client.pollable(), Token::Client(key));
@@ -254,14 +285,7 @@ pub(crate) fn serve(
                 }
                 Token::Client(key) => key,
             };
-            let turn = clients[key].step(mode, &mut buf);
-            if let Err(err) = &turn {
-                stdio::err_line(&format!("Error: {err}"));
-            }
-            if !matches!(turn, Ok(Turn::Waiting)) {
-                clients.remove(key);
-                finished += 1;
-            }
+            finished += step_client(&mut clients, key, mode, &mut buf, &mut hot);
         }
         if listener_ready {
             resting = None;
@@ -283,4 +307,28 @@ pub(crate) fn serve(
         }
     }
     Ok(finished)
+}
+
+/// Steps connection `key`; returns 1 when it finished (and is gone), else 0. A
+/// connection that moved bytes is added to `moved`.
+fn step_client(
+    clients: &mut Slab<Client>,
+    key: usize,
+    mode: Mode,
+    buf: &mut [u8],
+    moved: &mut Vec<usize>,
+) -> u64 {
+    let client = &mut clients[key];
+    let turn = client.step(mode, buf);
+    if let Err(err) = &turn {
+        stdio::err_line(&format!("Error: {err}"));
+    }
+    if matches!(turn, Ok(Turn::Waiting)) {
+        if client.moved {
+            moved.push(key);
+        }
+        return 0;
+    }
+    clients.remove(key);
+    1
 }
