@@ -2,7 +2,7 @@
 //! `examples/wstd-echo` (a user's own components, written with plain `std::net` and
 //! with `wstd`), `tests/guests/limits` (a guest built to
 //! exceed each limit), `tests/guests/p3-sockets` (the WASI 0.3 sockets conformance
-//! set) and the guest library's `dial` example (a user's component on
+//! set), `tests/guests/p2-poll` (the edges of sockbox's WASI 0.2 poll) and the guest library's `dial` example (a user's component on
 //! `sockbox_guest::net`), and tells the suite where they are.
 
 #[path = "../build-support/guest_build.rs"]
@@ -20,12 +20,15 @@ fn main() {
             "limits-guest",
             "-p",
             "p3-sockets-guest",
+            "-p",
+            "p2-poll-guest",
         ],
         &[
             "examples/std-echo",
             "examples/wstd-echo",
             "tests/guests/limits",
             "tests/guests/p3-sockets",
+            "tests/guests/p2-poll",
         ],
     );
     let library = guest_build::build(
@@ -40,6 +43,7 @@ fn main() {
         ("WSTD_ECHO_WASM", "wstd-echo.wasm"),
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),
         ("P3_SOCKETS_WASM", "p3_sockets_guest.wasm"),
+        ("P2_POLL_WASM", "p2-poll-guest.wasm"),
     ] {
         let wasm = guest_build::built(&dir, file);
         println!("cargo:rustc-env={var}={}", wasm.display());

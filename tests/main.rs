@@ -23,6 +23,7 @@ mod p3;
 mod parsers;
 mod plugin;
 mod policy;
+mod poll;
 mod production;
 mod sandbox;
 mod stock_wasmtime;
