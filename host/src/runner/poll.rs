@@ -23,7 +23,7 @@
 //! polled with (tokio's `poll_read_ready`/`poll_write_ready`, a background write's
 //! join handle, the listener's pending accept), so a registration outlives the future
 //! that made it; and every way a guest can replace that registration goes through a
-//! call sockbox sees — the streams are [`WatchedInput`]/[`WatchedOutput`] wrappers, and
+//! call sockbox sees — the streams are wrapped in [`Watched`], and
 //! `block`, `ready`, `accept` and `shutdown` are sockbox's.
 
 use std::collections::HashMap;
@@ -137,7 +137,7 @@ impl Readiness {
         self.pollables[index] = slot;
     }
 
-    /// A new slot for a stream about to become `WatchedInput`/`WatchedOutput`.
+    /// A new slot for a stream about to be wrapped in [`Watched`].
     fn stream_slot(&self) -> Arc<Slot> {
         Slot::new(&self.task)
     }
@@ -268,21 +268,15 @@ pub(super) fn watch_streams(
     input: Resource<DynInputStream>,
     output: Resource<DynOutputStream>,
 ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-    let inner = state.table.delete(input)?;
     let slot = state.readiness.stream_slot();
-    let input: DynInputStream = Box::new(WatchedInput {
-        inner,
-        slot: Arc::clone(&slot),
-    });
+    let inner = state.table.delete(input)?;
+    let input: DynInputStream = Box::new(Watched::new(inner, &slot));
     let input = state.table.push_child(input, socket)?;
     state.readiness.streams.insert(input.rep(), slot);
 
-    let inner = state.table.delete(output)?;
     let slot = state.readiness.stream_slot();
-    let output: DynOutputStream = Box::new(WatchedOutput {
-        inner,
-        slot: Arc::clone(&slot),
-    });
+    let inner = state.table.delete(output)?;
+    let output: DynOutputStream = Box::new(Watched::new(inner, &slot));
     let output = state.table.push_child(output, socket)?;
     state.readiness.streams.insert(output.rep(), slot);
     Ok((input, output))
@@ -390,14 +384,24 @@ fn poll_watched(table: &mut ResourceTable, rep: u32, slot: &Arc<Slot>) -> wasmti
     }
 }
 
-/// A TCP connection's input stream, watched: every call on it marks its slot.
-struct WatchedInput {
-    inner: DynInputStream,
+/// A TCP connection's input or output stream, watched: every call on it marks its
+/// slot, except `poll`'s own readiness check.
+struct Watched<S> {
+    inner: S,
     slot: Arc<Slot>,
 }
 
+impl<S> Watched<S> {
+    fn new(inner: S, slot: &Arc<Slot>) -> Self {
+        Self {
+            inner,
+            slot: Arc::clone(slot),
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl InputStream for WatchedInput {
+impl InputStream for Watched<DynInputStream> {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
         self.slot.touch();
         self.inner.read(size)
@@ -425,29 +429,7 @@ impl InputStream for WatchedInput {
 }
 
 #[async_trait::async_trait]
-impl Pollable for WatchedInput {
-    async fn ready(&mut self) {
-        if !self.slot.polling.load(Ordering::Relaxed) {
-            self.slot.touch();
-        }
-        self.inner.ready().await;
-    }
-}
-
-impl Drop for WatchedInput {
-    fn drop(&mut self) {
-        self.slot.closed.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A TCP connection's output stream, watched: every call on it marks its slot.
-struct WatchedOutput {
-    inner: DynOutputStream,
-    slot: Arc<Slot>,
-}
-
-#[async_trait::async_trait]
-impl OutputStream for WatchedOutput {
+impl OutputStream for Watched<DynOutputStream> {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.slot.touch();
         self.inner.write(bytes)
@@ -485,7 +467,7 @@ impl OutputStream for WatchedOutput {
 }
 
 #[async_trait::async_trait]
-impl Pollable for WatchedOutput {
+impl<S: Pollable> Pollable for Watched<S> {
     async fn ready(&mut self) {
         if !self.slot.polling.load(Ordering::Relaxed) {
             self.slot.touch();
@@ -494,7 +476,7 @@ impl Pollable for WatchedOutput {
     }
 }
 
-impl Drop for WatchedOutput {
+impl<S> Drop for Watched<S> {
     fn drop(&mut self) {
         self.slot.closed.store(true, Ordering::Relaxed);
     }
