@@ -35,6 +35,10 @@ const HOT_MAX: usize = 4;
 /// so the others are never kept waiting for long.
 const HOT_TURNS: usize = 16;
 
+/// Below this many connections a full poll costs about what asking one does, and the
+/// connections that just moved are not asked first.
+const HOT_FROM: usize = 16;
+
 /// How the bytes get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -252,7 +256,11 @@ pub(crate) fn serve(
         // often has its next bytes already (its peer answers at once), so those few are
         // asked first, one pollable each, and a full poll comes only when none is
         // ready, or after HOT_TURNS turns.
-        if !hot.is_empty() && hot.len() <= HOT_MAX && hot_turns < HOT_TURNS {
+        if !hot.is_empty()
+            && hot.len() <= HOT_MAX
+            && hot_turns < HOT_TURNS
+            && clients.len() >= HOT_FROM
+        {
             hot.retain(|&key| clients.get(key).is_some_and(|c| c.pollable().ready()));
             if !hot.is_empty() {
                 hot_turns += 1;
