@@ -137,6 +137,20 @@ impl Readiness {
         self.pollables[index] = slot;
     }
 
+    /// A call on pollable `rep` may have replaced its registration.
+    fn touch_pollable(&self, rep: u32) {
+        if let Some(slot) = self.slot(rep) {
+            slot.touch();
+        }
+    }
+
+    /// Records pollable `pollable`, just made on stream `stream`: watched when the
+    /// stream is.
+    fn subscribed(&mut self, stream: u32, pollable: u32) {
+        let slot = self.stream(stream);
+        self.made(pollable, slot);
+    }
+
     /// A new slot for a stream about to be wrapped in [`Watched`].
     fn stream_slot(&self) -> Arc<Slot> {
         Slot::new(&self.task)
@@ -204,9 +218,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<DynPollable>,)| {
             Box::new(async move {
                 let state = store.data_mut();
-                if let Some(slot) = state.readiness.slot(this.rep()) {
-                    slot.touch();
-                }
+                state.readiness.touch_pollable(this.rep());
                 HostPollable::block(&mut state.table, this).await?;
                 Ok(())
             })
@@ -217,9 +229,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<DynPollable>,)| {
             Box::new(async move {
                 let state = store.data_mut();
-                if let Some(slot) = state.readiness.slot(this.rep()) {
-                    slot.touch();
-                }
+                state.readiness.touch_pollable(this.rep());
                 Ok((HostPollable::ready(&mut state.table, this).await?,))
             })
         },
@@ -229,9 +239,9 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         "[method]input-stream.subscribe",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<DynInputStream>,)| {
             let state = store.data_mut();
-            let slot = state.readiness.stream(this.rep());
+            let stream = this.rep();
             let pollable = HostInputStream::subscribe(&mut state.table, this)?;
-            state.readiness.made(pollable.rep(), slot);
+            state.readiness.subscribed(stream, pollable.rep());
             Ok((pollable,))
         },
     )?;
@@ -239,9 +249,9 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         "[method]output-stream.subscribe",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<DynOutputStream>,)| {
             let state = store.data_mut();
-            let slot = state.readiness.stream(this.rep());
+            let stream = this.rep();
             let pollable = HostOutputStream::subscribe(&mut state.table, this)?;
-            state.readiness.made(pollable.rep(), slot);
+            state.readiness.subscribed(stream, pollable.rep());
             Ok((pollable,))
         },
     )?;
