@@ -69,6 +69,10 @@ pub(crate) struct RunArgs {
     /// closed by sockbox and recorded as a denial; the guest goes on.
     #[arg(long, value_name = "N")]
     max_sockets: Option<usize>,
+    /// Leave Nagle's algorithm on for the guest's TCP sockets. By default sockbox sets
+    /// TCP_NODELAY on them, as Go's net does, so small writes go out at once.
+    #[arg(long)]
+    no_tcp_nodelay: bool,
     /// Compile the component on every run instead of keeping it compiled in the cache
     /// ($SOCKBOX_CACHE_DIR, or ~/.cache/sockbox).
     #[arg(long)]
@@ -212,7 +216,8 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
     let mut sandbox = Sandbox::builder(runner)
         .policy(policy)
         .name(name)
-        .limits(limits);
+        .limits(limits)
+        .tcp_nodelay(!args.no_tcp_nodelay);
     // With an audit file, denials go there; without, each is one line on stderr.
     sandbox = match &args.audit {
         Some(path) => sandbox

@@ -18,7 +18,7 @@ use sockbox_host::runner::parse_size;
 pub const PREFIX: &str = "sockbox.io/";
 
 /// Every annotation the shim reads, with the `sockbox run` flag it stands for.
-pub const KEYS: [(&str, &str); 14] = [
+pub const KEYS: [(&str, &str); 15] = [
     (
         "sockbox.io/policy",
         "--policy FILE (the file's TOML, inline)",
@@ -39,6 +39,7 @@ pub const KEYS: [(&str, &str); 14] = [
     ("sockbox.io/timeout", "--timeout DURATION"),
     ("sockbox.io/cpu-time", "--cpu-time DURATION"),
     ("sockbox.io/max-sockets", "--max-sockets N"),
+    ("sockbox.io/no-tcp-nodelay", "--no-tcp-nodelay"),
 ];
 
 /// What a workload's annotations grant it.
@@ -51,6 +52,9 @@ pub struct Settings {
     /// Whether every decision goes to the container's stderr as an audit JSON line
     /// (`sockbox.io/audit: stderr`); otherwise each distinct denial is one line there.
     pub audit: bool,
+    /// Whether the workload's TCP sockets keep Nagle's algorithm
+    /// (`sockbox.io/no-tcp-nodelay: "true"`); by default they get `TCP_NODELAY`.
+    pub no_tcp_nodelay: bool,
 }
 
 /// An annotation that could not be read: which, and why, in one line.
@@ -159,10 +163,12 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
             )
         })?);
     }
+    let no_tcp_nodelay = flag(get, "sockbox.io/no-tcp-nodelay")?;
     Ok(Settings {
         policy,
         limits,
         audit,
+        no_tcp_nodelay,
     })
 }
 
@@ -249,6 +255,7 @@ mod tests {
         assert!(settings.policy.is_empty());
         assert_eq!(settings.limits, Limits::default());
         assert!(!settings.audit);
+        assert!(!settings.no_tcp_nodelay);
     }
 
     #[test]
@@ -267,6 +274,7 @@ mod tests {
             ("sockbox.io/audit", "stderr"),
             ("sockbox.io/audit-only", "false"),
             ("sockbox.io/publish", "0:80"),
+            ("sockbox.io/no-tcp-nodelay", "true"),
         ]))
         .expect("valid");
         assert!(allowed(
@@ -286,6 +294,7 @@ mod tests {
         assert_eq!(settings.limits.cpu_time, Some(Duration::from_millis(500)));
         assert_eq!(settings.limits.max_sockets, Some(100));
         assert!(settings.audit);
+        assert!(settings.no_tcp_nodelay);
         assert_eq!(settings.policy.mode(), Mode::Enforce);
         assert_eq!(settings.policy.published().len(), 1);
     }

@@ -114,6 +114,7 @@ async fn run(ctx: &impl RuntimeContext, settings: &Settings) -> Result<i32> {
     let mut sandbox = SockboxSandbox::builder(Arc::clone(&runner))
         .policy(settings.policy.clone())
         .limits(settings.limits)
+        .tcp_nodelay(!settings.no_tcp_nodelay)
         .name(entrypoint.name.clone().unwrap_or_else(|| program.clone()))
         .program(program)
         .stdout(Stdio::Inherit)

@@ -6,6 +6,7 @@ mod cache;
 mod errors;
 mod limits;
 mod lookup;
+mod nodelay;
 mod p3;
 pub(crate) mod plugin;
 mod poll;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -188,6 +189,7 @@ impl Runner {
             stderr,
             enforcer,
             limits,
+            tcp_nodelay,
         } = instance;
         let policy = enforcer.policy();
         let mut wasi = WasiCtxBuilder::new();
@@ -218,6 +220,7 @@ impl Runner {
             enforcer,
             meter: Meter::new(limits, Arc::clone(&self.ticks)),
             readiness: poll::Readiness::default(),
+            tcp_nodelay,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.meter);
@@ -250,6 +253,8 @@ pub(crate) struct Instance {
     /// The one place its socket uses are decided.
     pub enforcer: Arc<Enforcer>,
     pub limits: Limits,
+    /// Whether its TCP sockets get `TCP_NODELAY` (see `nodelay.rs`).
+    pub tcp_nodelay: bool,
 }
 
 /// A command's `wasi:cli/run`, by the WASI version it exports.
@@ -341,6 +346,8 @@ pub(crate) struct GuestState {
     meter: Meter,
     /// What its `wasi:io/poll` knows of its pollables.
     readiness: poll::Readiness,
+    /// Whether its TCP sockets get `TCP_NODELAY`.
+    tcp_nodelay: bool,
 }
 
 impl GuestState {
@@ -356,6 +363,30 @@ impl GuestState {
                     || entry.is::<wasmtime_wasi::sockets::UdpSocket>()
             })
             .count()
+    }
+
+    /// Makes a TCP socket with `create` (wasmtime-wasi's, for either WASI version)
+    /// and, when the instance wants it, sets `TCP_NODELAY` on it (`nodelay.rs`).
+    /// `hop_limit` reads the new socket's hop limit, or sets it when given a value.
+    fn create_tcp<S: 'static, E>(
+        &mut self,
+        create: impl FnOnce(&mut Self) -> Result<Resource<S>, E>,
+        hop_limit: impl Fn(&mut Self, &Resource<S>, Option<u8>) -> Option<u8>,
+    ) -> Result<Resource<S>, E> {
+        if !self.tcp_nodelay {
+            return create(self);
+        }
+        let search = nodelay::begin();
+        let created = create(self);
+        if let Ok(socket) = &created
+            && let Some(original) = hop_limit(self, socket, None)
+        {
+            if hop_limit(self, socket, Some(nodelay::MARKER)).is_some() {
+                search.finish();
+            }
+            hop_limit(self, socket, Some(original));
+        }
+        created
     }
 
     /// Reports whether the instance already holds as many sockets as its cap allows.

@@ -71,10 +71,18 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             if state.at_socket_cap() {
                 return Ok((Err(over_cap()),));
             }
-            Ok((error_code(HostTcpSocket::create(
-                &mut state.sockets(),
-                family,
-            ))?,))
+            let created = state.create_tcp(
+                |state| HostTcpSocket::create(&mut state.sockets(), family),
+                |state, socket, set| match set {
+                    None => HostTcpSocket::get_hop_limit(&mut state.sockets(), borrow(socket)).ok(),
+                    Some(value) => {
+                        HostTcpSocket::set_hop_limit(&mut state.sockets(), borrow(socket), value)
+                            .ok()
+                            .map(|()| value)
+                    }
+                },
+            );
+            Ok((error_code(created)?,))
         },
     )?;
     types.func_wrap_async(

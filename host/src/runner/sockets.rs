@@ -65,8 +65,23 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 if state.at_socket_cap() {
                     return Ok((Err(ErrorCode::NewSocketLimit),));
                 }
-                let created =
-                    tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family);
+                let created = state.create_tcp(
+                    |state| {
+                        tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family)
+                    },
+                    |state, socket, set| match set {
+                        None => {
+                            tcp::HostTcpSocket::hop_limit(&mut state.sockets(), borrow(socket)).ok()
+                        }
+                        Some(value) => tcp::HostTcpSocket::set_hop_limit(
+                            &mut state.sockets(),
+                            borrow(socket),
+                            value,
+                        )
+                        .ok()
+                        .map(|()| value),
+                    },
+                );
                 Ok((error_code(created)?,))
             },
         )?;

@@ -89,6 +89,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// Sets whether instances' TCP sockets get `TCP_NODELAY`, so small writes go out at
+    /// once, as Go's `net` sets it (default: on). wasi:sockets has no option for it.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.sandbox.tcp_nodelay = on;
+        self
+    }
+
     /// Hands each distinct refused use to `sink` as it happens, as well as returning
     /// it in the run's [`Output`](super::Output) (default: only returned, and emitted as a `tracing`
     /// debug event). The `sockbox` CLI prints each as one `sockbox: denied …` line.

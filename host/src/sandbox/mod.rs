@@ -68,6 +68,7 @@ pub struct Sandbox {
     stdout: Stdio,
     stderr: Stdio,
     limits: Limits,
+    tcp_nodelay: bool,
     on_denial: Option<Hook>,
     on_publish: Option<PublishHook>,
     audit: Option<Arc<AuditLog>>,
@@ -134,6 +135,7 @@ impl Sandbox {
                 stdout: Stdio::Null,
                 stderr: Stdio::Null,
                 limits: Limits::default(),
+                tcp_nodelay: true,
                 on_denial: None,
                 on_publish: None,
                 audit: None,
@@ -314,6 +316,7 @@ impl Sandbox {
             stderr: io.stderr.clone(),
             enforcer: Arc::new(enforcer),
             limits: self.limits,
+            tcp_nodelay: self.tcp_nodelay,
         })
     }
 
