@@ -164,13 +164,13 @@ impl Readiness {
             .cloned()
     }
 
-    /// The slot of listening socket `rep`, made on first use.
+    /// The slot of listening socket `rep`, made on first use ([`Readiness::made`]
+    /// marks it for its new pollable).
     fn listener(&mut self, rep: u32) -> Arc<Slot> {
         let slot = self
             .listeners
             .entry(rep)
             .or_insert_with(|| Slot::new(&self.task));
-        slot.touch();
         Arc::clone(slot)
     }
 

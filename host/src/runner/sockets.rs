@@ -207,7 +207,9 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, how): (Resource<TcpSocket>, tcp::ShutdownType)| {
             let state = store.data_mut();
             let done = tcp::HostTcpSocket::shutdown(&mut state.sockets(), this, how);
-            // A shut stream is ready at once, with no event to say so.
+            // A shut stream is ready at once by wasmtime-wasi's own state; on Linux the
+            // shut descriptor raises an event too, but nothing promises it for a
+            // write side still finishing in the background: ask every slot again.
             state.readiness.invalidate();
             Ok((error_code(done)?,))
         },
