@@ -35,12 +35,15 @@ fn sockbox_with_nofile(nofile: u32, args: &[&str]) -> Command {
     command
 }
 
-/// `run` arguments for the built-in `echo` on 127.0.0.1:0, with `extra` and `mode`.
+/// `run` arguments for the built-in `echo` on 127.0.0.1:0, with `extra` and `mode`;
+/// without a socket cap, so the process's descriptors run out first.
 fn echo_args<'a>(extra: &[&'a str], mode: Option<&'a str>) -> Vec<&'a str> {
     let mut args = vec![
         "run",
         "--allow-listen",
         "tcp://127.0.0.1:*",
+        "--max-sockets",
+        "unlimited",
         "--",
         "echo",
         "127.0.0.1:0",
@@ -152,6 +155,68 @@ fn descriptor_exhaustion_is_named() -> Result<()> {
         "{done}"
     );
     assert!(!done.stderr.contains("unknown error"), "{done}");
+    Ok(())
+}
+
+/// Without `--max-sockets`, an instance is capped at half the open-file limit: under
+/// `ulimit -n 64`, a guest hoarding listeners holds 32 and its next bind fails with
+/// `new-socket-limit` (Rust's std words it "No file descriptors available"). With the
+/// cap lifted, the process runs out of descriptors first, and that failure has the
+/// same name, not `unknown`. Both WASI versions' creates are sockbox's; this guest is
+/// WASI 0.2's.
+#[test]
+fn every_instance_has_a_default_socket_cap() -> Result<()> {
+    let wasm = tempfile::NamedTempFile::new()?;
+    std::fs::write(wasm.path(), include_bytes!(env!("LIMITS_GUEST_WASM")))?;
+    let wasm = wasm.path().to_str().context("a UTF-8 temp path")?;
+    let hoard = |cap: &[&str]| -> Result<crate::common::Finished> {
+        let mut args = vec!["run", "--wasm", wasm, "--allow-listen", "tcp://127.0.0.1:*"];
+        args.extend(cap);
+        args.extend(["--", "hoard-sockets", "127.0.0.1:0"]);
+        Process::run(sockbox_with_nofile(64, &args))
+    };
+    let no_more = "bind 127.0.0.1:0: No file descriptors available (os error 33)";
+
+    let capped = hoard(&[])?;
+    assert_eq!(capped.code()?, 1, "{capped}");
+    assert!(capped.stdout.ends_with("holding 32\n"), "{capped}");
+    assert!(capped.stderr.contains(no_more), "{capped}");
+
+    let lifted = hoard(&["--max-sockets", "unlimited"])?;
+    assert_eq!(lifted.code()?, 1, "{lifted}");
+    let held = lifted.stdout.lines().count();
+    assert!(held > 32 && held < 64, "held {held}\n{lifted}");
+    assert!(lifted.stderr.contains(no_more), "{lifted}");
+    Ok(())
+}
+
+/// The embedding API caps an instance it is given no cap for as `sockbox run` does:
+/// at [`default_max_sockets`](sockbox_host::default_max_sockets), half of this
+/// process's open-file limit.
+#[test]
+fn the_embedding_api_has_the_default_socket_cap() -> Result<()> {
+    let cap = sockbox_host::default_max_sockets().context("this process has a file limit")?;
+    let sandbox = HARNESS
+        .sandbox()
+        .policy(Policy::deny_all().allow_listen("tcp://127.0.0.1:*")?);
+    let output = HARNESS
+        .spawn(
+            sandbox,
+            &crate::common::LIMITS_GUEST,
+            ["hoard-sockets", "127.0.0.1:0"],
+        )?
+        .wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert!(
+        output.stdout.ends_with(&format!("\nholding {cap}\n")),
+        "{}",
+        output.stdout.lines().last().unwrap_or_default()
+    );
+    assert!(
+        output.stderr.contains("No file descriptors available"),
+        "{}",
+        output.stderr
+    );
     Ok(())
 }
 

@@ -56,6 +56,72 @@ fn infinite_loop_trips_cpu_time() -> Result<()> {
     next_instance_runs(&HARNESS)
 }
 
+/// A guest whose time goes to long host calls — 16 MiB of random bytes a call, or one
+/// `poll` over 30,000 idle clocks — is stopped by its CPU time like a wasm loop, not by
+/// the timeout behind it (the time it spends in the host is its own).
+#[test]
+fn long_host_calls_trip_cpu_time() -> Result<()> {
+    let budget = Duration::from_millis(500);
+    for args in [["random-bytes", "16777216"], ["poll-clocks", "30000"]] {
+        let sandbox = HARNESS
+            .sandbox()
+            .cpu_time(budget)
+            .timeout(Duration::from_secs(20));
+        let limit = tripped(sandbox, &LIMITS_GUEST, &args)?;
+        assert_eq!(limit, Limit::CpuTime(budget), "{args:?}");
+    }
+    next_instance_runs(&HARNESS)
+}
+
+/// A CPU-time limit is the guest's own CPU time: with every core of the machine busy
+/// elsewhere, a spinning guest still gets all of its budget before it is stopped
+/// (measured on the thread that ran it), not a share of the wall-clock time.
+#[test]
+fn a_busy_host_does_not_stop_a_guest_early() -> Result<()> {
+    let budget = Duration::from_millis(500);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let burners: Vec<_> = (0..cores * 2)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let sandbox = HARNESS.sandbox().cpu_time(budget).build();
+    let measured = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let began = thread_cpu_time();
+        let result = runtime.block_on(sandbox.run_command(&LIMITS_GUEST, ["spin"]));
+        anyhow::Ok((result, thread_cpu_time() - began))
+    })
+    .join()
+    .expect("the measuring thread does not panic");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for burner in burners {
+        burner.join().expect("a burner does not panic");
+    }
+    let (result, used) = measured?;
+    let err = result.expect_err("the CPU-time limit stops the guest");
+    assert_eq!(err.limit(), Some(Limit::CpuTime(budget)), "{err}");
+    assert!(used >= budget, "stopped after {used:?} of CPU time");
+    Ok(())
+}
+
+/// The CPU time the calling thread has used so far.
+fn thread_cpu_time() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// A guest that keeps opening listeners is capped, not stopped: its ninth socket
 /// fails with "too many open files" (`new-socket-limit`), which the guest itself
 /// reports before exiting on its own.
@@ -119,7 +185,7 @@ fn run_flags_exit_with_each_limits_status() -> Result<()> {
     let wasm = tempfile::NamedTempFile::new()?;
     std::fs::write(wasm.path(), include_bytes!(env!("LIMITS_GUEST_WASM")))?;
     let wasm = wasm.path().to_str().expect("a UTF-8 temp path").to_owned();
-    let cases: [(&[&str], i32, &str); 4] = [
+    let cases: [(&[&str], i32, &str); 5] = [
         (
             &["--max-memory", "16MiB", "--", "grow-memory"],
             137,
@@ -129,6 +195,20 @@ fn run_flags_exit_with_each_limits_status() -> Result<()> {
             &["--cpu-time", "200ms", "--", "spin"],
             152,
             "sockbox: stopped the guest: the instance exceeded its CPU time limit (200ms)\n",
+        ),
+        (
+            // Its time is spent in host calls, and counted all the same.
+            &[
+                "--cpu-time",
+                "300ms",
+                "--timeout",
+                "20s",
+                "--",
+                "random-bytes",
+                "16777216",
+            ],
+            152,
+            "sockbox: stopped the guest: the instance exceeded its CPU time limit (300ms)\n",
         ),
         (
             &[

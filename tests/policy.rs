@@ -493,7 +493,7 @@ fn bad_policies_stop_before_the_guest_runs() -> Result<()> {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--policy", &unknown_key],
-            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`, `mode`, `allow_special`, `publish`\n"),
+            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`, `mode`, `allow_special`, `publish`, `nat64_prefixes`\n"),
         ),
         (
             vec!["--policy", &bad_rule],

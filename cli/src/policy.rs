@@ -8,15 +8,19 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
 use sockbox_host::policy::{
-    Decision, Direction, Mode, Policy, SocketAddrUse, Subject, Transport, UseKind, Verdict,
-    parse_use,
+    Decision, Direction, Mode, Nat64Prefix, Policy, SocketAddrUse, Subject, Transport, UseKind,
+    Verdict, parse_use,
 };
+
+fn parse_nat64_prefix(text: &str) -> Result<Nat64Prefix, String> {
+    text.parse()
+}
 
 /// The flags that make a policy: a file, then rules that add to it.
 #[derive(Debug, Args)]
 pub(super) struct PolicyArgs {
     /// Read rules from a TOML policy file (keys: allow, listen, accept, deny, mode,
-    /// inherit_network, allow_special, publish); the flags add to it.
+    /// inherit_network, allow_special, nat64_prefixes, publish); the flags add to it.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Allow connecting (tcp) or sending (udp) to what RULE matches (repeatable),
@@ -42,6 +46,11 @@ pub(super) struct PolicyArgs {
     /// them explicitly, even under --inherit-network or `*`.
     #[arg(long)]
     allow_special: bool,
+    /// A NAT64 prefix of this network's own (repeatable), e.g. 64:ff9b:1::/48: its
+    /// addresses carry an IPv4 address, and deny rules and the special-address preset
+    /// judge them as that address too, as they always do 64:ff9b::/96's.
+    #[arg(long, value_name = "PREFIX", value_parser = parse_nat64_prefix)]
+    nat64_prefix: Vec<Nat64Prefix>,
     /// Audit only: decide and record every use as usual, but let would-be denials go
     /// ahead, recorded as `would-deny` (on stderr, or in --audit's file), with a count
     /// at exit. For trying a policy on a live workload before enforcing it.
@@ -67,6 +76,9 @@ impl PolicyArgs {
         }
         if self.allow_special {
             policy = policy.with_special_allowed();
+        }
+        for prefix in &self.nat64_prefix {
+            policy.push_nat64_prefix(*prefix);
         }
         if self.audit_only {
             policy = policy.with_mode(Mode::Audit);

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use sockbox_host::enforce::AuditLog;
 use sockbox_host::output::Stdio;
-use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_size};
+use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_max_sockets, parse_size};
 use sockbox_host::{
     Exit, Limit, LimitExceeded, Limits, Prepared, Runner, Sandbox, SandboxBuilder, SandboxError,
 };
@@ -64,10 +64,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     cpu_time: Option<Duration>,
     /// Cap the TCP and UDP sockets the guest holds open at once at N (listeners and
-    /// accepted connections count). A cap, not a stop: past it, opening a socket fails
-    /// with `new-socket-limit` ("too many open files") and an arriving connection is
-    /// closed by sockbox and recorded as a denial; the guest goes on.
-    #[arg(long, value_name = "N")]
+    /// accepted connections count); `unlimited` (or 0) lifts the cap. A cap, not a
+    /// stop: past it, opening a socket fails with `new-socket-limit` ("too many open
+    /// files") and an arriving connection is closed by sockbox and recorded as a
+    /// denial; the guest goes on. Default: half the process's open-file limit.
+    #[arg(long, value_name = "N", value_parser = parse_max_sockets)]
     max_sockets: Option<usize>,
     /// Leave Nagle's algorithm on for the guest's TCP sockets. By default sockbox sets
     /// TCP_NODELAY on them, as Go's net does, so small writes go out at once.

@@ -22,12 +22,16 @@ fn measure(
     socket_use: SocketAddrUse,
 ) {
     let addr: SocketAddr = addr.parse().expect("an address");
-    let verdict = policy.decide_with(addr, socket_use, &grants.read());
+    let verdict = policy.decide_with(addr, socket_use, grants.read().rules_for(addr.ip()));
     let mut checks = 0u64;
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(500) {
         for _ in 0..1000 {
-            black_box(policy.decide_with(black_box(addr), socket_use, &grants.read()));
+            black_box(policy.decide_with(
+                black_box(addr),
+                socket_use,
+                grants.read().rules_for(addr.ip()),
+            ));
         }
         checks += 1000;
     }

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use sockbox_host::Limits;
 use sockbox_host::policy::{Direction, Mode, Policy};
-use sockbox_host::runner::parse_size;
+use sockbox_host::runner::{parse_max_sockets, parse_size};
 
 /// The annotations' prefix.
 pub const PREFIX: &str = "sockbox.io/";
 
 /// Every annotation the shim reads, with the `sockbox run` flag it stands for.
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     (
         "sockbox.io/policy",
         "--policy FILE (the file's TOML, inline)",
@@ -29,6 +29,7 @@ pub const KEYS: [(&str, &str); 15] = [
     ("sockbox.io/deny", "--deny RULE"),
     ("sockbox.io/inherit-network", "--inherit-network"),
     ("sockbox.io/allow-special", "--allow-special"),
+    ("sockbox.io/nat64-prefixes", "--nat64-prefix PREFIX"),
     ("sockbox.io/audit-only", "--audit-only"),
     ("sockbox.io/publish", "--publish HOST_PORT:GUEST_PORT"),
     (
@@ -38,7 +39,7 @@ pub const KEYS: [(&str, &str); 15] = [
     ("sockbox.io/max-memory", "--max-memory SIZE"),
     ("sockbox.io/timeout", "--timeout DURATION"),
     ("sockbox.io/cpu-time", "--cpu-time DURATION"),
-    ("sockbox.io/max-sockets", "--max-sockets N"),
+    ("sockbox.io/max-sockets", "--max-sockets N|unlimited"),
     ("sockbox.io/no-tcp-nodelay", "--no-tcp-nodelay"),
 ];
 
@@ -114,6 +115,12 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
     if flag(get, "sockbox.io/allow-special")? {
         policy = policy.with_special_allowed();
     }
+    for prefix in list(get("sockbox.io/nat64-prefixes")) {
+        let prefix = prefix
+            .parse()
+            .map_err(|why| AnnotationError::new("sockbox.io/nat64-prefixes", why))?;
+        policy.push_nat64_prefix(prefix);
+    }
     if flag(get, "sockbox.io/audit-only")? {
         policy = policy.with_mode(Mode::Audit);
     }
@@ -156,12 +163,10 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
     limits.timeout = duration(get, "sockbox.io/timeout")?;
     limits.cpu_time = duration(get, "sockbox.io/cpu-time")?;
     if let Some(max) = get("sockbox.io/max-sockets") {
-        limits.max_sockets = Some(max.parse().map_err(|_| {
-            AnnotationError::new(
-                "sockbox.io/max-sockets",
-                format!("`{max}` is not a number of sockets"),
-            )
-        })?);
+        limits.max_sockets = Some(
+            parse_max_sockets(max)
+                .map_err(|why| AnnotationError::new("sockbox.io/max-sockets", why))?,
+        );
     }
     let no_tcp_nodelay = flag(get, "sockbox.io/no-tcp-nodelay")?;
     Ok(Settings {

@@ -99,6 +99,10 @@ impl Server {
             .args([
                 "--allow-listen",
                 "tcp://127.0.0.1:*",
+                // The idle scenario holds more connections than the default cap (half
+                // the open-file limit) allows.
+                "--max-sockets",
+                "unlimited",
                 "--",
                 "echo",
                 "127.0.0.1:0",
@@ -122,7 +126,8 @@ impl Server {
                 let exe = std::env::current_exe().context("find the sockbox executable")?;
                 let mut command = Command::new(exe);
                 command
-                    .args(["run", "--allow-listen", "tcp://127.0.0.1:*", "--wasm"])
+                    .args(["run", "--allow-listen", "tcp://127.0.0.1:*"])
+                    .args(["--max-sockets", "unlimited", "--wasm"])
                     .arg(wasm)
                     .arg("--");
                 command

@@ -126,7 +126,9 @@ impl DenialLog {
 /// `lookup-answer`, …), `address` and/or `name`, `host_address` for a published port,
 /// `verdict` (`allow`, `deny`, or `would-deny` in audit mode), and `rule`: the deciding
 /// rule's text with its `direction`, or `default-deny`, `inherit-network`,
-/// `max-sockets`, `special:metadata` (and the preset's other kinds).
+/// `max-sockets`, `special:metadata` (and the preset's other kinds). An address a
+/// lookup had granted and the instance forgot, to keep its grants bounded, is a line
+/// of its own: `use` `grant-evicted`, `verdict` `evicted`, `rule` `max-name-grants`.
 #[derive(Debug)]
 pub struct AuditLog {
     file: Mutex<File>,
@@ -174,6 +176,7 @@ impl AuditLog {
             DecidedBy::InheritNetwork => (None, "inherit-network"),
             DecidedBy::DefaultDeny => (None, "default-deny"),
             DecidedBy::MaxSockets(_) => (None, "max-sockets"),
+            DecidedBy::MaxNameGrants(_) => (None, "max-name-grants"),
             DecidedBy::Special(special) => (None, special.rule_name()),
         };
         let (address, name) = match &decision.subject {
@@ -189,6 +192,7 @@ impl AuditLog {
             name,
             host_address: decision.host_addr.map(|addr| addr.to_string()),
             verdict: match (decision.allowed, decision.would_deny) {
+                _ if decision.use_kind == UseKind::GrantEvicted => "evicted",
                 (_, true) => "would-deny",
                 (true, false) => "allow",
                 (false, false) => "deny",

@@ -189,8 +189,9 @@ impl Enforcer {
     ) -> Verdict {
         if self.policy.has_name_rules() {
             let granted = self.grants.read();
+            let granted = granted.rules_for(bound.ip().to_canonical());
             self.policy
-                .decide_bound(requested, bound, socket_use, &granted)
+                .decide_bound(requested, bound, socket_use, granted)
         } else {
             self.policy.decide_bound(requested, bound, socket_use, &[])
         }
@@ -382,9 +383,22 @@ impl Enforcer {
             .collect()
     }
 
-    /// Records that an allowed lookup of `name` returned `addrs`.
+    /// Records that an allowed lookup of `name` returned `addrs`, auditing each older
+    /// address forgotten to make room ([`MAX_NAME_GRANTS`](super::MAX_NAME_GRANTS)).
     pub fn grant(&self, name: &str, addrs: &[IpAddr]) {
-        self.grants.record(&self.policy, name, addrs);
+        for evicted in self.grants.record(&self.policy, name, addrs) {
+            self.write(Decision {
+                use_kind: UseKind::GrantEvicted,
+                subject: Subject::Answer {
+                    name: evicted.name,
+                    addr: evicted.addr,
+                },
+                allowed: true,
+                would_deny: false,
+                by: DecidedBy::MaxNameGrants(super::MAX_NAME_GRANTS),
+                host_addr: None,
+            });
+        }
     }
 
     /// Records that a connection from `peer` arrived while the instance held its

@@ -10,4 +10,4 @@ mod names;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
 pub use enforcer::{Enforcer, PublishSink, Published};
-pub use names::NameGrants;
+pub use names::{Evicted, Grants, MAX_NAME_GRANTS, NameGrants};

@@ -27,6 +27,9 @@ pub enum UseKind {
     Lookup,
     /// One address an allowed lookup returned, checked before the guest sees it.
     LookupAnswer,
+    /// An address a lookup granted, forgotten to keep the instance's grants within
+    /// their bound (`MAX_NAME_GRANTS`): not a use of the guest's, and never a denial.
+    GrantEvicted,
 }
 
 impl From<SocketAddrUse> for UseKind {
@@ -56,6 +59,7 @@ impl fmt::Display for UseKind {
             Self::UdpReceive => "udp receive from",
             Self::Lookup => "lookup of",
             Self::LookupAnswer => "lookup answer",
+            Self::GrantEvicted => "lookup grant",
         })
     }
 }
@@ -122,6 +126,13 @@ impl Decision {
 impl fmt::Display for Decision {
     /// `denied tcp connect to 10.0.0.1:80 (no rule allows it)`, or `… (by --deny …)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let DecidedBy::MaxNameGrants(max) = self.by {
+            return write!(
+                f,
+                "forgot {} {} (the instance keeps {max} granted addresses)",
+                self.use_kind, self.subject
+            );
+        }
         let verdict = match (self.allowed, self.would_deny) {
             (_, true) => "would deny",
             (true, false) => "allowed",
@@ -158,6 +169,9 @@ pub enum DecidedBy {
     /// The instance already held `--max-sockets` sockets: the connection was closed
     /// by the host instead of being handed to the guest.
     MaxSockets(usize),
+    /// Not a verdict: the instance's lookups had granted this many addresses, and the
+    /// oldest was forgotten ([`UseKind::GrantEvicted`]).
+    MaxNameGrants(usize),
     /// The special-address preset.
     Special(Special),
 }
@@ -170,6 +184,7 @@ impl fmt::Display for DecidedBy {
             Self::InheritNetwork => f.write_str("inherit-network"),
             Self::DefaultDeny => f.write_str("default-deny"),
             Self::MaxSockets(max) => write!(f, "--max-sockets {max}"),
+            Self::MaxNameGrants(_) => f.write_str("max-name-grants"),
             Self::Special(special) => f.write_str(special.rule_name()),
         }
     }

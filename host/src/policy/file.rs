@@ -5,6 +5,7 @@
 //! mode = "enforce"               # "audit": record would-be denials, refuse nothing
 //! inherit_network = false        # true: everything not denied (like -S inherit-network)
 //! allow_special = false          # true: no preset for metadata, link-local, multicast, …
+//! nat64_prefixes = ["64:ff9b:1::/48"]  # the network's own NAT64 prefixes (64:ff9b::/96 is known)
 //! allow  = ["tcp://*.example.com:443", "udp://10.0.0.53:53"]
 //! listen = ["tcp://127.0.0.1:8080"]
 //! accept = ["tcp://10.0.0.0/8:*"]
@@ -39,6 +40,8 @@ struct PolicyFile {
     allow_special: bool,
     #[serde(default)]
     publish: Vec<Spanned<String>>,
+    #[serde(default)]
+    nat64_prefixes: Vec<Spanned<String>>,
 }
 
 /// A policy file that could not be read or parsed: where, and why, in one line.
@@ -69,7 +72,7 @@ impl std::error::Error for PolicyFileError {}
 
 impl Policy {
     /// Reads a policy file (TOML: `allow`, `listen`, `accept`, `deny` lists of rules;
-    /// `mode`, `inherit_network`, `allow_special` and `publish`).
+    /// `mode`, `inherit_network`, `allow_special`, `nat64_prefixes` and `publish`).
     pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
         let source_name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| PolicyFileError {
@@ -108,6 +111,14 @@ impl Policy {
                     ));
                 }
             });
+        }
+        for prefix in file.nat64_prefixes {
+            let span = prefix.span();
+            let parsed = prefix
+                .get_ref()
+                .parse()
+                .map_err(|why| fail(Some(span), format!("nat64_prefixes: {why}")))?;
+            policy.push_nat64_prefix(parsed);
         }
         for publish in file.publish {
             let span = publish.span();

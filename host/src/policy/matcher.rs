@@ -74,6 +74,13 @@ impl Table {
         self.transports |= transports;
     }
 
+    /// Indexes `net` for the rule pushed last, beside its own hosts.
+    pub(super) fn index_last(&mut self, net: IpNet) {
+        if let Some(last) = self.rules.len().checked_sub(1) {
+            self.index(net, u32::try_from(last).unwrap_or(u32::MAX));
+        }
+    }
+
     fn index(&mut self, net: IpNet, rule: u32) {
         let (v6, bits) = key(net.network());
         let (_, mask) = key(net.netmask());
@@ -127,7 +134,7 @@ impl Table {
         transport: Transport,
         ip: IpAddr,
         port: u16,
-        granted: &[(RuleRef, IpAddr)],
+        granted: &[RuleRef],
     ) -> Option<u32> {
         let bit = transport_bit(transport);
         let fits = |rule: u32| {
@@ -157,11 +164,11 @@ impl Table {
         {
             best = Some(rule);
         }
-        // Name rules match what lookups granted them: read the grants once, and only if
-        // some rule of this table has names.
+        // Name rules match what lookups granted them (`granted`: the rules a lookup
+        // granted `ip` to), and only if some rule of this table has names.
         if self.named && !unspecified {
-            for &(granted, addr) in granted {
-                if granted.direction == direction && addr == ip {
+            for granted in granted {
+                if granted.direction == direction {
                     let rule = u32::try_from(granted.index).unwrap_or(u32::MAX);
                     if fits(rule) && best.is_none_or(|best| rule < best) {
                         best = Some(rule);

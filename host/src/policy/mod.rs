@@ -40,19 +40,23 @@
 mod decision;
 mod file;
 mod matcher;
+mod nat64;
 mod parse;
 mod publish;
 mod rule;
 mod special;
 #[cfg(test)]
+mod spelling_tests;
+#[cfg(test)]
 mod tests;
 mod verdict;
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use decision::{DecidedBy, Decision, Subject, UseKind};
 pub use file::PolicyFileError;
+pub use nat64::Nat64Prefix;
 pub use parse::{RuleError, normalize_name};
 pub use publish::{Publish, PublishError};
 pub use rule::{Host, Ports, Rule, Scheme, Transport};
@@ -107,6 +111,8 @@ pub struct Policy {
     inherit: bool,
     mode: Mode,
     allow_special: bool,
+    /// The network's own NAT64 prefixes, beside the well-known one.
+    nat64: Vec<Nat64Prefix>,
     publish: Vec<Publish>,
     rules: [Vec<Rule>; 4],
     tables: [Table; 4],
@@ -152,6 +158,44 @@ impl Policy {
     /// Reports whether the special-address preset is off.
     pub fn allows_special(&self) -> bool {
         self.allow_special
+    }
+
+    /// Adds a NAT64 prefix of the network's own (`64:ff9b:1::/48`): its addresses carry
+    /// an IPv4 address, and are judged by deny rules and the special-address preset as
+    /// that address too, as `64:ff9b::/96`'s always are.
+    pub fn with_nat64_prefix(mut self, prefix: Nat64Prefix) -> Self {
+        self.push_nat64_prefix(prefix);
+        self
+    }
+
+    /// Adds a NAT64 prefix, in place; see [`Policy::with_nat64_prefix`].
+    pub fn push_nat64_prefix(&mut self, prefix: Nat64Prefix) {
+        if !self.nat64.contains(&prefix) {
+            self.nat64.push(prefix);
+        }
+    }
+
+    /// Returns the network's own NAT64 prefixes.
+    pub fn nat64_prefixes(&self) -> &[Nat64Prefix] {
+        &self.nat64
+    }
+
+    /// Returns the IPv4 address an IPv6 address (`ip`, canonical) carries, in any
+    /// spelling that reaches it: IPv4-compatible, NAT64 (the well-known prefix and the
+    /// network's own), 6to4. IPv4-mapped addresses are IPv4 once canonical.
+    pub fn carried_v4(&self, ip: IpAddr) -> Option<Ipv4Addr> {
+        let IpAddr::V6(v6) = ip else {
+            return None;
+        };
+        embedded_v4(v6).or_else(|| self.nat64.iter().find_map(|prefix| prefix.carried(v6)))
+    }
+
+    /// Returns the kind of special address `ip` (canonical) is, in any spelling.
+    fn special_of(&self, ip: IpAddr) -> Option<Special> {
+        Special::of(ip).or_else(|| {
+            self.carried_v4(ip)
+                .and_then(|v4| Special::of(IpAddr::V4(v4)))
+        })
     }
 
     /// Publishes a port: the guest's binds to `publish.guest_port` use
@@ -239,6 +283,17 @@ impl Policy {
         }
         let slot = direction.slot();
         self.tables[slot].push(&rule);
+        // A deny rule written in an IPv6 spelling of IPv4 addresses (`[64:ff9b::a00:0]/104`)
+        // also denies the IPv4 network it carries.
+        if direction == Direction::Deny {
+            for host in rule.hosts() {
+                if let Host::Net(ipnet::IpNet::V6(net)) = host
+                    && let Some(carried) = special::embedded_v4_net(*net)
+                {
+                    self.tables[slot].index_last(carried);
+                }
+            }
+        }
         self.rules[slot].push(rule);
         Ok(())
     }
@@ -305,15 +360,14 @@ impl Policy {
         self.decide_with(addr, socket_use, &[])
     }
 
-    /// Decides one socket use, with the addresses lookups granted to name rules
-    /// (`granted`: which rule may match which address, as
-    /// [`NameGrants`](crate::enforce::NameGrants) keeps them). Does not allocate, takes
-    /// no lock.
+    /// Decides one socket use, with the name rules lookups granted its address to
+    /// (`granted`, as [`Grants::rules_for`](crate::enforce::Grants::rules_for) gives
+    /// them). Does not allocate, takes no lock.
     pub fn decide_with(
         &self,
         addr: SocketAddr,
         socket_use: SocketAddrUse,
-        granted: &[(RuleRef, IpAddr)],
+        granted: &[RuleRef],
     ) -> Verdict {
         self.decide_bound(addr, addr, socket_use, granted)
     }
@@ -322,13 +376,14 @@ impl Policy {
     /// `requested` (port 0 asks the system for a port, which a bind's first check
     /// cannot see). Rules match `bound`; a bind that asked for the unspecified address
     /// with port 0 is still the implicit, client-side form, which an `allow` rule of
-    /// the scheme allows when no `listen` rule does.
+    /// the scheme allows when no `listen` rule does. `granted`: the name rules lookups
+    /// granted `bound`'s address to.
     pub fn decide_bound(
         &self,
         requested: SocketAddr,
         bound: SocketAddr,
         socket_use: SocketAddrUse,
-        granted: &[(RuleRef, IpAddr)],
+        granted: &[RuleRef],
     ) -> Verdict {
         let ip = bound.ip().to_canonical();
         let port = bound.port();
@@ -339,12 +394,21 @@ impl Policy {
             implicit_bind,
             special,
             |direction, transport| {
-                self.table(direction)
-                    .first_match(direction, transport, ip, port, granted)
-                    .map(|index| RuleRef {
-                        direction,
-                        index: index as usize,
-                    })
+                let table = self.table(direction);
+                let mut first = table.first_match(direction, transport, ip, port, granted);
+                // A deny holds for every spelling of the address: the IPv4 address an
+                // IPv6 one carries is denied as itself.
+                if direction == Direction::Deny
+                    && let Some(v4) = self.carried_v4(ip)
+                    && let Some(carried) =
+                        table.first_match(direction, transport, IpAddr::V4(v4), port, &[])
+                {
+                    first = Some(first.map_or(carried, |first| first.min(carried)));
+                }
+                first.map(|index| RuleRef {
+                    direction,
+                    index: index as usize,
+                })
             },
         )
     }
@@ -386,7 +450,7 @@ impl Policy {
         if self.allow_special || !matches!(socket_use, U::TcpConnect | U::UdpSend) {
             return None;
         }
-        let special = Special::of(ip)?;
+        let special = self.special_of(ip)?;
         let explicit = self.explicit_rule(special, ip, |rule| {
             rule.scheme().covers(transport) && rule.ports().contains(port)
         });
@@ -445,11 +509,17 @@ impl Policy {
                     && deny.ports().covers(rule.ports())
             })
         };
+        let carried = self.carried_v4(ip).map(IpAddr::V4);
         let denied = self.rules[Direction::Deny.slot()].iter().position(|deny| {
             denies_all(deny)
                 && deny.hosts().iter().any(|host| match host {
                     Host::Any => true,
-                    Host::Net(net) => net.contains(&ip),
+                    Host::Net(net) => {
+                        net.contains(&ip)
+                            || carried.is_some_and(|v4| net.contains(&v4))
+                            || matches!(net, ipnet::IpNet::V6(v6)
+                                if special::embedded_v4_net(*v6).is_some_and(|v4| v4.contains(&ip)))
+                    }
                     Host::Name(_) | Host::Suffix(_) => false,
                 })
         });
@@ -465,7 +535,7 @@ impl Policy {
                 .any(|(rule_ref, _)| rule_ref.direction == Direction::Allow);
         if !self.allow_special
             && outbound
-            && let Some(special) = Special::of(ip)
+            && let Some(special) = self.special_of(ip)
         {
             return match self.explicit_rule(special, ip, |_| true) {
                 Some(rule) => Verdict::allow(rule),
@@ -613,6 +683,9 @@ impl fmt::Display for Policy {
         }
         if self.allow_special {
             writeln!(f, "allow_special")?;
+        }
+        for prefix in &self.nat64 {
+            writeln!(f, "nat64  {prefix}")?;
         }
         for (rule_ref, rule) in self.rules() {
             writeln!(f, "{:<6} {rule}", rule_ref.direction.key())?;

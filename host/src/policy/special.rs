@@ -194,7 +194,7 @@ const NAT64_PREFIX: u128 = 0x0064_ff9b_0000_0000_0000_0000_0000_0000;
 
 /// The IPv4 network an IPv6 network carries whole, in the spellings of
 /// [`embedded_v4`]: `[64:ff9b::a9fe:0]/112` is 169.254.0.0/16.
-fn embedded_v4_net(net: Ipv6Net) -> Option<IpNet> {
+pub(super) fn embedded_v4_net(net: Ipv6Net) -> Option<IpNet> {
     let len = net.prefix_len();
     let addr = net.network();
     let bits = addr.to_bits();

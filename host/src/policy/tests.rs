@@ -993,7 +993,11 @@ fn name_grants_are_scoped_to_their_rules() {
         let (socket_use, addr) = attempt(text);
         verdict_text(
             &policy,
-            policy.decide_with(addr, socket_use, &grants.read()),
+            policy.decide_with(
+                addr,
+                socket_use,
+                grants.read().rules_for(addr.ip().to_canonical()),
+            ),
         )
     };
     assert_eq!(
@@ -1596,13 +1600,10 @@ mod production {
         let policy = Policy::deny_all()
             .allow("tcp://metadata.internal:80")
             .unwrap();
-        let granted = [(
-            RuleRef {
-                direction: Direction::Allow,
-                index: 0,
-            },
-            "169.254.169.254".parse().unwrap(),
-        )];
+        let granted = [RuleRef {
+            direction: Direction::Allow,
+            index: 0,
+        }];
         let verdict = policy.decide_with(peer("169.254.169.254:80"), TcpConnect, &granted);
         assert_eq!(policy.describe(verdict.by), "special:metadata");
     }

@@ -7,21 +7,20 @@
 //! - Memory: a [`ResourceLimiter`] refuses growth past the cap, summed over the
 //!   instance's linear memories.
 //! - Time: the caller's `tokio::time::timeout` around the instance's future.
-//! - CPU: the epoch ticker (every [`EPOCH_TICK`](super::EPOCH_TICK)) interrupts running
-//!   wasm; a tick counts when the instance was still running at the tick before, so a
-//!   guest blocked on a socket uses none. The budget is counted in whole ticks.
+//! - CPU: the CPU time of the thread running the instance, host calls included,
+//!   counted poll by poll and checked at every epoch tick (see `cpu`); a guest
+//!   blocked on a socket uses none.
 //!
 //! Sockets are not a limit that stops anything: `max_sockets` is a cap a peer cannot
 //! use to stop a server (see `sockets`, which enforces it).
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, UpdateDeadline};
 
-use super::EPOCH_TICK;
+use super::cpu::CpuClock;
 
 /// What one instance may use; `None` is no limit. The default limits nothing; set
 /// fields on it, or use [`SandboxBuilder`](crate::SandboxBuilder)'s setters.
@@ -32,13 +31,19 @@ pub struct Limits {
     pub max_memory: Option<u64>,
     /// The most wall-clock time a run or plugin call may take.
     pub timeout: Option<Duration>,
-    /// The most CPU time the instance may spend running, in all (10 ms resolution).
+    /// The most CPU time the instance may spend, in all: the CPU time of the thread
+    /// running it, its host calls included, checked every 10 ms while it runs.
     pub cpu_time: Option<Duration>,
     /// The most TCP and UDP sockets (listeners and accepted connections included) the
     /// instance may hold open at once. A cap, not a limit that stops the instance:
     /// past it, creating a socket fails with `new-socket-limit` and an arriving
     /// connection is closed by the host (and recorded as a denial), while the guest
     /// goes on and serves again once its sockets close.
+    ///
+    /// `None`, the default, caps every instance at half the process's open-file limit
+    /// (`RLIMIT_NOFILE`, soft) as it is when the instance starts
+    /// ([`default_max_sockets`]), so one instance cannot take every descriptor its
+    /// host and the other instances share; `Some(0)` lifts the cap.
     pub max_sockets: Option<usize>,
 }
 
@@ -98,49 +103,57 @@ pub(super) struct Meter {
     limits: Limits,
     /// Bytes of linear memory the instance holds, over all its memories.
     memory: u64,
-    /// The shared tick counter, and the tick at which the instance last ran.
-    ticks: Arc<AtomicU64>,
-    last_tick: u64,
-    /// Ticks of CPU time used, and allowed.
-    used_ticks: u64,
-    budget_ticks: Option<u64>,
+    /// The CPU time it used, when it has a CPU-time limit.
+    cpu: Option<Arc<CpuClock>>,
+    /// Its socket cap, if it has one.
+    max_sockets: Option<usize>,
+}
+
+/// The socket cap an instance gets when none is set: half the process's open-file
+/// limit (`RLIMIT_NOFILE`, soft) now; `None` when that limit is unlimited.
+pub fn default_max_sockets() -> Option<usize> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let soft = usize::try_from(limit.current?).unwrap_or(usize::MAX);
+    Some((soft / 2).max(1))
 }
 
 impl Meter {
-    pub(super) fn new(limits: Limits, ticks: Arc<AtomicU64>) -> Self {
-        let budget_ticks = limits.cpu_time.map(|cpu| {
-            let ticks = cpu.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
-            u64::try_from(ticks).unwrap_or(u64::MAX)
-        });
+    pub(super) fn new(limits: Limits) -> Self {
         Self {
             limits,
             memory: 0,
-            last_tick: ticks.load(Ordering::Relaxed),
-            ticks,
-            used_ticks: 0,
-            budget_ticks,
+            cpu: limits.cpu_time.map(|limit| Arc::new(CpuClock::new(limit))),
+            max_sockets: match limits.max_sockets {
+                Some(0) => None,
+                Some(max) => Some(max),
+                None => default_max_sockets(),
+            },
         }
     }
 
-    /// Called when the epoch deadline passes while the instance runs wasm: counts the
-    /// tick if the instance also ran through the one before, then yields to tokio.
+    /// Called when the epoch deadline passes while the instance runs wasm: stops it if
+    /// it has used up its CPU time, else yields to tokio.
     pub(super) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
-        let now = self.ticks.load(Ordering::Relaxed);
-        if now == self.last_tick + 1 {
-            self.used_ticks += 1;
-        }
-        self.last_tick = now;
-        if let (Some(budget), Some(limit)) = (self.budget_ticks, self.limits.cpu_time)
-            && self.used_ticks > budget
-        {
-            return Err(LimitExceeded(Limit::CpuTime(limit)).into());
+        if let Some(clock) = &self.cpu {
+            clock.check()?;
         }
         Ok(UpdateDeadline::Yield(1))
     }
 
-    /// Returns the socket cap, if the instance has one.
+    /// Returns the instance's CPU clock, which its work must be run under
+    /// ([`Metered`](super::cpu::Metered)), if it has a CPU-time limit.
+    pub(crate) fn cpu_clock(&self) -> Option<Arc<CpuClock>> {
+        self.cpu.clone()
+    }
+
+    /// Reports whether the instance's socket cap was set (`max_sockets`), not the default.
+    pub(super) fn socket_cap_is_set(&self) -> bool {
+        self.limits.max_sockets.is_some_and(|max| max > 0)
+    }
+
+    /// Returns the socket cap, if the instance has one (at least 1).
     pub(super) fn max_sockets(&self) -> Option<usize> {
-        self.limits.max_sockets
+        self.max_sockets
     }
 }
 
@@ -189,6 +202,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         )),
         bytes => Ok(bytes),
     }
+}
+
+/// Parses a socket cap: a number of sockets, or `unlimited` (also `0`) for none, as
+/// [`Limits::max_sockets`] takes it (`unlimited` is `Some(0)`).
+pub fn parse_max_sockets(text: &str) -> Result<usize, String> {
+    if text == "unlimited" {
+        return Ok(0);
+    }
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a number of sockets (use a number, or `unlimited`)"))
 }
 
 /// The most `--max-memory` takes: a wasm32 linear memory's whole address space.

@@ -3,6 +3,7 @@
 //! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`].
 
 mod cache;
+mod cpu;
 mod errors;
 mod limits;
 mod lookup;
@@ -13,10 +14,12 @@ mod poll;
 mod sockets;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
-pub use limits::{Limit, LimitExceeded, Limits, parse_size};
+pub(crate) use cpu::{CpuClock, Metered};
+pub use limits::{
+    Limit, LimitExceeded, Limits, default_max_sockets, parse_max_sockets, parse_size,
+};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -51,9 +54,6 @@ pub const GUEST_PROGRAM: &str = "sockbox-guest";
 pub struct Runner {
     engine: Engine,
     linker: Linker<GuestState>,
-    /// Epoch ticks since the runner started, counted beside the engine's epoch (which
-    /// wasmtime does not expose) for CPU-time limits.
-    ticks: Arc<AtomicU64>,
     /// Where compiled components are kept between runs, if anywhere.
     cache: Option<CompileCache>,
 }
@@ -103,14 +103,11 @@ impl Runner {
             .context("add sockbox's socket cap and bind checks to the linker")?;
         poll::add_to_linker(&mut linker).context("add sockbox's wasi:io/poll to the linker")?;
 
-        let ticks = Arc::new(AtomicU64::new(0));
         let ticker = engine.weak();
-        let counter = Arc::clone(&ticks);
         std::thread::Builder::new()
             .name("sockbox-epoch".into())
             .spawn(move || {
                 while let Some(engine) = ticker.upgrade() {
-                    counter.fetch_add(1, Ordering::Relaxed);
                     engine.increment_epoch();
                     drop(engine);
                     std::thread::sleep(EPOCH_TICK);
@@ -120,7 +117,6 @@ impl Runner {
         Ok(Self {
             engine,
             linker,
-            ticks,
             cache: None,
         })
     }
@@ -218,9 +214,10 @@ impl Runner {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             enforcer,
-            meter: Meter::new(limits, Arc::clone(&self.ticks)),
+            meter: Meter::new(limits),
             readiness: poll::Readiness::default(),
             tcp_nodelay,
+            sockets_at_most: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.meter);
@@ -348,11 +345,20 @@ pub(crate) struct GuestState {
     readiness: poll::Readiness,
     /// Whether its TCP sockets get `TCP_NODELAY`.
     tcp_nodelay: bool,
+    /// At least as many sockets as it holds (see [`GuestState::holds_more_than`]).
+    sockets_at_most: usize,
 }
 
 impl GuestState {
-    /// Returns how many TCP and UDP sockets (listeners included) the instance holds,
-    /// WASI 0.2's and 0.3's (wasmtime-wasi keeps them as different types).
+    /// Returns the instance's CPU clock, if it has a CPU-time limit: every poll of its
+    /// work must be charged to it ([`Metered`]).
+    pub(crate) fn cpu_clock(&self) -> Option<Arc<CpuClock>> {
+        self.meter.cpu_clock()
+    }
+
+    /// Counts how many TCP and UDP sockets (listeners included) the instance holds,
+    /// WASI 0.2's and 0.3's (wasmtime-wasi keeps them as different types), over the
+    /// whole resource table.
     fn live_sockets(&mut self) -> usize {
         self.table
             .iter_mut()
@@ -363,6 +369,39 @@ impl GuestState {
                     || entry.is::<wasmtime_wasi::sockets::UdpSocket>()
             })
             .count()
+    }
+
+    /// Counts a socket the instance just got: created, or accepted (and so already in
+    /// the table).
+    fn socket_made(&mut self) {
+        self.sockets_at_most = self.sockets_at_most.saturating_add(1);
+    }
+
+    /// Returns the instance's socket cap when it holds more sockets than that (an
+    /// accepted connection just put it past).
+    fn past_socket_cap(&mut self) -> Option<usize> {
+        let max = self.meter.max_sockets()?;
+        self.holds_more_than(max).then_some(max)
+    }
+
+    /// Reports whether the instance holds as many sockets as its cap allows, so no
+    /// new one may be made.
+    fn at_socket_cap(&mut self) -> bool {
+        self.meter
+            .max_sockets()
+            .is_some_and(|max| self.holds_more_than(max - 1))
+    }
+
+    /// Reports whether the instance holds more than `count` sockets. The count kept is
+    /// an upper bound (every socket made is counted, one dropped is not seen), so the
+    /// table is counted only when that bound passes `count`: a guest far from its cap
+    /// pays an addition per socket, not a walk over its table.
+    fn holds_more_than(&mut self, count: usize) -> bool {
+        if self.sockets_at_most <= count {
+            return false;
+        }
+        self.sockets_at_most = self.live_sockets();
+        self.sockets_at_most > count
     }
 
     /// Makes a TCP socket with `create` (wasmtime-wasi's, for either WASI version)
@@ -387,13 +426,6 @@ impl GuestState {
             hop_limit(self, socket, Some(original));
         }
         created
-    }
-
-    /// Reports whether the instance already holds as many sockets as its cap allows.
-    fn at_socket_cap(&mut self) -> bool {
-        self.meter
-            .max_sockets()
-            .is_some_and(|max| self.live_sockets() >= max)
     }
 }
 

@@ -11,8 +11,10 @@
 //!   arriving through `listen`'s stream past the cap waits a moment for a slot (a 0.3
 //!   guest lets a finished connection go on its own task), then is closed by the host
 //!   and audited (`"rule":"max-sockets"`), as for 0.2; the guest never sees it, and
-//!   the stream goes on with the next one. (Only with a cap: without one, wasmtime-wasi's stream is
-//!   handed over as it is.)
+//!   the stream goes on with the next one. Only with a cap set for the instance:
+//!   under the default cap, wasmtime-wasi's stream is handed over as it is (the
+//!   handoff would keep the listener open after the guest drops it, until the next
+//!   connection arrives), and the cap holds when sockets are created.
 //! - **Binds judged on what they get**: a bind to port 0 is decided again on the port
 //!   it got, and undone (`access-denied`) if the policy refuses it there.
 //! - **Published ports**, as for 0.2: a published guest port's bind is made on the
@@ -41,7 +43,7 @@ use wasmtime_wasi::sockets::{
 
 use super::GuestState;
 use super::lookup::{self, Started};
-use super::sockets::{BindTarget, borrow, guest_view, replace};
+use super::sockets::{BindTarget, borrow, guest_view, out_of_descriptors, replace};
 use crate::policy::Transport;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
@@ -82,7 +84,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     }
                 },
             );
-            Ok((error_code(created)?,))
+            Ok((made(state, error_code(created)?),))
         },
     )?;
     types.func_wrap_async(
@@ -94,7 +96,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     return Ok((Err(over_cap()),));
                 }
                 let created = HostUdpSocket::create(&mut state.sockets(), family).await;
-                Ok((error_code(created)?,))
+                Ok((made(state, error_code(created)?),))
             })
         },
     )?;
@@ -145,7 +147,10 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     Ok(arriving) => arriving,
                     Err(code) => return Ok((Err(code),)),
                 };
-                if store.data().meter.max_sockets().is_none() {
+                // The handoff keeps wasmtime-wasi's stream, and so the listener, open
+                // until a connection arrives after the guest drops its end: only a cap
+                // set for the instance takes it; the default cap holds at creation.
+                if !store.data().meter.socket_cap_is_set() {
                     return Ok((Ok(arriving),));
                 }
                 let handoff = Arc::new(Mutex::new(Handoff::default()));
@@ -325,12 +330,11 @@ impl StreamProducer<GuestState> for Capped {
                 return Poll::Ready(Ok(StreamResult::Completed));
             }
             let state = store.data_mut();
-            // The connection is in the table already: past the cap when the others fill it.
-            let over = state
-                .meter
-                .max_sockets()
-                .filter(|&max| state.live_sockets() > max);
-            let Some(max) = over else {
+            // The connection is in the table already: counted once, when first judged.
+            if this.grace.is_none() {
+                state.socket_made();
+            }
+            let Some(max) = state.past_socket_cap() else {
                 this.grace = None;
                 if let Some(host) = handoff.host.take() {
                     host.wake();
@@ -391,6 +395,20 @@ fn lookup_error(code: P2ErrorCode) -> LookupError {
 /// The error a socket past the cap gets.
 fn over_cap() -> ErrorCode {
     ErrorCode::Other(Some(NEW_SOCKET_LIMIT.to_owned()))
+}
+
+/// A socket creation's result for the guest: a new socket is counted towards the cap,
+/// and a creation that failed because the process is out of descriptors is refused as
+/// the cap refuses one.
+fn made<T>(state: &mut GuestState, created: Result<T, ErrorCode>) -> Result<T, ErrorCode> {
+    match created {
+        Ok(socket) => {
+            state.socket_made();
+            Ok(socket)
+        }
+        Err(ErrorCode::Other(_)) if out_of_descriptors() => Err(over_cap()),
+        Err(code) => Err(code),
+    }
 }
 
 /// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.

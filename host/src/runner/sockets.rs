@@ -17,10 +17,10 @@
 //! - **Published ports** (`--publish HOST_PORT:GUEST_PORT`): a bind to a published
 //!   guest port is decided on the guest's view, then made on the host's port; the
 //!   socket's local address (and an accepted connection's) shows the guest's port.
-//! - **Descriptor exhaustion has a name**: wasmtime-wasi 48 reports an `accept` that
-//!   failed with `EMFILE`/`ENFILE` as `unknown`; when the process cannot open a
-//!   descriptor at that moment, sockbox reports `new-socket-limit` (Go's `too many
-//!   open files`), an error servers treat as temporary.
+//! - **Descriptor exhaustion has a name**: wasmtime-wasi 48 reports a socket creation
+//!   or an `accept` that failed with `EMFILE`/`ENFILE` as `unknown`; when the process
+//!   cannot open a descriptor at that moment, sockbox reports `new-socket-limit` (Go's
+//!   `too many open files`), an error servers treat as temporary.
 
 use std::net::SocketAddr;
 
@@ -82,7 +82,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                         .map(|()| value),
                     },
                 );
-                Ok((error_code(created)?,))
+                Ok((made(state, error_code(created)?),))
             },
         )?;
     linker
@@ -98,7 +98,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     let created =
                         udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family)
                             .await;
-                    Ok((error_code(created)?,))
+                    Ok((made(state, error_code(created)?),))
                 })
             },
         )?;
@@ -321,12 +321,8 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
         }
         Err(code) => return Ok(Err(code)),
     };
-    let over_cap = state
-        .meter
-        .max_sockets()
-        // The new connection is in the table already: past the cap when the others fill it.
-        .filter(|&max| state.live_sockets() > max);
-    let Some(max) = over_cap else {
+    state.socket_made();
+    let Some(max) = state.past_socket_cap() else {
         let (input, output) = poll::watch_streams(state, &socket, input, output)?;
         return Ok(Ok((socket, input, output)));
     };
@@ -340,8 +336,22 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
     Ok(Err(ErrorCode::WouldBlock))
 }
 
+/// A socket creation's result for the guest: a new socket is counted towards the cap,
+/// and a creation that failed because the process is out of descriptors is
+/// `new-socket-limit`, as the cap's own refusal is.
+fn made<T>(state: &mut GuestState, created: Result<T, ErrorCode>) -> Result<T, ErrorCode> {
+    match created {
+        Ok(socket) => {
+            state.socket_made();
+            Ok(socket)
+        }
+        Err(ErrorCode::Unknown) if out_of_descriptors() => Err(ErrorCode::NewSocketLimit),
+        Err(code) => Err(code),
+    }
+}
+
 /// Reports whether this process cannot open another descriptor right now.
-fn out_of_descriptors() -> bool {
+pub(super) fn out_of_descriptors() -> bool {
     match std::fs::File::open("/dev/null") {
         Ok(_) => false,
         Err(err) => matches!(err.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE),

@@ -49,7 +49,8 @@ use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer, PublishSink};
 use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
-    Command, Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Prepared, Runner,
+    Command, CpuClock, Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Metered,
+    Prepared, Runner,
 };
 
 pub use output::{Output, SandboxError};
@@ -214,6 +215,7 @@ impl Sandbox {
             ))
         })?;
         let mut store = self.store(args, &io);
+        let cpu = store.data().cpu_clock();
         let run = async {
             match command {
                 Command::P2(pre) => {
@@ -238,7 +240,7 @@ impl Sandbox {
             }
         };
         let run = tracing::Instrument::instrument(run, self.span());
-        let outcome = match self.within_timeout(run).await {
+        let outcome = match within(self.limits.timeout, cpu.as_deref(), run).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => Err(err),
             Err(err) => Err(SandboxError::from_trap(err)),
@@ -274,10 +276,10 @@ impl Sandbox {
         })?;
         let io = self.run_io();
         let mut store = self.store(std::iter::empty::<String>(), &io);
+        let cpu = store.data().cpu_clock();
         let instantiate =
             tracing::Instrument::instrument(pre.instantiate_async(&mut store), self.span());
-        let bindings = self
-            .within_timeout(instantiate)
+        let bindings = within(self.limits.timeout, cpu.as_deref(), instantiate)
             .await
             .map_err(SandboxError::from_instantiate)?;
         Ok(Plugin::new(store, bindings, self.limits.timeout, io))
@@ -319,18 +321,11 @@ impl Sandbox {
             tcp_nodelay: self.tcp_nodelay,
         })
     }
-
-    /// Runs `work` within the sandbox's timeout, if it has one.
-    async fn within_timeout<T>(
-        &self,
-        work: impl Future<Output = wasmtime::Result<T>>,
-    ) -> wasmtime::Result<T> {
-        within(self.limits.timeout, work).await
-    }
 }
 
 /// Runs guest code (`work`), failing with the timeout limit if it takes longer than
-/// `timeout`.
+/// `timeout`, and charging every poll of it to the instance's CPU clock, if it has one
+/// (failing with the CPU-time limit once that is used up).
 ///
 /// Guest code runs outside tokio's cooperative budget: one `wasi:io/poll` call over
 /// more than 128 sockets would otherwise spend the task's whole budget partway down
@@ -340,8 +335,15 @@ impl Sandbox {
 /// tasks every 10 ms.
 pub(crate) async fn within<T>(
     timeout: Option<Duration>,
+    cpu: Option<&CpuClock>,
     work: impl Future<Output = wasmtime::Result<T>>,
 ) -> wasmtime::Result<T> {
+    let work = async {
+        match cpu {
+            Some(clock) => Metered::new(clock, work).await,
+            None => work.await,
+        }
+    };
     let work = tokio::task::unconstrained(work);
     match timeout {
         None => work.await,

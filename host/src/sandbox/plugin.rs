@@ -74,8 +74,9 @@ impl Plugin {
     ) -> Result<Result<Vec<u8>, NetError>, SandboxError> {
         self.usable()?;
         let flows = self.bindings.sockbox_net_flows();
+        let cpu = self.store.data().cpu_clock();
         let call = flows.call_dial(&mut self.store, addr, payload);
-        let result = within(self.timeout, call).await;
+        let result = within(self.timeout, cpu.as_deref(), call).await;
         self.settle(result)
     }
 
@@ -88,8 +89,9 @@ impl Plugin {
     ) -> Result<Result<u32, NetError>, SandboxError> {
         self.usable()?;
         let flows = self.bindings.sockbox_net_flows();
+        let cpu = self.store.data().cpu_clock();
         let call = flows.call_serve(&mut self.store, addr, max_conns);
-        let result = within(self.timeout, call).await;
+        let result = within(self.timeout, cpu.as_deref(), call).await;
         self.settle(result)
     }
 
