@@ -2,7 +2,8 @@
 //! `examples/wstd-echo` (a user's own components, written with plain `std::net` and
 //! with `wstd`), `tests/guests/limits` (a guest built to
 //! exceed each limit), `tests/guests/p3-sockets` (the WASI 0.3 sockets conformance
-//! set), `tests/guests/p2-poll` (the edges of sockbox's WASI 0.2 poll) and the guest library's `dial` example (a user's component on
+//! set), `tests/guests/p2-poll` (the edges of sockbox's WASI 0.2 poll),
+//! `tests/guests/both-entries` (a command exporting WASI 0.2's and 0.3's run) and the guest library's `dial` example (a user's component on
 //! `sockbox_guest::net`), and tells the suite where they are.
 
 #[path = "../build-support/guest_build.rs"]
@@ -22,6 +23,8 @@ fn main() {
             "p3-sockets-guest",
             "-p",
             "p2-poll-guest",
+            "-p",
+            "both-entries-guest",
         ],
         &[
             "examples/std-echo",
@@ -29,6 +32,7 @@ fn main() {
             "tests/guests/limits",
             "tests/guests/p3-sockets",
             "tests/guests/p2-poll",
+            "tests/guests/both-entries",
         ],
     );
     let library = guest_build::build(
@@ -44,6 +48,7 @@ fn main() {
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),
         ("P3_SOCKETS_WASM", "p3_sockets_guest.wasm"),
         ("P2_POLL_WASM", "p2-poll-guest.wasm"),
+        ("BOTH_ENTRIES_WASM", "both-entries-guest.wasm"),
     ] {
         let wasm = guest_build::built(&dir, file);
         println!("cargo:rustc-env={var}={}", wasm.display());

@@ -266,3 +266,58 @@ fn conformance_set_passes_with_the_network_granted() -> Result<()> {
     run.assert_success();
     Ok(())
 }
+
+/// A command exporting both `wasi:cli/run@0.2` (std's `main`) and `@0.3.0` — how Rust's
+/// toolchain builds every WASI 0.3 program today — runs its 0.3 entry, as `wasmtime
+/// run` chooses: through `sockbox run` (`-v` names the entry) and through the harness.
+/// `--wasi 0.2` and the builder's `wasi` force the other; forcing an entry the
+/// component lacks is one line and exit 2.
+#[test]
+fn a_command_exporting_both_runs_its_0_3_entry() -> Result<()> {
+    let wasm = tempfile::NamedTempFile::new()?;
+    std::fs::write(wasm.path(), include_bytes!(env!("BOTH_ENTRIES_WASM")))?;
+    let wasm = wasm.path().to_str().expect("a UTF-8 temp path").to_owned();
+    let run = |flags: &[&str]| {
+        let mut command = sockbox();
+        command.args(["run", "--wasm", &wasm]).args(flags);
+        Process::run(command)
+    };
+
+    let chosen = run(&["-v"])?;
+    assert_eq!(chosen.code()?, 0, "{chosen}");
+    assert_eq!(chosen.stdout, "ran wasi:cli/run@0.3.0\n", "{chosen}");
+    assert!(
+        chosen.stderr.contains("entry=\"wasi:cli/run@0.3.0\""),
+        "{chosen}"
+    );
+    let forced = run(&["--wasi", "0.2"])?;
+    assert_eq!(forced.code()?, 1, "{forced}");
+    assert_eq!(forced.stdout, "ran wasi:cli/run@0.2\n", "{forced}");
+    assert_eq!(run(&["--wasi", "0.3"])?.stdout, "ran wasi:cli/run@0.3.0\n");
+
+    let mut p2_only = sockbox();
+    p2_only.args(["run", "--wasi", "0.3", "--", "help"]);
+    let refused = Process::run(p2_only)?;
+    assert_eq!(refused.code()?, 2, "{refused}");
+    assert_eq!(
+        refused.stderr,
+        "sockbox: component sockbox-guest: the component does not export wasi:cli/run@0.3.0 (it was asked to run as WASI 0.3)\n",
+        "{refused}"
+    );
+
+    let harness = &crate::common::HARNESS;
+    let both = harness.component(include_bytes!(env!("BOTH_ENTRIES_WASM")))?;
+    assert!(both.is_p3());
+    let output = harness
+        .spawn(harness.sandbox(), &both, std::iter::empty::<&str>())?
+        .wait(TIMEOUT)?;
+    output.assert_success();
+    assert_eq!(output.stdout, "ran wasi:cli/run@0.3.0\n");
+    let sandbox = harness.sandbox().wasi(sockbox_host::WasiVersion::P2);
+    let output = harness
+        .spawn(sandbox, &both, std::iter::empty::<&str>())?
+        .wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert_eq!(output.stdout, "ran wasi:cli/run@0.2\n");
+    Ok(())
+}

@@ -13,6 +13,7 @@ use sockbox_host::output::Stdio;
 use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_max_sockets, parse_size};
 use sockbox_host::{
     Exit, Limit, LimitExceeded, Limits, Prepared, Runner, Sandbox, SandboxBuilder, SandboxError,
+    WasiVersion,
 };
 
 use crate::{Failure, one_line, policy};
@@ -42,6 +43,10 @@ pub(crate) struct RunArgs {
     /// its 0.2 one. A component given with --wasm runs by what it exports, 0.2 or 0.3.
     #[arg(long, conflicts_with = "wasm")]
     p3: bool,
+    /// Run the component's `wasi:cli/run` of this WASI version, 0.2 or 0.3 (default:
+    /// 0.3's when it exports one, else 0.2's, as `wasmtime run` chooses).
+    #[arg(long, value_name = "VERSION")]
+    wasi: Option<WasiVersion>,
     #[command(flatten)]
     policy: policy::PolicyArgs,
     /// Write every decision (allowed or denied) to FILE as JSON Lines, instead of
@@ -202,6 +207,9 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
     if !prepared.is_command() {
         bail!("component {argv0} exports no wasi:cli/run: it is not a command");
     }
+    if let Err(why) = prepared.entry(args.wasi) {
+        bail!("component {argv0}: {why}");
+    }
     let name = match (&args.name, &args.wasm) {
         (Some(name), _) => name.clone(),
         (None, Some(path)) => path
@@ -219,6 +227,9 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
         .name(name)
         .limits(limits)
         .tcp_nodelay(!args.no_tcp_nodelay);
+    if let Some(version) = args.wasi {
+        sandbox = sandbox.wasi(version);
+    }
     // With an audit file, denials go there; without, each is one line on stderr.
     sandbox = match &args.audit {
         Some(path) => sandbox

@@ -69,7 +69,9 @@ pub mod sandbox;
 
 pub use policy::{Policy, RuleError};
 pub use runner::plugin::NetError;
-pub use runner::{Exit, Limit, LimitExceeded, Limits, Prepared, Runner, default_max_sockets};
+pub use runner::{
+    Exit, Limit, LimitExceeded, Limits, Prepared, Runner, WasiVersion, default_max_sockets,
+};
 pub use sandbox::{Output, Plugin, Sandbox, SandboxBuilder, SandboxError};
 
 /// The built-in guest component (`sockbox-guest.wasm`), built from `guest/` by `build.rs`.

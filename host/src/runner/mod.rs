@@ -155,23 +155,19 @@ impl Runner {
     /// Links a component ahead of running it: fails if it imports something WASI 0.2
     /// and 0.3 do not provide, or exports none of `wasi:cli/run@0.2`,
     /// `wasi:cli/run@0.3.0` and `sockbox:net/flows`. A component runs by what it
-    /// exports.
+    /// exports ([`Prepared::command`] chooses the entry).
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .context("link component")?;
-        let command = match CommandPre::new(pre.clone()) {
-            Ok(command) => Some(Command::P2(command)),
-            Err(_) => wasmtime_wasi::p3::bindings::CommandPre::new(pre.clone())
-                .ok()
-                .map(Command::P3),
-        };
+        let p2 = CommandPre::new(pre.clone()).ok();
+        let p3 = wasmtime_wasi::p3::bindings::CommandPre::new(pre.clone()).ok();
         let plugin = PluginPre::new(pre).ok();
-        if command.is_none() && plugin.is_none() {
+        if p2.is_none() && p3.is_none() && plugin.is_none() {
             bail!("the component exports neither wasi:cli/run (0.2 or 0.3) nor sockbox:net/flows");
         }
-        Ok(Prepared { command, plugin })
+        Ok(Prepared { p2, p3, plugin })
     }
 
     /// Creates a store for one instance: its WASI context (arguments, environment,
@@ -255,20 +251,63 @@ pub(crate) struct Instance {
 }
 
 /// A command's `wasi:cli/run`, by the WASI version it exports.
-#[derive(Clone)]
-pub(crate) enum Command {
+pub(crate) enum Command<'a> {
     /// `wasi:cli/run@0.2.x`.
-    P2(CommandPre<GuestState>),
+    P2(&'a CommandPre<GuestState>),
     /// `wasi:cli/run@0.3.0`: an async export, run on the store's event loop.
-    P3(wasmtime_wasi::p3::bindings::CommandPre<GuestState>),
+    P3(&'a wasmtime_wasi::p3::bindings::CommandPre<GuestState>),
+}
+
+/// A version of WASI whose `wasi:cli/run` a command exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WasiVersion {
+    /// WASI 0.2: `wasi:cli/run@0.2.x`.
+    P2,
+    /// WASI 0.3: `wasi:cli/run@0.3.0`.
+    P3,
+}
+
+impl WasiVersion {
+    /// The entry's name: `wasi:cli/run@0.2` or `wasi:cli/run@0.3.0`.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Self::P2 => "wasi:cli/run@0.2",
+            Self::P3 => "wasi:cli/run@0.3.0",
+        }
+    }
+}
+
+impl std::fmt::Display for WasiVersion {
+    /// `0.2` or `0.3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::P2 => "0.2",
+            Self::P3 => "0.3",
+        })
+    }
+}
+
+impl std::str::FromStr for WasiVersion {
+    type Err = String;
+
+    /// `0.2` or `0.3` (`p2`, `p3` too).
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "0.2" | "p2" => Ok(Self::P2),
+            "0.3" | "p3" => Ok(Self::P3),
+            _ => Err(format!("`{text}` is not a WASI version: use 0.2 or 0.3")),
+        }
+    }
 }
 
 /// A component compiled, linked and ready to be instantiated, many times over: every
 /// instance shares its compiled code and its resolved imports.
 #[derive(Clone)]
 pub struct Prepared {
-    /// Set when it exports `wasi:cli/run` (0.2 or 0.3).
-    pub(crate) command: Option<Command>,
+    /// Set when it exports `wasi:cli/run@0.2.x`.
+    p2: Option<CommandPre<GuestState>>,
+    /// Set when it exports `wasi:cli/run@0.3.0`.
+    p3: Option<wasmtime_wasi::p3::bindings::CommandPre<GuestState>>,
     /// Set when it exports `sockbox:net/flows`.
     pub(crate) plugin: Option<PluginPre<GuestState>>,
 }
@@ -276,12 +315,49 @@ pub struct Prepared {
 impl Prepared {
     /// Reports whether it exports `wasi:cli/run` (0.2 or 0.3), and so runs as a command.
     pub fn is_command(&self) -> bool {
-        self.command.is_some()
+        self.p2.is_some() || self.p3.is_some()
     }
 
-    /// Reports whether it is a WASI 0.3 command (`wasi:cli/run@0.3.0`).
+    /// Reports whether it runs as a WASI 0.3 command by default: it exports
+    /// `wasi:cli/run@0.3.0`.
     pub fn is_p3(&self) -> bool {
-        matches!(self.command, Some(Command::P3(_)))
+        self.p3.is_some()
+    }
+
+    /// Reports whether it exports `wasi:cli/run` of WASI `version`.
+    pub fn exports(&self, version: WasiVersion) -> bool {
+        match version {
+            WasiVersion::P2 => self.p2.is_some(),
+            WasiVersion::P3 => self.p3.is_some(),
+        }
+    }
+
+    /// The one place an entry is chosen, as wasmtime's CLI chooses it: `version`'s
+    /// when it is forced, else `wasi:cli/run@0.3.0` when the component exports it
+    /// (a component built with today's Rust toolchain exports 0.2's too, as std's
+    /// `main`), else `wasi:cli/run@0.2.x`. Returns the version chosen with it, or why
+    /// there is none, in one line.
+    pub fn entry(&self, version: Option<WasiVersion>) -> Result<WasiVersion, String> {
+        match version {
+            Some(version) if self.exports(version) => Ok(version),
+            Some(version) => Err(format!(
+                "the component does not export {} (it was asked to run as WASI {version})",
+                version.entry()
+            )),
+            None if self.p3.is_some() => Ok(WasiVersion::P3),
+            None if self.p2.is_some() => Ok(WasiVersion::P2),
+            None => Err("the component exports no wasi:cli/run: it is not a command".into()),
+        }
+    }
+
+    /// The command entry [`Prepared::entry`] chose.
+    pub(crate) fn command(&self, version: Option<WasiVersion>) -> Result<Command<'_>, String> {
+        let chosen = self.entry(version)?;
+        match (chosen, &self.p2, &self.p3) {
+            (WasiVersion::P2, Some(pre), _) => Ok(Command::P2(pre)),
+            (WasiVersion::P3, _, Some(pre)) => Ok(Command::P3(pre)),
+            _ => Err("the component exports no wasi:cli/run: it is not a command".into()),
+        }
     }
 
     /// Reports whether it exports `sockbox:net/flows`, and so loads as a plugin.

@@ -7,12 +7,20 @@ use super::{Hook, PublishHook, Sandbox, SandboxBuilder};
 use crate::enforce::{AuditLog, Published};
 use crate::output::Stdio;
 use crate::policy::{Decision, Policy};
-use crate::runner::Limits;
+use crate::runner::{Limits, WasiVersion};
 
 impl SandboxBuilder {
     /// Sets the network policy (default: none at all).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.sandbox.policy = Arc::new(policy);
+        self
+    }
+
+    /// Runs a command's `wasi:cli/run` of WASI `version` (default: 0.3's when the
+    /// component exports it, else 0.2's, as wasmtime's CLI chooses); a component that
+    /// does not export it fails to run with [`SandboxError::Setup`](super::SandboxError).
+    pub fn wasi(mut self, version: WasiVersion) -> Self {
+        self.sandbox.wasi = Some(version);
         self
     }
 

@@ -50,7 +50,7 @@ use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
     Command, CpuClock, Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Metered,
-    Prepared, Runner,
+    Prepared, Runner, WasiVersion,
 };
 
 pub use output::{Output, SandboxError};
@@ -69,6 +69,8 @@ pub struct Sandbox {
     stdout: Stdio,
     stderr: Stdio,
     limits: Limits,
+    /// The WASI version whose `wasi:cli/run` a command runs, when forced.
+    wasi: Option<WasiVersion>,
     tcp_nodelay: bool,
     on_denial: Option<Hook>,
     on_publish: Option<PublishHook>,
@@ -136,6 +138,7 @@ impl Sandbox {
                 stdout: Stdio::Null,
                 stderr: Stdio::Null,
                 limits: Limits::default(),
+                wasi: None,
                 tcp_nodelay: true,
                 on_denial: None,
                 on_publish: None,
@@ -209,11 +212,14 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let command = component.command.as_ref().ok_or_else(|| {
-            SandboxError::Setup(anyhow::anyhow!(
-                "the component exports no wasi:cli/run: it is not a command"
-            ))
-        })?;
+        let command = component
+            .command(self.wasi)
+            .map_err(|why| SandboxError::Setup(anyhow::anyhow!(why)))?;
+        let entry = match command {
+            Command::P2(_) => WasiVersion::P2.entry(),
+            Command::P3(_) => WasiVersion::P3.entry(),
+        };
+        tracing::info!(parent: &self.span(), entry, "running");
         let mut store = self.store(args, &io);
         let cpu = store.data().cpu_clock();
         let run = async {
