@@ -18,6 +18,8 @@ fn main() {
             "-p",
             "wstd-echo",
             "-p",
+            "p3-echo",
+            "-p",
             "limits-guest",
             "-p",
             "p3-sockets-guest",
@@ -29,6 +31,7 @@ fn main() {
         &[
             "examples/std-echo",
             "examples/wstd-echo",
+            "examples/p3-echo",
             "tests/guests/limits",
             "tests/guests/p3-sockets",
             "tests/guests/p2-poll",
@@ -45,6 +48,7 @@ fn main() {
     for (var, file) in [
         ("STD_ECHO_WASM", "std-echo.wasm"),
         ("WSTD_ECHO_WASM", "wstd-echo.wasm"),
+        ("P3_ECHO_WASM", "p3-echo.wasm"),
         ("LIMITS_GUEST_WASM", "limits-guest.wasm"),
         ("P3_SOCKETS_WASM", "p3_sockets_guest.wasm"),
         ("P2_POLL_WASM", "p2-poll-guest.wasm"),

@@ -1,16 +1,20 @@
-//! A user's own component — `examples/std-echo`, written with plain `std::net`, not
-//! sockbox's library — tested end to end through the public harness, as a user's CI
-//! would: served under a policy, dialed with native sockets, output and exit asserted.
+//! Users' own components — `examples/std-echo` (plain `std::net`), `examples/wstd-echo`
+//! (wstd) and `examples/p3-echo` (WASI 0.3, wit-bindgen's async exports), none with
+//! sockbox code — tested end to end through the public harness, as a user's CI would:
+//! served under a policy, dialed with native sockets, output and exit asserted.
 
 use anyhow::Result;
 use sockbox_host::Policy;
 use sockbox_host::policy::{Subject, UseKind};
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+
+use sockbox_host::enforce::AuditLog;
 
 use crate::common::{
-    GUEST_DIAL_EXAMPLE, HARNESS, STD_ECHO, TIMEOUT, WSTD_ECHO, answer_once, connect_to,
+    GUEST_DIAL_EXAMPLE, HARNESS, P3_ECHO, STD_ECHO, TIMEOUT, WSTD_ECHO, answer_once, connect_to,
     echo_round_trip, loopbacks, serve_on,
 };
 
@@ -113,5 +117,80 @@ fn wstd_component_serves_concurrently() -> Result<()> {
         output.assert_success();
         assert_eq!(output.stdout, format!("listening on {addr}\n"));
     }
+    Ok(())
+}
+
+/// A WASI 0.3 server written with wit-bindgen's async exports (`examples/p3-echo`,
+/// which also exports std's `main` as 0.2's run, unreachable) runs its 0.3 entry and
+/// serves TCP concurrently through the harness under a policy, its listen in the
+/// audit; without a rule its bind is refused and the harness names the use.
+#[test]
+fn wit_bindgen_p3_component_serves_tcp() -> Result<()> {
+    for host in loopbacks() {
+        let audit = tempfile::NamedTempFile::new()?;
+        let sandbox = HARNESS
+            .sandbox()
+            .policy(serve_on(host))
+            .audit(Arc::new(AuditLog::to_file(audit.reopen()?)));
+        let server = HARNESS.spawn(sandbox, &P3_ECHO, ["tcp", &format!("{host}:0"), "3"])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let mut held = TcpStream::connect(addr)?;
+        held.set_read_timeout(Some(TIMEOUT))?;
+        held.write_all(b"first")?;
+        let mut first = [0; 5];
+        held.read_exact(&mut first)?;
+        assert_eq!(&first, b"first");
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        assert_eq!(echo_round_trip(addr, &payload)?, payload, "{host}");
+        assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{host}");
+        drop(held);
+        let output = server.wait(TIMEOUT)?;
+        output.assert_success();
+        assert_eq!(output.stdout, format!("listening on {addr}\n"));
+        let audit = std::fs::read_to_string(audit.path())?;
+        assert!(
+            audit
+                .lines()
+                .any(|line| line.contains(r#""use":"tcp-listen""#)
+                    && line.contains(r#""verdict":"allow""#)),
+            "{audit}"
+        );
+    }
+
+    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), ["tcp", "127.0.0.1:0"])?;
+    let output = refused.wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert_eq!(
+        output.stderr, "p3-echo: tcp 127.0.0.1:0: ErrorCode::AccessDenied\n",
+        "{output}"
+    );
+    Ok(())
+}
+
+/// The same component's UDP echo: each datagram back to its sender, whole, under a
+/// listen rule; without one, its bind is refused.
+#[test]
+fn wit_bindgen_p3_component_exchanges_udp() -> Result<()> {
+    for host in loopbacks() {
+        let policy = Policy::deny_all().allow_listen(&format!("udp://{host}:*"))?;
+        let server = HARNESS.start(&P3_ECHO, policy, ["udp", &format!("{host}:0"), "2"])?;
+        let addr = server.listening_addr(TIMEOUT)?;
+        let client = UdpSocket::bind(format!("{host}:0"))?;
+        client.set_read_timeout(Some(TIMEOUT))?;
+        let mut reply = [0u8; 2048];
+        for datagram in [&b"one"[..], &[9u8; 1200]] {
+            client.send_to(datagram, addr)?;
+            let (len, from) = client.recv_from(&mut reply)?;
+            assert_eq!((&reply[..len], from), (datagram, addr), "{host}");
+        }
+        server.wait(TIMEOUT)?.assert_success();
+    }
+    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), ["udp", "127.0.0.1:0"])?;
+    let output = refused.wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert_eq!(
+        output.stderr, "p3-echo: udp 127.0.0.1:0: ErrorCode::AccessDenied\n",
+        "{output}"
+    );
     Ok(())
 }

@@ -74,6 +74,13 @@ pub static WSTD_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
         .expect("compile examples/wstd-echo")
 });
 
+/// A WASI 0.3 server written with wit-bindgen's async exports (`examples/p3-echo`).
+pub static P3_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("P3_ECHO_WASM")))
+        .expect("compile examples/p3-echo")
+});
+
 /// A user's component on the guest library (`guest/examples/dial.rs`): its own `main`.
 pub static GUEST_DIAL_EXAMPLE: LazyLock<Prepared> = LazyLock::new(|| {
     HARNESS
