@@ -14,8 +14,8 @@ use std::sync::Arc;
 use sockbox_host::enforce::AuditLog;
 
 use crate::common::{
-    GUEST_DIAL_EXAMPLE, HARNESS, P3_ECHO, STD_ECHO, TIMEOUT, WSTD_ECHO, answer_once, connect_to,
-    echo_round_trip, loopbacks, serve_on,
+    GUEST_DIAL_EXAMPLE, HARNESS, P3_ECHO, STD_ECHO, TIMEOUT, TOKIO_CLIENT, WSTD_ECHO, answer_once,
+    connect_to, echo_round_trip, loopbacks, serve_on,
 };
 
 /// The component serves two native clients byte for byte, reports each on stdout, and
@@ -190,6 +190,51 @@ fn wit_bindgen_p3_component_exchanges_udp() -> Result<()> {
     output.assert_exit(1);
     assert_eq!(
         output.stderr, "p3-echo: udp 127.0.0.1:0: ErrorCode::AccessDenied\n",
+        "{output}"
+    );
+    Ok(())
+}
+
+/// A TCP client on tokio (`examples/tokio-client`) reaches its server with exactly its
+/// one grant, and is refused (the use named) with a grant for another server only.
+#[test]
+fn tokio_client_dials_through_the_harness() -> Result<()> {
+    for host in loopbacks() {
+        let listener = TcpListener::bind(format!("{host}:0"))?;
+        let addr = listener.local_addr()?;
+        let client = HARNESS.start(
+            &TOKIO_CLIENT,
+            connect_to(addr),
+            [addr.to_string(), "hello".into()],
+        )?;
+        assert_eq!(answer_once(&listener, b"olleh")?, b"hello", "{host}");
+        let output = client.wait(TIMEOUT)?;
+        output.assert_success();
+        assert_eq!(output.stdout, "reply: olleh\n", "{host}");
+    }
+    // Granted another server only: this one is refused, and named.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let other = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let refused = HARNESS.start(
+        &TOKIO_CLIENT,
+        connect_to(other),
+        [addr.to_string(), "hello".into()],
+    )?;
+    let output = refused.wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert!(
+        output
+            .stderr
+            .starts_with(&format!("tokio-client: {addr}: ")),
+        "{output}"
+    );
+    assert!(
+        output
+            .denials
+            .iter()
+            .any(|denial| denial.use_kind == UseKind::TcpConnect
+                && denial.subject == Subject::Addr(addr)),
         "{output}"
     );
     Ok(())

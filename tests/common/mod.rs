@@ -81,6 +81,13 @@ pub static P3_ECHO: LazyLock<Prepared> = LazyLock::new(|| {
         .expect("compile examples/p3-echo")
 });
 
+/// A TCP client on tokio (`examples/tokio-client`).
+pub static TOKIO_CLIENT: LazyLock<Prepared> = LazyLock::new(|| {
+    HARNESS
+        .component(include_bytes!(env!("TOKIO_CLIENT_WASM")))
+        .expect("compile examples/tokio-client")
+});
+
 /// A user's component on the guest library (`guest/examples/dial.rs`): its own `main`.
 pub static GUEST_DIAL_EXAMPLE: LazyLock<Prepared> = LazyLock::new(|| {
     HARNESS
