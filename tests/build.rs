@@ -49,6 +49,7 @@ fn main() {
     );
     let wasm = guest_build::built(&library, "examples/dial.wasm");
     println!("cargo:rustc-env=GUEST_DIAL_EXAMPLE_WASM={}", wasm.display());
+    build_python_client();
     for (var, file) in [
         ("STD_ECHO_WASM", "std-echo.wasm"),
         ("WSTD_ECHO_WASM", "wstd-echo.wasm"),
@@ -61,5 +62,53 @@ fn main() {
     ] {
         let wasm = guest_build::built(&dir, file);
         println!("cargo:rustc-env={var}={}", wasm.display());
+    }
+}
+
+/// Builds `examples/py-client` (Python, asyncio) with componentize-py into `OUT_DIR`
+/// and names it in `PY_CLIENT_WASM`; when componentize-py is not installed the name is
+/// empty, and the tests that need the component fail saying how to install it.
+fn build_python_client() {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    let root = guest_build::workspace_root();
+    let example = root.join("examples/py-client");
+    for path in ["app.py", "wit/world.wit"] {
+        println!("cargo:rerun-if-changed={}", example.join(path).display());
+    }
+    println!("cargo:rerun-if-changed={}", root.join("wit/deps").display());
+    println!("cargo:rerun-if-env-changed=PATH");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("py-client");
+    let wit = out.join("wit");
+    let deps = wit.join("deps");
+    std::fs::create_dir_all(&wit).expect("create the py-client build directory");
+    std::fs::copy(example.join("wit/world.wit"), wit.join("world.wit")).expect("copy world.wit");
+    let _ = std::fs::remove_file(&deps);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(root.join("wit/deps"), &deps).expect("link wit/deps");
+    let wasm = out.join("py-client.wasm");
+    let built = Command::new("componentize-py")
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "client", "componentize", "app", "-p"])
+        .arg(&example)
+        .arg("-o")
+        .arg(&wasm)
+        .output();
+    match built {
+        Ok(done) if done.status.success() => {
+            println!("cargo:rustc-env=PY_CLIENT_WASM={}", wasm.display());
+        }
+        Ok(done) => panic!(
+            "componentize-py could not build examples/py-client:\n{}",
+            String::from_utf8_lossy(&done.stderr)
+        ),
+        Err(_) => {
+            println!(
+                "cargo:warning=componentize-py is not installed: examples/py-client is not built (pip install componentize-py==0.25.1)"
+            );
+            println!("cargo:rustc-env=PY_CLIENT_WASM=");
+        }
     }
 }

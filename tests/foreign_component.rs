@@ -239,3 +239,50 @@ fn tokio_client_dials_through_the_harness() -> Result<()> {
     );
     Ok(())
 }
+
+/// An asyncio client in Python, built by componentize-py (`examples/py-client`, WASI
+/// 0.2), reaches its server and prints the reply; a deny on the server refuses it,
+/// named. asyncio makes its self-pipe with `socket.socketpair()`, which Python on WASI
+/// emulates over loopback (bind `127.0.0.1:0`, listen, connect, accept), so today the
+/// policy must also grant listening on and connecting to loopback.
+#[test]
+fn python_client_dials_through_the_harness() -> Result<()> {
+    let path = env!("PY_CLIENT_WASM");
+    assert!(
+        !path.is_empty(),
+        "examples/py-client was not built: install componentize-py (pip install componentize-py==0.25.1) and build again"
+    );
+    let client = HARNESS.component(&std::fs::read(path)?)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let socketpair = || -> Result<Policy> {
+        Ok(Policy::deny_all()
+            .allow_listen("tcp://127.0.0.1:*")?
+            .allow("tcp://127.0.0.1:*")?)
+    };
+    let running = HARNESS.start(&client, socketpair()?, [addr.to_string(), "hello".into()])?;
+    assert_eq!(answer_once(&listener, b"olleh")?, b"hello");
+    let output = running.wait(TIMEOUT)?;
+    output.assert_success();
+    assert_eq!(output.stdout, "reply: olleh\n");
+
+    let denied = socketpair()?.deny(&format!("tcp://{addr}"))?;
+    let output = HARNESS
+        .start(&client, denied, [addr.to_string(), "hello".into()])?
+        .wait(TIMEOUT)?;
+    output.assert_exit(1);
+    assert_eq!(
+        output.stderr,
+        format!("py-client: {addr}: [Errno 2] Permission denied\n"),
+        "{output}"
+    );
+    assert!(
+        output
+            .denials
+            .iter()
+            .any(|denial| denial.use_kind == UseKind::TcpConnect
+                && denial.subject == Subject::Addr(addr)),
+        "{output}"
+    );
+    Ok(())
+}

@@ -155,7 +155,7 @@ impl Runner {
     /// Links a component ahead of running it: fails if it imports something WASI 0.2
     /// and 0.3 do not provide, or exports none of `wasi:cli/run@0.2`,
     /// `wasi:cli/run@0.3.0` and `sockbox:net/flows`. A component runs by what it
-    /// exports ([`Prepared::command`] chooses the entry).
+    /// exports ([`Prepared::entry`] chooses the entry).
     pub fn prepare(&self, component: &Component) -> Result<Prepared> {
         let pre = self
             .linker
