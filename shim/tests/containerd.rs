@@ -427,6 +427,31 @@ fn containerd_runs_the_guest_under_its_annotations() -> Result<()> {
     Ok(())
 }
 
+/// A command exporting both `wasi:cli/run@0.2` (std's `main`) and `@0.3.0`, as Rust's
+/// toolchain builds WASI 0.3 programs today, runs its 0.3 entry under the shim, as under
+/// `sockbox run` and the harness.
+#[test]
+fn containerd_runs_the_0_3_entry_of_a_command_exporting_both() -> Result<()> {
+    let containerd = Containerd::start()?;
+    let image = Image {
+        name: "sockbox.test/both-entries:latest",
+        wasm: include_bytes!(env!("BOTH_ENTRIES_WASM")),
+        wasm_layer: false,
+    };
+    let archive = image_archive(containerd.dir.path(), &image)?;
+    let archive = archive.to_str().context("a UTF-8 path")?;
+    containerd.ctr_ok(&["image", "import", "--all-platforms", archive])?;
+    let (code, output) = Running::spawn(containerd.run(&image, "both", &[], &[]))?.finish()?;
+    ensure!(
+        code == 0,
+        "exit {code}\n{output}\n--- containerd ---\n{}",
+        containerd.log()
+    );
+    ensure!(output.contains("ran wasi:cli/run@0.3.0"), "{output}");
+    ensure!(!output.contains("ran wasi:cli/run@0.2"), "{output}");
+    Ok(())
+}
+
 /// `image`'s echo served under an allow-listen annotation, a dial refused by its
 /// annotation, the audit on the container's stderr, and a malformed annotation.
 fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
