@@ -157,11 +157,17 @@ fn wit_bindgen_p3_component_serves_tcp() -> Result<()> {
         );
     }
 
-    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), ["tcp", "127.0.0.1:0"])?;
+    p3_echo_is_refused_without_a_rule("tcp")
+}
+
+/// `p3-echo MODE 127.0.0.1:0` with no rule: its bind is refused, in its own words.
+fn p3_echo_is_refused_without_a_rule(mode: &str) -> Result<()> {
+    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), [mode, "127.0.0.1:0"])?;
     let output = refused.wait(TIMEOUT)?;
     output.assert_exit(1);
     assert_eq!(
-        output.stderr, "p3-echo: tcp 127.0.0.1:0: ErrorCode::AccessDenied\n",
+        output.stderr,
+        format!("p3-echo: {mode} 127.0.0.1:0: ErrorCode::AccessDenied\n"),
         "{output}"
     );
     Ok(())
@@ -185,14 +191,7 @@ fn wit_bindgen_p3_component_exchanges_udp() -> Result<()> {
         }
         server.wait(TIMEOUT)?.assert_success();
     }
-    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), ["udp", "127.0.0.1:0"])?;
-    let output = refused.wait(TIMEOUT)?;
-    output.assert_exit(1);
-    assert_eq!(
-        output.stderr, "p3-echo: udp 127.0.0.1:0: ErrorCode::AccessDenied\n",
-        "{output}"
-    );
-    Ok(())
+    p3_echo_is_refused_without_a_rule("udp")
 }
 
 /// A TCP client on tokio (`examples/tokio-client`) reaches its server with exactly its

@@ -352,12 +352,11 @@ impl Prepared {
 
     /// The command entry [`Prepared::entry`] chose.
     pub(crate) fn command(&self, version: Option<WasiVersion>) -> Result<Command<'_>, String> {
-        let chosen = self.entry(version)?;
-        match (chosen, &self.p2, &self.p3) {
-            (WasiVersion::P2, Some(pre), _) => Ok(Command::P2(pre)),
-            (WasiVersion::P3, _, Some(pre)) => Ok(Command::P3(pre)),
-            _ => Err("the component exports no wasi:cli/run: it is not a command".into()),
-        }
+        let command = match self.entry(version)? {
+            WasiVersion::P2 => self.p2.as_ref().map(Command::P2),
+            WasiVersion::P3 => self.p3.as_ref().map(Command::P3),
+        };
+        command.ok_or_else(|| "the component exports no wasi:cli/run: it is not a command".into())
     }
 
     /// Reports whether it exports `sockbox:net/flows`, and so loads as a plugin.
