@@ -102,21 +102,27 @@ fn wstd_component_serves_concurrently() -> Result<()> {
             [format!("{host}:0"), "3".into()],
         )?;
         let addr = server.listening_addr(TIMEOUT)?;
-        let mut held = TcpStream::connect(addr)?;
-        held.set_read_timeout(Some(TIMEOUT))?;
-        held.write_all(b"first")?;
-        let mut first = [0; 5];
-        held.read_exact(&mut first)?;
-        assert_eq!(&first, b"first");
-        // While that one stays open, others are served.
-        let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        assert_eq!(echo_round_trip(addr, &payload)?, payload, "{host}");
-        assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{host}");
-        drop(held);
+        serves_three_concurrently(addr)?;
         let output = server.wait(TIMEOUT)?;
         output.assert_success();
         assert_eq!(output.stdout, format!("listening on {addr}\n"));
     }
+    Ok(())
+}
+
+/// Three connections to the echo server at `addr`: one held open, echoed once, while
+/// the other two are echoed whole (200,000 bytes, then 5), then closed.
+fn serves_three_concurrently(addr: std::net::SocketAddr) -> Result<()> {
+    let mut held = TcpStream::connect(addr)?;
+    held.set_read_timeout(Some(TIMEOUT))?;
+    held.write_all(b"first")?;
+    let mut first = [0; 5];
+    held.read_exact(&mut first)?;
+    assert_eq!(&first, b"first");
+    // While that one stays open, others are served.
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    assert_eq!(echo_round_trip(addr, &payload)?, payload, "{addr}");
+    assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{addr}");
     Ok(())
 }
 
@@ -134,16 +140,7 @@ fn wit_bindgen_p3_component_serves_tcp() -> Result<()> {
             .audit(Arc::new(AuditLog::to_file(audit.reopen()?)));
         let server = HARNESS.spawn(sandbox, &P3_ECHO, ["tcp", &format!("{host}:0"), "3"])?;
         let addr = server.listening_addr(TIMEOUT)?;
-        let mut held = TcpStream::connect(addr)?;
-        held.set_read_timeout(Some(TIMEOUT))?;
-        held.write_all(b"first")?;
-        let mut first = [0; 5];
-        held.read_exact(&mut first)?;
-        assert_eq!(&first, b"first");
-        let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        assert_eq!(echo_round_trip(addr, &payload)?, payload, "{host}");
-        assert_eq!(echo_round_trip(addr, b"hello")?, b"hello", "{host}");
-        drop(held);
+        serves_three_concurrently(addr)?;
         let output = server.wait(TIMEOUT)?;
         output.assert_success();
         assert_eq!(output.stdout, format!("listening on {addr}\n"));
