@@ -11,6 +11,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 
+use sockbox_host::Output;
 use sockbox_host::enforce::AuditLog;
 
 use crate::common::{
@@ -225,15 +226,15 @@ fn tokio_client_dials_through_the_harness() -> Result<()> {
             .starts_with(&format!("tokio-client: {addr}: ")),
         "{output}"
     );
-    assert!(
-        output
-            .denials
-            .iter()
-            .any(|denial| denial.use_kind == UseKind::TcpConnect
-                && denial.subject == Subject::Addr(addr)),
-        "{output}"
-    );
+    assert!(denied_connect(&output, addr), "{output}");
     Ok(())
+}
+
+/// Reports whether the harness recorded a refused TCP connect to `addr`.
+fn denied_connect(output: &Output, addr: std::net::SocketAddr) -> bool {
+    output.denials.iter().any(|denial| {
+        denial.use_kind == UseKind::TcpConnect && denial.subject == Subject::Addr(addr)
+    })
 }
 
 /// An asyncio client in Python, built by componentize-py (`examples/py-client`, WASI
@@ -272,13 +273,6 @@ fn python_client_dials_through_the_harness() -> Result<()> {
         format!("py-client: {addr}: [Errno 2] Permission denied\n"),
         "{output}"
     );
-    assert!(
-        output
-            .denials
-            .iter()
-            .any(|denial| denial.use_kind == UseKind::TcpConnect
-                && denial.subject == Subject::Addr(addr)),
-        "{output}"
-    );
+    assert!(denied_connect(&output, addr), "{output}");
     Ok(())
 }
