@@ -99,6 +99,7 @@ async fn run(args: &[&str]) -> Result<(), Failure> {
             received(&reply).await;
             Ok(())
         }
+        Invocation::Pair { addr, wait } => pair(addr, wait).await,
         Invocation::Help => {
             out(format!("{USAGE}\n").as_bytes()).await;
             Ok(())
@@ -130,6 +131,31 @@ async fn dial(addr: &str, message: &[u8], timeout: Option<Duration>) -> Result<(
         .await
         .unwrap_or_else(|| Err(Error::on_conn("read", local, peer, Reason::Timeout)))?;
     received(&reply).await;
+    Ok(())
+}
+
+/// A socket pair over loopback, as Python's `socket.socketpair()` makes one on WASI.
+async fn pair(addr: &str, wait: Option<&str>) -> Result<(), Failure> {
+    let mut listener = net::listen(addr).await?;
+    let at = listener.local_addr();
+    announce(at).await;
+    if let Some(wait) = wait {
+        let mut conn = net::dial(wait, None).await?;
+        let mut buf = Vec::new();
+        loop {
+            buf = conn.read(buf, 16 * 1024).await?;
+            if buf.is_empty() {
+                break;
+            }
+        }
+    }
+    let mut client = net::dial(&at.to_string(), None).await?;
+    let mut server = listener.accept().await?;
+    client.write(b"p".to_vec()).await?;
+    let byte = server.read(Vec::new(), 1).await?;
+    server.write(byte).await?;
+    client.read(Vec::new(), 1).await?;
+    out(format!("pair {} -> {}\n", client.local_addr(), server.local_addr()).as_bytes()).await;
     Ok(())
 }
 

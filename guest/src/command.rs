@@ -68,8 +68,28 @@ fn run(args: &[&str]) -> Result<(), Failure> {
             message,
             timeout,
         } => udp_send(addr, message, timeout),
+        Invocation::Pair { addr, wait } => pair(addr, wait),
         Invocation::Help => Ok(out(format!("{USAGE}\n").as_bytes())?),
     }
+}
+
+/// A socket pair over loopback, as Python's `socket.socketpair()` makes one on WASI.
+fn pair(addr: &str, wait: Option<&str>) -> Result<(), Failure> {
+    let listener = net::listen(addr)?;
+    let at = listener.local_addr();
+    announce(at)?;
+    if let Some(wait) = wait {
+        io::copy(&mut net::dial(wait)?, &mut io::sink())?;
+    }
+    let mut client = net::dial(&at.to_string())?;
+    let mut server = listener.accept()?;
+    let mut byte = [b'p'];
+    client.write_all(&byte)?;
+    server.read_exact(&mut byte)?;
+    server.write_all(&byte)?;
+    client.read_exact(&mut byte)?;
+    out(format!("pair {} -> {}\n", client.local_addr(), server.local_addr()).as_bytes())?;
+    Ok(())
 }
 
 /// Prints each address of `name`, one per line.

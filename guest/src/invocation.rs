@@ -34,6 +34,11 @@ pub enum Invocation<'a> {
         message: &'a [u8],
         timeout: Option<Duration>,
     },
+    /// `pair ADDR [--wait W]`.
+    Pair {
+        addr: &'a str,
+        wait: Option<&'a str>,
+    },
     /// `help`: print [`USAGE`].
     Help,
 }
@@ -61,6 +66,11 @@ commands:
   udp-send ADDR MESSAGE [--timeout D]
                          send MESSAGE as one datagram, print the first datagram back
                          as `Received: <reply>`; D like 500ms or 2s (default: wait)
+  pair ADDR [--wait W]   make a socket pair as Python's socket.socketpair() does on
+                         WASI: listen on ADDR (127.0.0.1:0), connect to it, accept
+                         that connection, send a byte each way, print
+                         `pair <client> -> <listener>`; with W, first dial W and wait
+                         until it closes
 
 ADDR is 1.2.3.4:80, [::1]:80 or name:80; port 0 picks a free port, and servers print
 `listening on <addr>` with the real one before they accept.
@@ -85,6 +95,7 @@ pub fn parse<'a>(args: &[&'a str]) -> Result<Invocation<'a>, String> {
         "dial" | "udp-send" => &TIMEOUT,
         "echo" => &ECHO,
         "udp-echo" => &COUNT,
+        "pair" => &WAIT,
         "lookup" | "listen" | "help" | "--help" | "-h" => &NONE,
         _ => return Err(format!("unknown command {command:?}")),
     };
@@ -115,6 +126,10 @@ pub fn parse<'a>(args: &[&'a str]) -> Result<Invocation<'a>, String> {
             message: message.as_bytes(),
             timeout,
         },
+        ("pair", [addr]) => Invocation::Pair {
+            addr,
+            wait: line.value("wait"),
+        },
         ("help" | "--help" | "-h", []) => Invocation::Help,
         _ => return Err(format!("wrong arguments for {command}")),
     };
@@ -133,6 +148,11 @@ impl Invocation<'_> {
             Self::Echo { addr, .. } => ("echo", "tcp", addr),
             Self::UdpEcho { addr, .. } => ("listen", "udp", addr),
             Self::UdpSend { addr, .. } => ("dial", "udp", addr),
+            // The address to wait on is dialled after the listen: checked second.
+            Self::Pair { addr, wait } => match wait {
+                Some(wait) if net::split_host_port(addr).is_ok() => ("dial", "tcp", wait),
+                _ => ("listen", "tcp", addr),
+            },
             Self::Lookup { .. } | Self::Help => return Ok(()),
         };
         net::split_host_port(addr)
@@ -149,6 +169,10 @@ const TIMEOUT: Flags = Flags {
 const ECHO: Flags = Flags {
     with_value: &["count"],
     switches: &["copy"],
+};
+const WAIT: Flags = Flags {
+    with_value: &["wait"],
+    switches: &[],
 };
 const COUNT: Flags = Flags {
     with_value: &["count"],
