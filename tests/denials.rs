@@ -2,7 +2,8 @@
 //! exits 1, the peer sees nothing, and sockbox names the refused use.
 
 use crate::common::{
-    Process, TIMEOUT, assert_untouched, loopbacks, serve_on, sockbox, start, watched_listener,
+    Build, Process, TIMEOUT, assert_untouched, loopbacks, serve_on, sockbox, start, start_build,
+    watched_listener,
 };
 use anyhow::Result;
 use sockbox_host::Policy;
@@ -43,17 +44,35 @@ fn connect_outside_the_rules_is_denied() -> Result<()> {
     Ok(())
 }
 
-/// With no rule at all the guest has no network: TCP itself is off.
+/// With no rule at all the guest has no network: a dial is refused, recorded as the
+/// connect it is (TCP is on for self connections; with `--no-self`, TCP itself is off
+/// and nothing is recorded, since no address was named).
 #[test]
 fn no_rules_means_no_network() -> Result<()> {
     let listener = watched_listener("127.0.0.1")?;
     let addr = listener.local_addr()?;
-    let client = start(Policy::deny_all(), &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
-    assert_eq!(client.status.code(), Some(1), "{client}");
-    assert_eq!(
-        client.stderr,
-        format!("Error: dial tcp {addr}: access denied\n")
-    );
+    for build in [Build::P2, Build::P3] {
+        for (policy, recorded) in [
+            (
+                Policy::deny_all(),
+                vec![(UseKind::TcpConnect, Subject::Addr(addr))],
+            ),
+            (Policy::deny_all().without_self(), vec![]),
+        ] {
+            let client = start_build(build, policy, &["dial", &addr.to_string()])?.wait(TIMEOUT)?;
+            assert_eq!(client.status.code(), Some(1), "{client}");
+            assert_eq!(
+                client.stderr,
+                format!("Error: dial tcp {addr}: access denied\n")
+            );
+            let denials: Vec<_> = client
+                .denials
+                .iter()
+                .map(|denial| (denial.use_kind, denial.subject.clone()))
+                .collect();
+            assert_eq!(denials, recorded, "{build:?}");
+        }
+    }
     assert_untouched(&listener)
 }
 
@@ -61,10 +80,16 @@ fn no_rules_means_no_network() -> Result<()> {
 /// and announces nothing: another family, a port range without port 0, or only a connect rule.
 #[test]
 fn listen_outside_the_rules_is_denied() -> Result<()> {
+    // Self connections off: a loopback port 0 would be a self listener, which only the
+    // instance itself can reach (`self_connections.rs`).
     for policy in [
-        serve_on("[::1]"),
-        Policy::deny_all().allow_listen("tcp://127.0.0.1:1-1023")?,
-        Policy::deny_all().allow("tcp://127.0.0.1:*")?,
+        serve_on("[::1]").without_self(),
+        Policy::deny_all()
+            .allow_listen("tcp://127.0.0.1:1-1023")?
+            .without_self(),
+        Policy::deny_all()
+            .allow("tcp://127.0.0.1:*")?
+            .without_self(),
     ] {
         let server = start(policy.clone(), &["listen", "127.0.0.1:0"])?.wait(TIMEOUT)?;
         assert_eq!(server.status.code(), Some(1), "{policy:?}: {server}");

@@ -150,7 +150,11 @@ fn run_cli_serves_and_passes_output_through() -> Result<()> {
 /// A guest that fails before listening is reported as such at once, with its output.
 #[test]
 fn harness_reports_a_server_that_exits_before_listening() -> Result<()> {
-    let server = start(Policy::deny_all(), &["listen", "127.0.0.1:0"])?;
+    // Self connections off: a loopback port 0 would be a self listener.
+    let server = start(
+        Policy::deny_all().without_self(),
+        &["listen", "127.0.0.1:0"],
+    )?;
     let err = server
         .listening_addr(TIMEOUT)
         .expect_err("a denied listen never announces itself");

@@ -44,7 +44,13 @@ fn std_net_component_serves_through_the_harness() -> Result<()> {
 /// and the harness shows which use the policy refused.
 #[test]
 fn std_net_component_is_denied_without_a_rule() -> Result<()> {
-    let server = HARNESS.start(&STD_ECHO, Policy::deny_all(), ["127.0.0.1:0"])?;
+    // Self connections off: a loopback port 0 would be a self listener, which only
+    // the instance itself can reach (`self_connections.rs`).
+    let server = HARNESS.start(
+        &STD_ECHO,
+        Policy::deny_all().without_self(),
+        ["127.0.0.1:0"],
+    )?;
     let output = server.wait(TIMEOUT)?;
     output.assert_exit(1);
     assert!(
@@ -54,7 +60,11 @@ fn std_net_component_is_denied_without_a_rule() -> Result<()> {
     assert_eq!(output.stdout, "");
 
     // With a rule for another address only, the refused bind is named.
-    let server = HARNESS.start(&STD_ECHO, serve_on("127.0.0.2"), ["127.0.0.1:0"])?;
+    let server = HARNESS.start(
+        &STD_ECHO,
+        serve_on("127.0.0.2").without_self(),
+        ["127.0.0.1:0"],
+    )?;
     let output = server.wait(TIMEOUT)?;
     output.assert_exit(1);
     let refused: Vec<_> = output
@@ -158,9 +168,11 @@ fn wit_bindgen_p3_component_serves_tcp() -> Result<()> {
     p3_echo_is_refused_without_a_rule("tcp")
 }
 
-/// `p3-echo MODE 127.0.0.1:0` with no rule: its bind is refused, in its own words.
+/// `p3-echo MODE 127.0.0.1:0` with no rule (and no self connections): its bind is
+/// refused, in its own words.
 fn p3_echo_is_refused_without_a_rule(mode: &str) -> Result<()> {
-    let refused = HARNESS.start(&P3_ECHO, Policy::deny_all(), [mode, "127.0.0.1:0"])?;
+    let policy = Policy::deny_all().without_self();
+    let refused = HARNESS.start(&P3_ECHO, policy, [mode, "127.0.0.1:0"])?;
     let output = refused.wait(TIMEOUT)?;
     output.assert_exit(1);
     assert_eq!(
@@ -238,10 +250,9 @@ fn denied_connect(output: &Output, addr: std::net::SocketAddr) -> bool {
 }
 
 /// An asyncio client in Python, built by componentize-py (`examples/py-client`, WASI
-/// 0.2), reaches its server and prints the reply; a deny on the server refuses it,
-/// named. asyncio makes its self-pipe with `socket.socketpair()`, which Python on WASI
-/// emulates over loopback (bind `127.0.0.1:0`, listen, connect, accept), so today the
-/// policy must also grant listening on and connecting to loopback.
+/// 0.2), reaches its server with only the grant for it and prints the reply; a deny on
+/// the server refuses it, named. (asyncio's self-pipe, a loopback socket pair, is a
+/// self connection: `self_connections.rs`.)
 #[test]
 fn python_client_dials_through_the_harness() -> Result<()> {
     let path = env!("PY_CLIENT_WASM");
@@ -252,18 +263,14 @@ fn python_client_dials_through_the_harness() -> Result<()> {
     let client = HARNESS.component(&std::fs::read(path)?)?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let socketpair = || -> Result<Policy> {
-        Ok(Policy::deny_all()
-            .allow_listen("tcp://127.0.0.1:*")?
-            .allow("tcp://127.0.0.1:*")?)
-    };
-    let running = HARNESS.start(&client, socketpair()?, [addr.to_string(), "hello".into()])?;
+    let granted = || -> Result<Policy> { Ok(Policy::deny_all().allow(&format!("tcp://{addr}"))?) };
+    let running = HARNESS.start(&client, granted()?, [addr.to_string(), "hello".into()])?;
     assert_eq!(answer_once(&listener, b"olleh")?, b"hello");
     let output = running.wait(TIMEOUT)?;
     output.assert_success();
     assert_eq!(output.stdout, "reply: olleh\n");
 
-    let denied = socketpair()?.deny(&format!("tcp://{addr}"))?;
+    let denied = granted()?.deny(&format!("tcp://{addr}"))?;
     let output = HARNESS
         .start(&client, denied, [addr.to_string(), "hello".into()])?
         .wait(TIMEOUT)?;

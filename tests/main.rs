@@ -27,6 +27,7 @@ mod policy;
 mod poll;
 mod production;
 mod sandbox;
+mod self_connections;
 mod stock_wasmtime;
 mod udp;
 mod wit_world;

@@ -109,17 +109,19 @@ proptest! {
     /// trap.
     #[test]
     fn guest_command_lines_end_in_a_status(
-        command in prop_oneof!["dial", "listen", "echo", "udp-echo", "udp-send", "lookup", "help", "[a-z-]{0,8}"],
+        command in prop_oneof!["dial", "listen", "echo", "udp-echo", "udp-send", "lookup", "pair", "help", "[a-z-]{0,8}"],
         args in prop::collection::vec(prop_oneof![
             "[0-9.:\\[\\]a-z]{0,24}",
             Just("--timeout".to_owned()),
             Just("--count".to_owned()),
             Just("--copy".to_owned()),
+            Just("--wait".to_owned()),
             "[0-9]{1,4}(ms|s|h|x)?",
             ".{0,10}",
         ], 0..4),
     ) {
-        let sandbox = HARNESS.sandbox().stdout(sockbox_host::output::Stdio::capture()).stderr(sockbox_host::output::Stdio::capture()).build();
+        // No network, not even a self connection: nothing can wait for a peer.
+        let sandbox = HARNESS.sandbox().policy(Policy::deny_all().without_self()).stdout(sockbox_host::output::Stdio::capture()).stderr(sockbox_host::output::Stdio::capture()).build();
         let argv: Vec<String> = std::iter::once(command).chain(args).collect();
         let output = HARNESS.block_on(sandbox.run_command(&GUEST, argv.clone())).map_err(|err| TestCaseError::fail(format!("{argv:?}: {err}")))?;
         let code = match output.status {

@@ -173,11 +173,14 @@ fn policy_matrix(build: &[&str]) -> Result<()> {
              deny = [\"tcp://127.0.0.1:{b}\"]\n"
         ),
     )?;
+    // The rules' matrix: self connections (`self_connections.rs`) are off, so a listen
+    // on [::1] port 0 is refused as the rules refuse it.
     let args: Vec<String> = [
         "--policy",
         file.to_str().context("UTF-8 path")?,
         "--allow-listen",
         "tcp://127.0.0.1:*",
+        "--no-self",
     ]
     .iter()
     .chain(build)
@@ -493,7 +496,7 @@ fn bad_policies_stop_before_the_guest_runs() -> Result<()> {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--policy", &unknown_key],
-            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`, `mode`, `allow_special`, `publish`, `nat64_prefixes`\n"),
+            format!("sockbox: {unknown_key}:3: unknown field `alow`, expected one of `inherit_network`, `allow`, `listen`, `accept`, `deny`, `mode`, `allow_special`, `no_self`, `publish`, `nat64_prefixes`\n"),
         ),
         (
             vec!["--policy", &bad_rule],
@@ -573,6 +576,7 @@ fn policy_check_and_explain() -> Result<()> {
          deny   tcp://bad.example.com:*\n\
          mode: enforce (denials are refused)\n\
          special addresses: denied unless a rule names them (metadata, link-local, multicast, broadcast, unspecified)\n\
+         self connections: on (an instance's own loopback socket pairs need no rule)\n\
          tcp: on, udp: on, name lookups: on\n\
          note: udp accept rules have no effect without a udp listen rule\n"
     );
@@ -626,6 +630,45 @@ fn policy_check_and_explain() -> Result<()> {
             1,
             "denied lookup of www.example.com (by --deny *://www.example.com:*)",
         ),
+        // Self connections: a loopback port-0 bind is one; --own decides the rest as
+        // on the instance's own sockets.
+        (
+            &[],
+            "bind tcp [::1]:0",
+            0,
+            "allowed tcp bind to [::1]:0 (by self)",
+        ),
+        (
+            &[],
+            "connect tcp 127.0.0.1:41234",
+            1,
+            "denied tcp connect to 127.0.0.1:41234 (no rule allows it)",
+        ),
+        (
+            &["--own"],
+            "connect tcp 127.0.0.1:41234",
+            0,
+            "allowed tcp connect to 127.0.0.1:41234 (by self)",
+        ),
+        // The rules decide first: the file's listen rule accepts any peer.
+        (
+            &["--own"],
+            "accept tcp 127.0.0.1:41235",
+            0,
+            "allowed tcp accept from 127.0.0.1:41235 (by --allow-listen tcp://127.0.0.1:8080)",
+        ),
+        (
+            &["--own", "--no-self"],
+            "listen tcp 127.0.0.1:41234",
+            1,
+            "denied tcp listen on 127.0.0.1:41234 (no rule allows it)",
+        ),
+        (
+            &["--no-self"],
+            "bind tcp 127.0.0.1:0",
+            1,
+            "denied tcp bind to 127.0.0.1:0 (no rule allows it)",
+        ),
     ] {
         let mut explain = sockbox();
         explain
@@ -647,6 +690,23 @@ fn policy_check_and_explain() -> Result<()> {
         (
             2,
             "sockbox: `frob tcp` is not a use: tcp has connect, bind, listen, accept; udp has bind, send, receive\n"
+        )
+    );
+    let mut bad = sockbox();
+    bad.args([
+        "policy",
+        "explain",
+        "--own",
+        "connect",
+        "tcp",
+        "localhost:80",
+    ]);
+    let done = Process::run(bad)?;
+    assert_eq!(
+        (done.code()?, done.stderr.as_str()),
+        (
+            2,
+            "sockbox: --own decides an address, not a name: write 127.0.0.1:PORT or [::1]:PORT\n"
         )
     );
     Ok(())

@@ -574,12 +574,12 @@ fn published_ports_through_the_api() -> Result<()> {
 /// Policy files take the new keys, `policy check` shows them, and each one's errors
 /// are one line with the file's line number.
 #[test]
-fn policy_files_take_mode_allow_special_and_publish() -> Result<()> {
+fn policy_files_take_mode_allow_special_no_self_and_publish() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("policy.toml");
     std::fs::write(
         &file,
-        "mode = \"audit\"\nallow_special = true\nallow = [\"tcp://10.0.0.0/8:443\"]\npublish = [\"8080:80\", \"0:53/udp\"]\n",
+        "mode = \"audit\"\nallow_special = true\nno_self = true\nallow = [\"tcp://10.0.0.0/8:443\"]\npublish = [\"8080:80\", \"0:53/udp\"]\n",
     )?;
     let mut check = sockbox();
     check.args(["policy", "check"]).arg(&file);
@@ -588,6 +588,8 @@ fn policy_files_take_mode_allow_special_and_publish() -> Result<()> {
     for line in [
         "mode   audit\n",
         "allow_special\n",
+        "no_self\n",
+        "self connections: off (no_self)\n",
         "publish 8080:80\n",
         "publish 0:53/udp\n",
         "mode: audit (denials are recorded as would-deny; nothing is refused)\n",

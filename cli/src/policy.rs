@@ -20,7 +20,8 @@ fn parse_nat64_prefix(text: &str) -> Result<Nat64Prefix, String> {
 #[derive(Debug, Args)]
 pub(super) struct PolicyArgs {
     /// Read rules from a TOML policy file (keys: allow, listen, accept, deny, mode,
-    /// inherit_network, allow_special, nat64_prefixes, publish); the flags add to it.
+    /// inherit_network, allow_special, no_self, nat64_prefixes, publish); the flags add
+    /// to it.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Allow connecting (tcp) or sending (udp) to what RULE matches (repeatable),
@@ -46,6 +47,12 @@ pub(super) struct PolicyArgs {
     /// them explicitly, even under --inherit-network or `*`.
     #[arg(long)]
     allow_special: bool,
+    /// Turn off self connections: without it, an instance may bind a loopback address on
+    /// port 0, listen there, connect to that listener of its own and accept its own
+    /// connections without a rule — the socket pair Python's asyncio makes on WASI.
+    /// Connections from anyone else are still judged by the rules.
+    #[arg(long)]
+    no_self: bool,
     /// A NAT64 prefix of this network's own (repeatable), e.g. 64:ff9b:1::/48: its
     /// addresses carry an IPv4 address, and deny rules and the special-address preset
     /// judge them as that address too, as they always do 64:ff9b::/96's.
@@ -76,6 +83,9 @@ impl PolicyArgs {
         }
         if self.allow_special {
             policy = policy.with_special_allowed();
+        }
+        if self.no_self {
+            policy = policy.without_self();
         }
         for prefix in &self.nat64_prefix {
             policy.push_nat64_prefix(*prefix);
@@ -115,11 +125,19 @@ pub(super) enum PolicyCommand {
                             (10.1.2.3:443, [::1]:80, or NAME:PORT as once the guest has \
                             looked NAME up); or lookup NAME.\n\n\
                             Example: sockbox policy explain --allow tcp://10.0.0.0/8:443 \
-                            connect tcp 10.1.2.3:443"
+                            connect tcp 10.1.2.3:443\n\n\
+                            A self connection: bind tcp 127.0.0.1:0 is one; with --own, \
+                            listen, connect and accept are decided as on the instance's \
+                            own self-connection sockets."
     )]
     Explain {
         #[command(flatten)]
         policy: PolicyArgs,
+        /// Decide the use as one on the instance's own self-connection sockets: listening
+        /// on a socket it bound on a loopback port 0, connecting to such a listener,
+        /// accepting its own socket's connection.
+        #[arg(long)]
+        own: bool,
         /// The use: VERB TRANSPORT ADDR, or lookup NAME.
         #[arg(value_name = "USE", required = true, num_args = 2..=3)]
         attempt: Vec<String>,
@@ -133,9 +151,13 @@ pub(super) fn main(command: PolicyCommand) -> Result<ExitCode> {
             print!("{}", check_report(&policy));
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Explain { policy, attempt } => {
+        PolicyCommand::Explain {
+            policy,
+            own,
+            attempt,
+        } => {
             let policy = policy.build()?;
-            let decision = explain(&policy, &attempt)?;
+            let decision = explain(&policy, &attempt, own)?;
             println!("{decision}");
             Ok(if decision.allowed {
                 ExitCode::SUCCESS
@@ -158,6 +180,11 @@ fn check_report(policy: &Policy) -> String {
         "special addresses: judged by the rules alone (allow_special)\n"
     } else {
         "special addresses: denied unless a rule names them (metadata, link-local, multicast, broadcast, unspecified)\n"
+    });
+    report.push_str(if policy.allows_self() {
+        "self connections: on (an instance's own loopback socket pairs need no rule)\n"
+    } else {
+        "self connections: off (no_self)\n"
     });
     let on = |yes: bool| if yes { "on" } else { "off" };
     report.push_str(&format!(
@@ -182,7 +209,8 @@ fn check_report(policy: &Policy) -> String {
 }
 
 /// Decides `attempt` (`connect tcp 10.1.2.3:443`, `lookup example.com`).
-fn explain(policy: &Policy, attempt: &[String]) -> Result<Decision> {
+/// With `own`, a socket use is decided as on the instance's own self-connection sockets.
+fn explain(policy: &Policy, attempt: &[String], own: bool) -> Result<Decision> {
     let (use_kind, subject, verdict) = match attempt {
         [verb, name] if verb == "lookup" => (
             UseKind::Lookup,
@@ -191,7 +219,7 @@ fn explain(policy: &Policy, attempt: &[String]) -> Result<Decision> {
         ),
         [verb, transport, addr] => {
             let socket_use = parse_use(verb, transport).map_err(anyhow::Error::msg)?;
-            let (subject, verdict) = decide(policy, socket_use, addr)?;
+            let (subject, verdict) = decide(policy, socket_use, addr, own)?;
             (socket_use.into(), subject, verdict)
         }
         _ => bail!(
@@ -208,9 +236,22 @@ fn explain(policy: &Policy, attempt: &[String]) -> Result<Decision> {
     })
 }
 
-fn decide(policy: &Policy, socket_use: SocketAddrUse, addr: &str) -> Result<(Subject, Verdict)> {
+fn decide(
+    policy: &Policy,
+    socket_use: SocketAddrUse,
+    addr: &str,
+    own: bool,
+) -> Result<(Subject, Verdict)> {
     if let Ok(addr) = addr.parse::<SocketAddr>() {
-        return Ok((Subject::Addr(addr), policy.decide(addr, socket_use)));
+        let verdict = if own {
+            policy.decide_own(addr, socket_use, &[])
+        } else {
+            policy.decide(addr, socket_use)
+        };
+        return Ok((Subject::Addr(addr), verdict));
+    }
+    if own {
+        bail!("--own decides an address, not a name: write 127.0.0.1:PORT or [::1]:PORT");
     }
     let Some((name, port)) = addr.rsplit_once(':') else {
         bail!("`{addr}` is not HOST:PORT");

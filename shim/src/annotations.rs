@@ -18,7 +18,7 @@ use sockbox_host::runner::{parse_max_sockets, parse_size};
 pub const PREFIX: &str = "sockbox.io/";
 
 /// Every annotation the shim reads, with the `sockbox run` flag it stands for.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 17] = [
     (
         "sockbox.io/policy",
         "--policy FILE (the file's TOML, inline)",
@@ -29,6 +29,7 @@ pub const KEYS: [(&str, &str); 16] = [
     ("sockbox.io/deny", "--deny RULE"),
     ("sockbox.io/inherit-network", "--inherit-network"),
     ("sockbox.io/allow-special", "--allow-special"),
+    ("sockbox.io/no-self", "--no-self"),
     ("sockbox.io/nat64-prefixes", "--nat64-prefix PREFIX"),
     ("sockbox.io/audit-only", "--audit-only"),
     ("sockbox.io/publish", "--publish HOST_PORT:GUEST_PORT"),
@@ -114,6 +115,9 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
     }
     if flag(get, "sockbox.io/allow-special")? {
         policy = policy.with_special_allowed();
+    }
+    if flag(get, "sockbox.io/no-self")? {
+        policy = policy.without_self();
     }
     for prefix in list(get("sockbox.io/nat64-prefixes")) {
         let prefix = prefix
@@ -261,6 +265,18 @@ mod tests {
         assert_eq!(settings.limits, Limits::default());
         assert!(!settings.audit);
         assert!(!settings.no_tcp_nodelay);
+        assert!(
+            settings.policy.allows_self(),
+            "a socket pair is not network"
+        );
+        assert!(allowed(&settings, "127.0.0.1:0", SocketAddrUse::TcpBind));
+    }
+
+    #[test]
+    fn no_self_turns_self_connections_off() {
+        let settings = parse(&annotations(&[("sockbox.io/no-self", "true")])).expect("valid");
+        assert!(!settings.policy.allows_self());
+        assert!(!allowed(&settings, "127.0.0.1:0", SocketAddrUse::TcpBind));
     }
 
     #[test]

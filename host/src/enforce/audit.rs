@@ -126,9 +126,10 @@ impl DenialLog {
 /// `lookup-answer`, …), `address` and/or `name`, `host_address` for a published port,
 /// `verdict` (`allow`, `deny`, or `would-deny` in audit mode), and `rule`: the deciding
 /// rule's text with its `direction`, or `default-deny`, `inherit-network`,
-/// `max-sockets`, `special:metadata` (and the preset's other kinds). An address a
-/// lookup had granted and the instance forgot, to keep its grants bounded, is a line
-/// of its own: `use` `grant-evicted`, `verdict` `evicted`, `rule` `max-name-grants`.
+/// `max-sockets`, `self` (a self connection), `special:metadata` (and the preset's
+/// other kinds). An address a lookup had granted and the instance forgot, to keep its
+/// grants bounded, is a line of its own: `use` `grant-evicted`, `verdict` `evicted`,
+/// `rule` `max-name-grants`.
 #[derive(Debug)]
 pub struct AuditLog {
     file: Mutex<File>,
@@ -178,6 +179,7 @@ impl AuditLog {
             DecidedBy::MaxSockets(_) => (None, "max-sockets"),
             DecidedBy::MaxNameGrants(_) => (None, "max-name-grants"),
             DecidedBy::Special(special) => (None, special.rule_name()),
+            DecidedBy::SelfConnection => (None, "self"),
         };
         let (address, name) = match &decision.subject {
             Subject::Addr(addr) => (Some(addr.to_string()), None),

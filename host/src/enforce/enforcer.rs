@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::own::OwnSockets;
 use super::{AuditLog, DenialLog, NameGrants};
 use crate::policy::{
-    DecidedBy, Decider, Decision, Direction, Mode, Policy, SocketAddrUse, Subject, Transport,
-    UseKind, Verdict,
+    DecidedBy, Decider, Decision, Direction, Mode, Policy, RuleRef, SocketAddrUse, Subject,
+    Transport, UseKind, Verdict, is_self_bind,
 };
 
 /// A guest port published on the host: the guest bound `guest`, the host `host`.
@@ -65,6 +66,8 @@ pub struct Enforcer {
     /// A published bind being made (its check is already decided).
     pending: Mutex<Option<Pending>>,
     on_publish: Option<PublishHook>,
+    /// Its own self-connection sockets.
+    own: OwnSockets,
 }
 
 struct PublishHook(PublishSink);
@@ -94,6 +97,7 @@ impl Enforcer {
             published: RwLock::default(),
             pending: Mutex::default(),
             on_publish: None,
+            own: OwnSockets::default(),
         }
     }
 
@@ -135,7 +139,12 @@ impl Enforcer {
                 return self.check_published(guest, addr, socket_use);
             }
         }
-        let mut verdict = self.decide(requested, addr, socket_use);
+        let own = self.policy.allows_self() && self.own.claims(addr, socket_use);
+        let mut verdict = if own {
+            self.decide_own(addr, socket_use)
+        } else {
+            self.decide(requested, addr, socket_use)
+        };
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
             // A reply goes back to a peer that reached the instance first, special
@@ -163,7 +172,65 @@ impl Enforcer {
             allowed = verdict.allowed,
             "decided"
         );
-        self.settle(socket_use.into(), Subject::Addr(addr), verdict, None)
+        let allowed = self.settle(socket_use.into(), Subject::Addr(addr), verdict, None);
+        if own && allowed && matches!(socket_use, SocketAddrUse::TcpListen) {
+            self.own.listening(addr);
+        }
+        allowed
+    }
+
+    /// Decides a bind of the socket whose handle is `socket` again on the address it
+    /// really got, as [`Enforcer::check_bound`] does, and remembers a self bind's
+    /// address as the instance's own.
+    pub fn check_bind(
+        &self,
+        requested: SocketAddr,
+        bound: SocketAddr,
+        socket_use: SocketAddrUse,
+        socket: u32,
+    ) -> bool {
+        let allowed = self.check_bound(requested, bound, socket_use);
+        if allowed && self.policy.allows_self() && is_self_bind(requested, socket_use) {
+            self.own.bound(bound, socket);
+        }
+        allowed
+    }
+
+    /// Reports whether an unbound socket's connect to `target` would be refused at its
+    /// implicit bind (the unspecified address of `target`'s family, port 0) while
+    /// denials take effect: no rule allows it. Decides without recording.
+    pub fn refuses_implicit_bind(&self, target: SocketAddr) -> bool {
+        let unspecified: IpAddr = match target {
+            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        self.policy.mode() == Mode::Enforce
+            && !self
+                .policy
+                .decide(SocketAddr::new(unspecified, 0), SocketAddrUse::TcpBind)
+                .allowed
+    }
+
+    /// The handle of the socket listening on `addr`, if it is one of the instance's
+    /// own self-connection listeners (see [`Policy::decide_own`]). The caller checks
+    /// that the handle still names a socket listening on `addr`, and if not,
+    /// [forgets it](Enforcer::forget_own_listener).
+    pub fn own_listener(&self, addr: SocketAddr) -> Option<u32> {
+        if !self.policy.allows_self() {
+            return None;
+        }
+        self.own.listener(addr)
+    }
+
+    /// Forgets the listener on `addr` as one of the instance's own.
+    pub fn forget_own_listener(&self, addr: SocketAddr) {
+        self.own.forget_listener(addr);
+    }
+
+    /// Records that a socket of the instance's own, bound on `local`, is connecting
+    /// to one of its own listeners: that listener may accept it, once.
+    pub fn expect_own_peer(&self, local: SocketAddr) {
+        self.own.expect_peer(local);
     }
 
     /// Decides a use on a published port by the guest's view, `guest`, recording the
@@ -179,21 +246,35 @@ impl Enforcer {
     }
 
     /// The policy's verdict on a use of `bound` (asked for as `requested`), with what
-    /// this instance's lookups granted. The grants' lock is taken only when some rule
-    /// names a host.
+    /// this instance's lookups granted.
     fn decide(
         &self,
         requested: SocketAddr,
         bound: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> Verdict {
-        if self.policy.has_name_rules() {
-            let granted = self.grants.read();
-            let granted = granted.rules_for(bound.ip().to_canonical());
+        self.with_grants(bound, |granted| {
             self.policy
                 .decide_bound(requested, bound, socket_use, granted)
+        })
+    }
+
+    /// The policy's verdict on a use of one of the instance's own self-connection
+    /// sockets, with what this instance's lookups granted.
+    fn decide_own(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> Verdict {
+        self.with_grants(addr, |granted| {
+            self.policy.decide_own(addr, socket_use, granted)
+        })
+    }
+
+    /// Calls `decide` with the name rules this instance's lookups granted `addr`'s
+    /// address to. The grants' lock is taken only when some rule names a host.
+    fn with_grants(&self, addr: SocketAddr, decide: impl FnOnce(&[RuleRef]) -> Verdict) -> Verdict {
+        if self.policy.has_name_rules() {
+            let granted = self.grants.read();
+            decide(granted.rules_for(addr.ip().to_canonical()))
         } else {
-            self.policy.decide_bound(requested, bound, socket_use, &[])
+            decide(&[])
         }
     }
 

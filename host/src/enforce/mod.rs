@@ -7,7 +7,9 @@
 mod audit;
 mod enforcer;
 mod names;
+mod own;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
 pub use enforcer::{Enforcer, PublishSink, Published};
 pub use names::{Evicted, Grants, MAX_NAME_GRANTS, NameGrants};
+pub use own::MAX_OWN;

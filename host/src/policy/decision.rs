@@ -174,6 +174,8 @@ pub enum DecidedBy {
     MaxNameGrants(usize),
     /// The special-address preset.
     Special(Special),
+    /// A self connection ([`Decider::SelfConnection`](super::Decider::SelfConnection)).
+    SelfConnection,
 }
 
 impl fmt::Display for DecidedBy {
@@ -186,6 +188,7 @@ impl fmt::Display for DecidedBy {
             Self::MaxSockets(max) => write!(f, "--max-sockets {max}"),
             Self::MaxNameGrants(_) => f.write_str("max-name-grants"),
             Self::Special(special) => f.write_str(special.rule_name()),
+            Self::SelfConnection => f.write_str("self"),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! mode = "enforce"               # "audit": record would-be denials, refuse nothing
 //! inherit_network = false        # true: everything not denied (like -S inherit-network)
 //! allow_special = false          # true: no preset for metadata, link-local, multicast, …
+//! no_self = false                # true: no self connections (loopback socket pairs)
 //! nat64_prefixes = ["64:ff9b:1::/48"]  # the network's own NAT64 prefixes (64:ff9b::/96 is known)
 //! allow  = ["tcp://*.example.com:443", "udp://10.0.0.53:53"]
 //! listen = ["tcp://127.0.0.1:8080"]
@@ -39,6 +40,8 @@ struct PolicyFile {
     #[serde(default)]
     allow_special: bool,
     #[serde(default)]
+    no_self: bool,
+    #[serde(default)]
     publish: Vec<Spanned<String>>,
     #[serde(default)]
     nat64_prefixes: Vec<Spanned<String>>,
@@ -72,7 +75,8 @@ impl std::error::Error for PolicyFileError {}
 
 impl Policy {
     /// Reads a policy file (TOML: `allow`, `listen`, `accept`, `deny` lists of rules;
-    /// `mode`, `inherit_network`, `allow_special`, `nat64_prefixes` and `publish`).
+    /// `mode`, `inherit_network`, `allow_special`, `no_self`, `nat64_prefixes` and
+    /// `publish`).
     pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
         let source_name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| PolicyFileError {
@@ -98,6 +102,9 @@ impl Policy {
         }
         if file.allow_special {
             policy = policy.with_special_allowed();
+        }
+        if file.no_self {
+            policy = policy.without_self();
         }
         if let Some(mode) = file.mode {
             let span = mode.span();

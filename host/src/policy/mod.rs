@@ -25,6 +25,16 @@
 //! | `TcpAccept` | the peer's address | the first `accept` rule of tcp matching it; with no tcp `accept` rule, the first tcp `listen` rule |
 //! | `UdpReceive` | the sender's address | an `allow` rule matching it (a reply from a peer the guest may send to), else as `TcpAccept`, over udp |
 //!
+//! **Self connections** ([`Decider::SelfConnection`], `"rule":"self"` in the audit):
+//! where no rule allows it, an instance may still bind a TCP socket on a loopback
+//! address with port 0, listen on it, connect to that listener of its own and accept
+//! its own connections on it — the loopback socket pair Python's
+//! `socket.socketpair()` (and so every asyncio event loop) makes on WASI. Nothing else
+//! is granted: a connection from anyone else is judged as any accept, a connect to any
+//! other port as any connect. Binds are decided here ([`is_self_bind`]); which sockets
+//! are the instance's own, its enforcer knows ([`Policy::decide_own`]). `--no-self`
+//! turns them off.
+//!
 //! Addresses are judged as what they mean: an IPv4-mapped IPv6 address
 //! (`::ffff:10.0.0.1`) as the IPv4 address it carries; the unspecified address
 //! (`0.0.0.0`, `::`: every local address) only by `*`, a `/0` network or the
@@ -44,6 +54,8 @@ mod nat64;
 mod parse;
 mod publish;
 mod rule;
+#[cfg(test)]
+mod self_tests;
 mod special;
 #[cfg(test)]
 mod spelling_tests;
@@ -111,6 +123,8 @@ pub struct Policy {
     inherit: bool,
     mode: Mode,
     allow_special: bool,
+    /// Self connections are off (`--no-self`).
+    no_self: bool,
     /// The network's own NAT64 prefixes, beside the well-known one.
     nat64: Vec<Nat64Prefix>,
     publish: Vec<Publish>,
@@ -158,6 +172,21 @@ impl Policy {
     /// Reports whether the special-address preset is off.
     pub fn allows_special(&self) -> bool {
         self.allow_special
+    }
+
+    /// Turns self connections off (`--no-self`): binding a loopback address on port 0,
+    /// and listening on, connecting to and accepting from such a socket of the
+    /// instance's own, are then judged by the rules alone.
+    pub fn without_self(mut self) -> Self {
+        self.no_self = true;
+        self
+    }
+
+    /// Reports whether self connections are allowed where no rule allows them (the
+    /// default): an instance may make a loopback socket pair of its own, as Python's
+    /// `socket.socketpair()` does on WASI, without a grant.
+    pub fn allows_self(&self) -> bool {
+        !self.no_self
     }
 
     /// Adds a NAT64 prefix of the network's own (`64:ff9b:1::/48`): its addresses carry
@@ -331,6 +360,7 @@ impl Policy {
     pub fn uses(&self, transport: Transport) -> bool {
         self.inherit
             || self.mode == Mode::Audit
+            || (transport == Transport::Tcp && self.allows_self())
             || self.table(Direction::Allow).covers(transport)
             || self.table(Direction::Listen).covers(transport)
     }
@@ -389,7 +419,7 @@ impl Policy {
         let port = bound.port();
         let implicit_bind = requested.ip().to_canonical().is_unspecified() && requested.port() == 0;
         let special = |transport| self.decide_special(socket_use, transport, ip, port);
-        self.decide_use(
+        let verdict = self.decide_use(
             socket_use,
             implicit_bind,
             special,
@@ -410,7 +440,41 @@ impl Policy {
                     index: index as usize,
                 })
             },
-        )
+        );
+        if is_self_bind(requested, socket_use) {
+            self.or_self(verdict)
+        } else {
+            verdict
+        }
+    }
+
+    /// Decides a use of the instance's own self-connection sockets: listening on a
+    /// socket it bound on a loopback address with port 0, connecting to such a
+    /// listener, or accepting from a socket of its own that connected to one. The rules
+    /// decide first (a `deny` rule still refuses, an `allow` rule that covers it decides
+    /// it); where none allows it, self connections allow it unless they are off
+    /// (`--no-self`). Which sockets are the instance's own, the enforcer knows.
+    pub fn decide_own(
+        &self,
+        addr: SocketAddr,
+        socket_use: SocketAddrUse,
+        granted: &[RuleRef],
+    ) -> Verdict {
+        use SocketAddrUse as U;
+        let verdict = self.decide_with(addr, socket_use, granted);
+        if matches!(socket_use, U::TcpListen | U::TcpConnect | U::TcpAccept) {
+            self.or_self(verdict)
+        } else {
+            verdict
+        }
+    }
+
+    /// `verdict`, or allowed as a self connection where only the default denied it.
+    fn or_self(&self, verdict: Verdict) -> Verdict {
+        match verdict.by {
+            Decider::DefaultDeny if self.allows_self() => Verdict::allow(Decider::SelfConnection),
+            _ => verdict,
+        }
     }
 
     /// Decides a socket use on whatever addresses `name` resolves to, on `port`: as the
@@ -648,6 +712,7 @@ impl Policy {
             Decider::InheritNetwork => DecidedBy::InheritNetwork,
             Decider::DefaultDeny => DecidedBy::DefaultDeny,
             Decider::Special(special) => DecidedBy::Special(special),
+            Decider::SelfConnection => DecidedBy::SelfConnection,
         }
     }
 
@@ -684,6 +749,9 @@ impl fmt::Display for Policy {
         if self.allow_special {
             writeln!(f, "allow_special")?;
         }
+        if self.no_self {
+            writeln!(f, "no_self")?;
+        }
         for prefix in &self.nat64 {
             writeln!(f, "nat64  {prefix}")?;
         }
@@ -698,4 +766,12 @@ impl fmt::Display for Policy {
         }
         Ok(())
     }
+}
+
+/// Reports whether `requested` asks for a self connection's bind: TCP, a loopback
+/// address, port 0 (the system picks a free port, so no service's port can be taken).
+pub fn is_self_bind(requested: SocketAddr, socket_use: SocketAddrUse) -> bool {
+    matches!(socket_use, SocketAddrUse::TcpBind)
+        && requested.port() == 0
+        && requested.ip().to_canonical().is_loopback()
 }

@@ -348,9 +348,15 @@ fn verdicts() {
             "allow --allow tcp://127.0.0.1:*",
         ),
         // Port 0 (any port) is covered only by `*`.
+        // (here a loopback port 0 is a self bind, which no rule needs)
         (
             "listen tcp://127.0.0.1:1-65535",
             "bind tcp 127.0.0.1:0",
+            "allow self",
+        ),
+        (
+            "listen tcp://10.0.0.1:1-65535",
+            "bind tcp 10.0.0.1:0",
             "deny default-deny",
         ),
         (
@@ -583,8 +589,13 @@ fn verdicts() {
         ),
         (
             "allow tcp://10.0.0.1:80",
-            "bind tcp 127.0.0.1:0",
+            "bind tcp 10.0.0.2:0",
             "deny default-deny",
+        ),
+        (
+            "allow tcp://10.0.0.1:80",
+            "bind tcp 127.0.0.1:0",
+            "allow self",
         ),
         (
             "allow udp://10.0.0.1:53",
@@ -1106,11 +1117,18 @@ fn enabled_transports_follow_the_rules() {
             policy.uses_names(),
         )
     };
-    assert_eq!(enabled(""), (false, false, false));
-    assert_eq!(enabled("deny *://*:*"), (false, false, false));
-    assert_eq!(enabled("accept tcp://10.0.0.0/8:*"), (false, false, false));
+    // TCP is on for self connections (a loopback socket pair of the instance's own).
+    assert_eq!(enabled(""), (true, false, false));
+    assert_eq!(enabled("deny *://*:*"), (true, false, false));
+    assert_eq!(enabled("accept tcp://10.0.0.0/8:*"), (true, false, false));
     assert_eq!(enabled("allow tcp://10.0.0.1:80"), (true, false, false));
-    assert_eq!(enabled("listen udp://127.0.0.1:*"), (false, true, false));
+    assert_eq!(enabled("listen udp://127.0.0.1:*"), (true, true, false));
+    let no_self = |spec: &str| {
+        let policy = policy(spec).without_self();
+        (policy.uses(Transport::Tcp), policy.uses(Transport::Udp))
+    };
+    assert_eq!(no_self(""), (false, false));
+    assert_eq!(no_self("listen udp://127.0.0.1:*"), (false, true));
     assert_eq!(enabled("allow *://example.com:80"), (true, true, true));
     assert_eq!(enabled("allow tcp://*:443"), (true, false, true));
     assert_eq!(enabled("inherit"), (true, true, true));

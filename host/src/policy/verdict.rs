@@ -65,6 +65,10 @@ pub enum Decider {
     DefaultDeny,
     /// The special-address preset: the target is special and no rule names it.
     Special(Special),
+    /// A self connection: the instance binding a loopback address on port 0, or
+    /// listening on, connecting to or accepting from such a socket of its own, where no
+    /// rule allows it ([`Policy::decide_own`](super::Policy::decide_own)).
+    SelfConnection,
 }
 
 /// Whether a policy's denials take effect.

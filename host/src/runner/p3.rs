@@ -21,6 +21,7 @@
 //!   host's port, and `get-local-address` shows the guest's.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -43,6 +44,7 @@ use wasmtime_wasi::sockets::{
 
 use super::GuestState;
 use super::lookup::{self, Started};
+use super::own::{self, OwnTcp};
 use super::sockets::{BindTarget, borrow, guest_view, out_of_descriptors, replace};
 use crate::policy::Transport;
 
@@ -106,7 +108,10 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<TcpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let Ok(target) = BindTarget::of(state, SocketAddrUse::TcpBind, local.into()) else {
+                let requested = local.into();
+                let Ok(target) =
+                    BindTarget::of(state, SocketAddrUse::TcpBind, requested, this.rep())
+                else {
                     return Ok((Err(ErrorCode::AccessDenied),));
                 };
                 let bound =
@@ -132,6 +137,26 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     fresh.map_err(|_| P2ErrorCode::Unknown),
                 )?;
                 Ok((Err(ErrorCode::AccessDenied),))
+            })
+        },
+    )?;
+    types.func_wrap_concurrent(
+        "[method]tcp-socket.connect",
+        |accessor: &Accessor<GuestState>,
+         (this, remote): (Resource<TcpSocket>, IpSocketAddress)| {
+            Box::pin(async move {
+                let prepared = accessor.with(|mut access| {
+                    own::before_connect(&Tcp, access.data_mut(), this.rep(), remote.into())
+                });
+                if prepared.is_err() {
+                    return Ok((Err(ErrorCode::AccessDenied),));
+                }
+                let sockets = accessor.with_getter::<WasiSockets>(sockets);
+                let connected = <WasiSockets as HostTcpSocketWithStore<GuestState>>::connect(
+                    &sockets, this, remote,
+                )
+                .await;
+                Ok((error_code(connected)?,))
             })
         },
     )?;
@@ -169,7 +194,10 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<UdpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let Ok(target) = BindTarget::of(state, SocketAddrUse::UdpBind, local.into()) else {
+                let requested = local.into();
+                let Ok(target) =
+                    BindTarget::of(state, SocketAddrUse::UdpBind, requested, this.rep())
+                else {
                     return Ok((Err(ErrorCode::AccessDenied),));
                 };
                 let bound =
@@ -222,6 +250,31 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
 /// The sockets view of an instance's state, for wasmtime-wasi's p3 functions.
 fn sockets(state: &mut GuestState) -> WasiSocketsCtxView<'_> {
     state.sockets()
+}
+
+/// A WASI 0.3 TCP socket, for a self connection.
+struct Tcp;
+
+impl OwnTcp for Tcp {
+    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        if !HostTcpSocket::get_is_listening(&mut state.sockets(), borrow(&socket)).ok()? {
+            return None;
+        }
+        self.local_address(state, socket.rep())
+    }
+
+    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        let local = HostTcpSocket::get_local_address(&mut state.sockets(), socket);
+        local.ok().map(SocketAddr::from)
+    }
+
+    fn bind(&self, state: &mut GuestState, socket: u32, addr: SocketAddr) -> Option<()> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        let mut sockets = state.sockets();
+        own::at_once(HostTcpSocket::bind(&mut sockets, socket, addr.into()))?.ok()
+    }
 }
 
 /// Connections wasmtime-wasi accepted for a capped listener, on their way to the guest:

@@ -35,6 +35,7 @@ use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView as _};
 
 use crate::policy::Transport;
 
+use super::own::{self, OwnTcp};
 use super::{GuestState, poll};
 
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
@@ -116,7 +117,9 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 let state = store.data_mut();
                 let socket = borrow(&this);
                 let requested = SocketAddr::from(local);
-                let Ok(target) = BindTarget::of(state, SocketAddrUse::TcpBind, requested) else {
+                let Ok(target) =
+                    BindTarget::of(state, SocketAddrUse::TcpBind, requested, this.rep())
+                else {
                     return Ok((Err(ErrorCode::AccessDenied),));
                 };
                 let bound = tcp::HostTcpSocket::start_bind(
@@ -150,7 +153,9 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             Box::new(async move {
                 let state = store.data_mut();
                 let requested = SocketAddr::from(local);
-                let Ok(target) = BindTarget::of(state, SocketAddrUse::UdpBind, requested) else {
+                let Ok(target) =
+                    BindTarget::of(state, SocketAddrUse::UdpBind, requested, this.rep())
+                else {
                     return Ok((Err(ErrorCode::AccessDenied),));
                 };
                 let bound = udp::HostUdpSocket::start_bind(
@@ -176,6 +181,22 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 replace(&mut state.table, &this, error_code(fresh)?)?;
                 Ok((Err(ErrorCode::AccessDenied),))
             })
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.start-connect",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, network, remote): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            let state = store.data_mut();
+            let tcp = Tcp {
+                network: network.rep(),
+            };
+            if own::before_connect(&tcp, state, this.rep(), remote.into()).is_err() {
+                return Ok((Err(ErrorCode::AccessDenied),));
+            }
+            let started =
+                tcp::HostTcpSocket::start_connect(&mut state.sockets(), this, network, remote);
+            Ok((error_code(started)?,))
         },
     )?;
     linker.instance(TCP)?.func_wrap(
@@ -258,15 +279,18 @@ pub(super) struct BindTarget {
     requested: SocketAddr,
     socket_use: SocketAddrUse,
     published: bool,
+    /// The guest's socket's handle.
+    socket: u32,
 }
 
 impl BindTarget {
-    /// The target of a bind the guest asked for on `requested`; `Err` when the policy
-    /// refuses a published port's bind.
+    /// The target of a bind the guest asked for on `requested`, with the socket whose
+    /// handle is `socket`; `Err` when the policy refuses a published port's bind.
     pub fn of(
         state: &GuestState,
         socket_use: SocketAddrUse,
         requested: SocketAddr,
+        socket: u32,
     ) -> Result<Self, ()> {
         let host = state.enforcer.begin_bind(socket_use, requested)?;
         Ok(Self {
@@ -274,6 +298,7 @@ impl BindTarget {
             requested,
             socket_use,
             published: host.is_some(),
+            socket,
         })
     }
 
@@ -304,7 +329,42 @@ impl BindTarget {
         self.requested == bound
             || state
                 .enforcer
-                .check_bound(self.requested, bound, self.socket_use)
+                .check_bind(self.requested, bound, self.socket_use, self.socket)
+    }
+}
+
+/// A WASI 0.2 TCP socket, for a self connection: binds go through `network`.
+struct Tcp {
+    network: u32,
+}
+
+impl OwnTcp for Tcp {
+    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        if !tcp::HostTcpSocket::is_listening(&mut state.sockets(), borrow(&socket)).ok()? {
+            return None;
+        }
+        self.local_address(state, socket.rep())
+    }
+
+    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        let local = tcp::HostTcpSocket::local_address(&mut state.sockets(), socket);
+        local.ok().map(SocketAddr::from)
+    }
+
+    fn bind(&self, state: &mut GuestState, socket: u32, addr: SocketAddr) -> Option<()> {
+        let socket = Resource::<TcpSocket>::new_borrow(socket);
+        let network = Resource::<Network>::new_borrow(self.network);
+        let mut sockets = state.sockets();
+        own::at_once(tcp::HostTcpSocket::start_bind(
+            &mut sockets,
+            borrow(&socket),
+            network,
+            addr.into(),
+        ))?
+        .ok()?;
+        tcp::HostTcpSocket::finish_bind(&mut sockets, socket).ok()
     }
 }
 
