@@ -40,9 +40,10 @@ pub(super) fn before_connect(
     socket: u32,
     target: SocketAddr,
 ) -> Result<(), ()> {
-    let bound = tcp.local_address(state, socket);
     let Some(listener) = state.enforcer.own_listener(target) else {
-        if bound.is_none() && state.enforcer.refuses_implicit_bind(target) {
+        if state.enforcer.refuses_implicit_bind(target)
+            && tcp.local_address(state, socket).is_none()
+        {
             return state
                 .enforcer
                 .check(target, SocketAddrUse::TcpConnect)
@@ -57,7 +58,7 @@ pub(super) fn before_connect(
         state.enforcer.forget_own_listener(target);
         return Ok(());
     }
-    let local = match bound {
+    let local = match tcp.local_address(state, socket) {
         Some(local) => Some(local),
         None => tcp
             .bind(state, socket, SocketAddr::new(target.ip(), 0))
