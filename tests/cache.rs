@@ -1,6 +1,8 @@
 //! `sockbox run` keeps compiled components in its cache: one entry per component and
 //! engine, reused on the next run, rebuilt when damaged, and none with `--no-cache`.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -8,8 +10,8 @@ use sockbox_host::runner::CACHE_DIR_ENV;
 
 use crate::common::{Process, sockbox};
 
-/// Runs `sockbox run [flags] -- help` with its cache in `dir`.
-fn run_help(dir: &Path, flags: &[&str]) -> Result<()> {
+/// Runs `sockbox run [flags] -- help` with its cache in `dir`; returns its stderr.
+fn run_help(dir: &Path, flags: &[&str]) -> Result<String> {
     let mut command = sockbox();
     command
         .env(CACHE_DIR_ENV, dir)
@@ -22,7 +24,7 @@ fn run_help(dir: &Path, flags: &[&str]) -> Result<()> {
         finished.stdout.starts_with("usage: sockbox-guest"),
         "{finished}"
     );
-    Ok(())
+    Ok(finished.stderr)
 }
 
 fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -72,5 +74,37 @@ fn no_cache_writes_nothing() -> Result<()> {
     let cache = dir.path().join("cache");
     run_help(&cache, &["--no-cache"])?;
     assert_eq!(entries(&cache)?, Vec::<PathBuf>::new());
+    Ok(())
+}
+
+/// Loading an entry runs its code: a cache directory others may write is not used
+/// (one warning line, nothing read or written there), and an entry others may write is
+/// not loaded but replaced with one only the user can write.
+#[test]
+fn a_cache_others_can_write_is_not_trusted() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open)?;
+    std::fs::set_permissions(&open, Permissions::from_mode(0o777))?;
+    let stderr = run_help(&open, &[])?;
+    assert_eq!(
+        stderr,
+        format!(
+            "sockbox: warning: not using the compile cache {}: its group or others may write it (mode 777); compiling instead\n",
+            open.display()
+        )
+    );
+    assert_eq!(entries(&open)?, Vec::<PathBuf>::new());
+
+    let cache = dir.path().join("cache");
+    assert_eq!(run_help(&cache, &[])?, "");
+    let mode =
+        |path: &Path| -> Result<u32> { Ok(std::fs::metadata(path)?.permissions().mode() & 0o777) };
+    assert_eq!(mode(&cache)?, 0o700, "sockbox makes its cache private");
+    let entry = entries(&cache)?.remove(0);
+    assert_eq!(mode(&entry)?, 0o600);
+    std::fs::set_permissions(&entry, Permissions::from_mode(0o666))?;
+    assert_eq!(run_help(&cache, &[])?, "");
+    assert_eq!(mode(&entry)?, 0o600, "replaced, not loaded");
     Ok(())
 }
