@@ -496,8 +496,9 @@ impl GuestState {
         if let Ok(socket) = &created
             && let Some(original) = hop_limit(self, socket, None)
         {
-            if hop_limit(self, socket, Some(nodelay::MARKER)).is_some() {
-                search.finish();
+            let marker = nodelay::marker(original);
+            if hop_limit(self, socket, Some(marker)).is_some() {
+                search.finish(marker);
             }
             hop_limit(self, socket, Some(original));
         }

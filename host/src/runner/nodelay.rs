@@ -3,84 +3,95 @@
 //! last one (Nagle's algorithm).
 //!
 //! wasi:sockets has no option for it, and wasmtime-wasi 48 keeps each socket's
-//! descriptor to itself, so sockbox finds the descriptor of a socket just made: it
-//! marks the socket through wasmtime-wasi (its hop limit set to [`MARKER`] for a
-//! moment, one socket at a time in the process), takes a second handle to the
-//! descriptor from the kernel (`pidfd_getfd` on its own process) — the one the socket
-//! most likely got, the lowest that was free, else each of the process's until the
-//! marked one — sets the option on it and puts the hop limit back. A listener's option
-//! is inherited by the connections it accepts (Linux), so one setting at `create`
-//! covers clients, listeners and accepted connections alike. Where the kernel has no
-//! pidfds, sockets keep the system's default: the option is a speed-up, never a
-//! condition.
+//! descriptor to itself, so sockbox finds the descriptor of a socket just made:
+//!
+//! - **Where to look**: the lowest descriptor free just before the socket was made
+//!   (the one the kernel gives a new socket), or one of the next [`NEIGHBOURS`] if
+//!   another thread took it meanwhile. No other descriptor is looked at, and no lock
+//!   is held.
+//! - **Which one it is**: the socket is marked through wasmtime-wasi with a hop limit
+//!   drawn at random for this one search, then given its own back. A descriptor is
+//!   taken only if it is a stream socket, unbound, unconnected and carries that hop
+//!   limit: a guest, which can set any hop limit on its own sockets, cannot know the
+//!   one drawn, and its sockets already made sit below the descriptor looked at.
+//! - **How**: the descriptor is duplicated (`F_DUPFD_CLOEXEC`) and the option set on
+//!   the duplicate, which names the same socket. Unlike `pidfd_getfd`, this needs no
+//!   privilege a container's seccomp profile may withhold.
+//!
+//! A listener's option is inherited by the connections it accepts (Linux), so one
+//! setting at `create` covers clients, listeners and accepted connections alike. The
+//! option is a speed-up, never a condition: a search that finds nothing leaves the
+//! socket as the system made it (a warning the first time, if none ever succeeded).
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd as _, RawFd};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::os::fd::{AsRawFd as _, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rustix::fd::OwnedFd;
 use rustix::net::sockopt;
-use rustix::process::{PidfdFlags, PidfdGetfdFlags, getpid, pidfd_getfd, pidfd_open};
 
-/// The hop limit a socket carries while sockbox looks for its descriptor.
-pub(super) const MARKER: u8 = 7;
-
-/// One socket is marked at a time in the process.
-static MARKING: Mutex<()> = Mutex::new(());
-
-/// This process as a pidfd (`None` where the kernel has no pidfds).
-fn this_process() -> Option<&'static OwnedFd> {
-    static PIDFD: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    PIDFD
-        .get_or_init(|| pidfd_open(getpid(), PidfdFlags::empty()).ok())
-        .as_ref()
-}
+/// How many descriptors past the likely one a search looks at.
+pub(super) const NEIGHBOURS: RawFd = 4;
 
 /// A search for the descriptor of a TCP socket about to be made: begun before it is
 /// made, finished once it is marked.
 pub(super) struct Search {
-    _one_at_a_time: MutexGuard<'static, ()>,
     /// The lowest descriptor free just before the socket was made.
     likely: Option<RawFd>,
 }
 
 /// Begins a search, before the socket is made.
 pub(super) fn begin() -> Search {
-    let guard = MARKING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let likely = std::fs::File::open("/dev/null")
         .ok()
         .map(|probe| probe.as_raw_fd());
-    Search {
-        _one_at_a_time: guard,
-        likely,
-    }
+    Search { likely }
 }
 
+/// A hop limit to mark a socket whose own is `original` with: drawn at random for each
+/// search, never `original` or 0.
+pub(super) fn marker(original: u8) -> u8 {
+    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let draw = KEYS
+        .get_or_init(RandomState::new)
+        .hash_one(COUNT.fetch_add(1, Ordering::Relaxed));
+    let mut marker = u8::try_from(draw % 255).unwrap_or(0) + 1;
+    if marker == original {
+        marker = marker % 255 + 1;
+    }
+    marker
+}
+
+/// Whether any search in this process has found its socket.
+static FOUND_ANY: AtomicBool = AtomicBool::new(false);
+/// Whether the warning that none has was given.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
 impl Search {
-    /// With the new socket's hop limit at [`MARKER`], finds its descriptor and sets
+    /// With the new socket's hop limit at `marker`, finds its descriptor and sets
     /// `TCP_NODELAY` on it; reports whether it did.
-    pub(super) fn finish(self) -> bool {
-        let Some(process) = this_process() else {
-            return false;
-        };
-        let set = self.likely.is_some_and(|fd| set_if_marked(process, fd))
-            || std::fs::read_dir("/proc/self/fd").is_ok_and(|entries| {
-                entries
-                    .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-                    .filter(|&fd| Some(fd) != self.likely)
-                    .any(|fd| set_if_marked(process, fd))
-            });
+    pub(super) fn finish(self, marker: u8) -> bool {
+        let set = self.likely.is_some_and(|likely| {
+            (likely..=likely.saturating_add(NEIGHBOURS)).any(|fd| set_if_marked(fd, marker))
+        });
         tracing::trace!(likely = ?self.likely, set, "TCP_NODELAY on a new socket");
+        if set {
+            FOUND_ANY.store(true, Ordering::Relaxed);
+        } else if !FOUND_ANY.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "could not set TCP_NODELAY on a new TCP socket: small writes may wait for \
+                 the peer (Nagle's algorithm); --no-tcp-nodelay stops trying"
+            );
+        }
         set
     }
 }
 
 /// Sets `TCP_NODELAY` on descriptor `fd` if it is a fresh TCP socket (unbound,
-/// unconnected) carrying [`MARKER`] as its hop limit; reports whether it did.
-fn set_if_marked(process: &OwnedFd, fd: RawFd) -> bool {
-    let Ok(socket) = pidfd_getfd(process, fd, PidfdGetfdFlags::empty()) else {
+/// unconnected) carrying `marker` as its hop limit; reports whether it did.
+fn set_if_marked(fd: RawFd, marker: u8) -> bool {
+    let Some(socket) = duplicate(fd) else {
         return false;
     };
     if !sockopt::socket_type(&socket).is_ok_and(|kind| kind == rustix::net::SocketType::STREAM) {
@@ -91,10 +102,10 @@ fn set_if_marked(process: &OwnedFd, fd: RawFd) -> bool {
         .and_then(|addr| SocketAddr::try_from(addr).ok());
     let marked = match local {
         Some(SocketAddr::V4(addr)) if addr.port() == 0 => {
-            sockopt::ip_ttl(&socket).is_ok_and(|ttl| ttl == u32::from(MARKER))
+            sockopt::ip_ttl(&socket).is_ok_and(|ttl| ttl == u32::from(marker))
         }
         Some(SocketAddr::V6(addr)) if addr.port() == 0 => {
-            sockopt::ipv6_unicast_hops(&socket).is_ok_and(|hops| hops == MARKER)
+            sockopt::ipv6_unicast_hops(&socket).is_ok_and(|hops| hops == marker)
         }
         _ => false,
     };
@@ -103,31 +114,88 @@ fn set_if_marked(process: &OwnedFd, fd: RawFd) -> bool {
         && sockopt::set_tcp_nodelay(&socket, true).is_ok()
 }
 
+/// A descriptor of this process's own, duplicated: what `fd` names now, if anything.
+#[expect(
+    unsafe_code,
+    reason = "borrowing a descriptor number this code does not own, for one dup"
+)]
+fn duplicate(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: the borrow lives only for the `F_DUPFD_CLOEXEC` call, which reads no
+    // memory through it: if `fd` is not open the call fails with `EBADF`; if it names
+    // another file than expected, the duplicate is checked above before anything is
+    // set on it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_dupfd_cloexec(borrowed, 0).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fresh(domain: socket2::Domain) -> socket2::Socket {
+        socket2::Socket::new(domain, socket2::Type::STREAM, None).expect("socket")
+    }
 
     /// A new TCP socket carrying the marker gets the option; one without it, a bound
     /// socket and a file do not.
     #[test]
     fn sets_it_on_the_marked_new_socket_only() {
-        let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .expect("socket");
+        let other = fresh(socket2::Domain::IPV4);
         let search = begin();
-        let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)
-            .expect("socket");
-        socket.set_unicast_hops_v6(u32::from(MARKER)).expect("mark");
-        assert!(search.finish());
+        let socket = fresh(socket2::Domain::IPV6);
+        let mark = marker(64);
+        socket.set_unicast_hops_v6(u32::from(mark)).expect("mark");
+        assert!(search.finish(mark));
         assert!(socket.tcp_nodelay().expect("read the option"));
         assert!(!other.tcp_nodelay().expect("read the option"));
 
-        let process = this_process().expect("pidfds");
         let bound = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         socket2::SockRef::from(&bound)
-            .set_ttl_v4(u32::from(MARKER))
+            .set_ttl_v4(u32::from(mark))
             .expect("mark");
-        assert!(!set_if_marked(process, bound.as_raw_fd()));
+        assert!(!set_if_marked(bound.as_raw_fd(), mark));
         let file = std::fs::File::open("/dev/null").expect("open");
-        assert!(!set_if_marked(process, file.as_raw_fd()));
+        assert!(!set_if_marked(file.as_raw_fd(), mark));
+    }
+
+    /// A guest cannot steer the search: its sockets carrying every possible hop limit
+    /// are not looked at, nor is a marked socket past the few descriptors searched.
+    #[test]
+    fn a_guest_chosen_hop_limit_never_steers_it() {
+        let decoys: Vec<_> = (1..=255u8)
+            .map(|hops| {
+                let decoy = fresh(socket2::Domain::IPV4);
+                decoy.set_ttl_v4(u32::from(hops)).expect("set a hop limit");
+                decoy
+            })
+            .collect();
+        let search = begin();
+        let socket = fresh(socket2::Domain::IPV4);
+        let mark = marker(64);
+        socket.set_ttl_v4(u32::from(mark)).expect("mark");
+        assert!(search.finish(mark));
+        assert!(socket.tcp_nodelay().expect("read the option"));
+        assert!(
+            decoys
+                .iter()
+                .all(|decoy| !decoy.tcp_nodelay().expect("read the option"))
+        );
+
+        let search = begin();
+        let spacers: Vec<_> = (0..=NEIGHBOURS)
+            .map(|_| std::fs::File::open("/dev/null").expect("open"))
+            .collect();
+        let far = fresh(socket2::Domain::IPV4);
+        far.set_ttl_v4(u32::from(mark)).expect("mark");
+        assert!(!search.finish(mark), "past the descriptors searched");
+        assert!(!far.tcp_nodelay().expect("read the option"));
+        drop(spacers);
+    }
+
+    #[test]
+    fn markers_vary_and_are_never_the_original() {
+        let drawn: std::collections::HashSet<u8> = (0..64).map(|_| marker(64)).collect();
+        assert!(drawn.len() > 16, "{drawn:?}");
+        assert!(!drawn.contains(&64) && !drawn.contains(&0));
     }
 }
