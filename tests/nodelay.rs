@@ -112,6 +112,33 @@ fn a_dialed_connection_gets_it_by_default() -> Result<()> {
     Ok(())
 }
 
+/// A bind the policy refuses on the port it got is undone by putting a fresh socket in
+/// the guest's socket's place: made as any other, it has the option too (shown on the
+/// connection the guest then dials with it; WASI 0.2's raw calls, `p2-poll-guest`).
+#[test]
+fn the_socket_replacing_a_refused_bind_gets_it() -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let target = listener.local_addr()?;
+    // Port 0 is asked for and allowed; the port it gets is denied.
+    let policy = sockbox_host::Policy::deny_all()
+        .allow_listen("tcp://127.0.0.2:*")?
+        .deny("tcp://127.0.0.2:1-65535")?
+        .allow(&format!("tcp://{target}"))?;
+    let guest = HARNESS.component(include_bytes!(env!("P2_POLL_WASM")))?;
+    let client = HARNESS.start(
+        &guest,
+        policy,
+        ["refused-bind-then-dial", "127.0.0.2:0", &target.to_string()],
+    )?;
+    let conn = accept_within(&listener, TIMEOUT)?;
+    assert!(nodelay_of(conn.peer_addr()?, Some(target))?);
+    drop(conn);
+    let done = client.wait(TIMEOUT)?;
+    done.assert_success();
+    assert_eq!(done.stdout, "connected\n");
+    Ok(())
+}
+
 /// `sockbox run` sets it on the guest's listener, and `--no-tcp-nodelay` leaves it off.
 #[test]
 fn sockbox_run_sets_it_unless_told_not_to() -> Result<()> {

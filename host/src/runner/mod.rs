@@ -8,6 +8,7 @@ mod errors;
 mod limits;
 mod lookup;
 mod nodelay;
+mod ops;
 mod own;
 mod p3;
 pub(crate) mod plugin;

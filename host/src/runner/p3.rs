@@ -1,26 +1,24 @@
 //! What sockbox adds to WASI 0.3 (`wasi:sockets@0.3.0`, experimental in wasmtime-wasi
-//! 48), shadowing wasmtime-wasi's p3 functions as `sockets.rs` and `lookup.rs` shadow
-//! the 0.2 ones. wasmtime-wasi 48 runs p2 and p3 sockets on one state machine, so its
-//! `socket_addr_check` — sockbox's policy — already sees p3's binds, connects, listens,
-//! accepts and datagrams; these add the rest:
+//! 48), shadowing wasmtime-wasi's p3 functions. wasmtime-wasi 48 runs p2 and p3
+//! sockets on one state machine, so its `socket_addr_check` — sockbox's policy —
+//! already sees p3's binds, connects, listens, accepts and datagrams. Creation, binds,
+//! connects and local addresses are the operations written once for both versions
+//! (`ops.rs`, `own.rs`), called through this version's [`Kind`]s. What is 0.3's alone:
 //!
 //! - **sockbox's name lookup**: `resolve-addresses` asks the policy by name and grants
 //!   what it returns, exactly as the 0.2 lookup does ([`lookup::start`]).
-//! - **The socket cap**: `create` past `max_sockets` fails. WASI 0.3.0 has no
-//!   `new-socket-limit` code: the guest gets `other("new-socket-limit")`. A connection
-//!   arriving through `listen`'s stream past the cap waits a moment for a slot (a 0.3
-//!   guest lets a finished connection go on its own task), then is closed by the host
-//!   and audited (`"rule":"max-sockets"`), as for 0.2; the guest never sees it, and
-//!   the stream goes on with the next one. Only with a cap set for the instance:
-//!   under the default cap, wasmtime-wasi's stream is handed over as it is (the
-//!   handoff would keep the listener open after the guest drops it, until the next
-//!   connection arrives), and the cap holds when sockets are created.
-//! - **Binds judged on what they get**: a bind to port 0 is decided again on the port
-//!   it got, and undone (`access-denied`) if the policy refuses it there.
-//! - **Published ports**, as for 0.2: a published guest port's bind is made on the
-//!   host's port, and `get-local-address` shows the guest's.
+//! - **Accept within the cap**: a connection arriving through `listen`'s stream past
+//!   the cap waits a moment for a slot (a 0.3 guest lets a finished connection go on
+//!   its own task), then is closed by the host and audited (`"rule":"max-sockets"`),
+//!   as for 0.2; the guest never sees it, and the stream goes on with the next one.
+//!   Only with a cap set for the instance: under the default cap, wasmtime-wasi's
+//!   stream is handed over as it is (the handoff would keep the listener open after
+//!   the guest drops it, until the next connection arrives), and the cap holds when
+//!   sockets are created. WASI 0.3.0 has no `new-socket-limit` code: the guest gets
+//!   `other("new-socket-limit")`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +42,8 @@ use wasmtime_wasi::sockets::{
 
 use super::GuestState;
 use super::lookup::{self, Started};
+use super::ops::{self, GuestCode, GuestResult, Kind, borrow};
 use super::own::{self, OwnTcp};
-use super::sockets::{BindTarget, borrow, guest_view, out_of_descriptors, replace};
 use crate::policy::Transport;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
@@ -68,38 +66,16 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             },
         )?;
     let mut types = linker.instance(TYPES)?;
-    types.func_wrap(
+    types.func_wrap_async(
         "[static]tcp-socket.create",
         |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
-            let state = store.data_mut();
-            if state.at_socket_cap() {
-                return Ok((Err(over_cap()),));
-            }
-            let created = state.create_tcp(
-                |state| HostTcpSocket::create(&mut state.sockets(), family),
-                |state, socket, set| match set {
-                    None => HostTcpSocket::get_hop_limit(&mut state.sockets(), borrow(socket)).ok(),
-                    Some(value) => {
-                        HostTcpSocket::set_hop_limit(&mut state.sockets(), borrow(socket), value)
-                            .ok()
-                            .map(|()| value)
-                    }
-                },
-            );
-            Ok((made(state, error_code(created)?),))
+            Box::new(async move { Ok((ops::create::<Tcp>(store.data_mut(), family).await?,)) })
         },
     )?;
     types.func_wrap_async(
         "[static]udp-socket.create",
         |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
-            Box::new(async move {
-                let state = store.data_mut();
-                if state.at_socket_cap() {
-                    return Ok((Err(over_cap()),));
-                }
-                let created = HostUdpSocket::create(&mut state.sockets(), family).await;
-                Ok((made(state, error_code(created)?),))
-            })
+            Box::new(async move { Ok((ops::create::<Udp>(store.data_mut(), family).await?,)) })
         },
     )?;
     types.func_wrap_async(
@@ -108,35 +84,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<TcpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let requested = local.into();
-                let Ok(target) =
-                    BindTarget::of(state, SocketAddrUse::TcpBind, requested, this.rep())
-                else {
-                    return Ok((Err(ErrorCode::AccessDenied),));
-                };
-                let bound =
-                    HostTcpSocket::bind(&mut state.sockets(), borrow(&this), target.addr.into())
-                        .await;
-                if let Err(code) = error_code(bound)? {
-                    target.failed(state);
-                    return Ok((Err(code),));
-                }
-                let real = error_code(HostTcpSocket::get_local_address(
-                    &mut state.sockets(),
-                    borrow(&this),
-                ))?;
-                if target.stands(state, real.ok().map(Into::into)) {
-                    return Ok((Ok(()),));
-                }
-                let family =
-                    HostTcpSocket::get_address_family(&mut state.sockets(), borrow(&this))?;
-                let fresh = error_code(HostTcpSocket::create(&mut state.sockets(), family))?;
-                replace(
-                    &mut state.table,
-                    &this,
-                    fresh.map_err(|_| P2ErrorCode::Unknown),
-                )?;
-                Ok((Err(ErrorCode::AccessDenied),))
+                Ok((ops::bind::<Tcp>(state, &this, (), local.into()).await?,))
             })
         },
     )?;
@@ -146,7 +94,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, remote): (Resource<TcpSocket>, IpSocketAddress)| {
             Box::pin(async move {
                 let prepared = accessor.with(|mut access| {
-                    own::before_connect(&Tcp, access.data_mut(), this.rep(), remote.into())
+                    own::before_connect(&SelfTcp, access.data_mut(), this.rep(), remote.into())
                 });
                 if prepared.is_err() {
                     return Ok((Err(ErrorCode::AccessDenied),));
@@ -194,54 +142,20 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          (this, local): (Resource<UdpSocket>, IpSocketAddress)| {
             Box::new(async move {
                 let state = store.data_mut();
-                let requested = local.into();
-                let Ok(target) =
-                    BindTarget::of(state, SocketAddrUse::UdpBind, requested, this.rep())
-                else {
-                    return Ok((Err(ErrorCode::AccessDenied),));
-                };
-                let bound =
-                    HostUdpSocket::bind(&mut state.sockets(), borrow(&this), target.addr.into())
-                        .await;
-                if let Err(code) = error_code(bound)? {
-                    target.failed(state);
-                    return Ok((Err(code),));
-                }
-                let real = error_code(HostUdpSocket::get_local_address(
-                    &mut state.sockets(),
-                    borrow(&this),
-                ))?;
-                if target.stands(state, real.ok().map(Into::into)) {
-                    return Ok((Ok(()),));
-                }
-                let family =
-                    HostUdpSocket::get_address_family(&mut state.sockets(), borrow(&this))?;
-                let fresh = error_code(HostUdpSocket::create(&mut state.sockets(), family).await)?;
-                replace(
-                    &mut state.table,
-                    &this,
-                    fresh.map_err(|_| P2ErrorCode::Unknown),
-                )?;
-                Ok((Err(ErrorCode::AccessDenied),))
+                Ok((ops::bind::<Udp>(state, &this, (), local.into()).await?,))
             })
         },
     )?;
     types.func_wrap(
         "[method]tcp-socket.get-local-address",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
-            let state = store.data_mut();
-            let local = HostTcpSocket::get_local_address(&mut state.sockets(), this);
-            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Tcp, addr));
-            Ok((local,))
+            Ok((ops::local_address::<Tcp>(store.data_mut(), &this)?,))
         },
     )?;
     types.func_wrap(
         "[method]udp-socket.get-local-address",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<UdpSocket>,)| {
-            let state = store.data_mut();
-            let local = HostUdpSocket::get_local_address(&mut state.sockets(), this);
-            let local = error_code(local)?.map(|addr| guest_view(state, Transport::Udp, addr));
-            Ok((local,))
+            Ok((ops::local_address::<Udp>(store.data_mut(), &this)?,))
         },
     )?;
     Ok(())
@@ -252,10 +166,125 @@ fn sockets(state: &mut GuestState) -> WasiSocketsCtxView<'_> {
     state.sockets()
 }
 
-/// A WASI 0.3 TCP socket, for a self connection.
-struct Tcp;
+impl GuestCode for ErrorCode {
+    fn access_denied() -> Self {
+        Self::AccessDenied
+    }
 
-impl OwnTcp for Tcp {
+    fn new_socket_limit() -> Self {
+        over_cap()
+    }
+
+    fn is_unnamed(&self) -> bool {
+        matches!(self, ErrorCode::Other(_))
+    }
+}
+
+/// WASI 0.3 TCP sockets, for the operations written once.
+enum Tcp {}
+
+impl Kind for Tcp {
+    type Socket = TcpSocket;
+    type Family = IpAddressFamily;
+    type Network = ();
+    type Code = ErrorCode;
+    type Addr = IpSocketAddress;
+    const TRANSPORT: Transport = Transport::Tcp;
+    const BIND: SocketAddrUse = SocketAddrUse::TcpBind;
+
+    fn create(
+        state: &mut GuestState,
+        family: IpAddressFamily,
+    ) -> impl Future<Output = GuestResult<Resource<TcpSocket>, ErrorCode>> + Send {
+        let created = state.create_tcp(
+            |state| HostTcpSocket::create(&mut state.sockets(), family),
+            |state, socket, set| match set {
+                None => HostTcpSocket::get_hop_limit(&mut state.sockets(), borrow(socket)).ok(),
+                Some(value) => {
+                    HostTcpSocket::set_hop_limit(&mut state.sockets(), borrow(socket), value)
+                        .ok()
+                        .map(|()| value)
+                }
+            },
+        );
+        std::future::ready(error_code(created))
+    }
+
+    fn family(
+        state: &mut GuestState,
+        socket: &Resource<TcpSocket>,
+    ) -> wasmtime::Result<IpAddressFamily> {
+        HostTcpSocket::get_address_family(&mut state.sockets(), borrow(socket))
+    }
+
+    async fn bind(
+        state: &mut GuestState,
+        socket: &Resource<TcpSocket>,
+        (): (),
+        addr: SocketAddr,
+    ) -> GuestResult<(), ErrorCode> {
+        let mut sockets = state.sockets();
+        error_code(HostTcpSocket::bind(&mut sockets, borrow(socket), addr.into()).await)
+    }
+
+    fn local_address(
+        state: &mut GuestState,
+        socket: &Resource<TcpSocket>,
+    ) -> GuestResult<SocketAddr, ErrorCode> {
+        let local = HostTcpSocket::get_local_address(&mut state.sockets(), borrow(socket));
+        Ok(error_code(local)?.map(SocketAddr::from))
+    }
+}
+
+/// WASI 0.3 UDP sockets, for the operations written once.
+enum Udp {}
+
+impl Kind for Udp {
+    type Socket = UdpSocket;
+    type Family = IpAddressFamily;
+    type Network = ();
+    type Code = ErrorCode;
+    type Addr = IpSocketAddress;
+    const TRANSPORT: Transport = Transport::Udp;
+    const BIND: SocketAddrUse = SocketAddrUse::UdpBind;
+
+    async fn create(
+        state: &mut GuestState,
+        family: IpAddressFamily,
+    ) -> GuestResult<Resource<UdpSocket>, ErrorCode> {
+        error_code(HostUdpSocket::create(&mut state.sockets(), family).await)
+    }
+
+    fn family(
+        state: &mut GuestState,
+        socket: &Resource<UdpSocket>,
+    ) -> wasmtime::Result<IpAddressFamily> {
+        HostUdpSocket::get_address_family(&mut state.sockets(), borrow(socket))
+    }
+
+    async fn bind(
+        state: &mut GuestState,
+        socket: &Resource<UdpSocket>,
+        (): (),
+        addr: SocketAddr,
+    ) -> GuestResult<(), ErrorCode> {
+        let mut sockets = state.sockets();
+        error_code(HostUdpSocket::bind(&mut sockets, borrow(socket), addr.into()).await)
+    }
+
+    fn local_address(
+        state: &mut GuestState,
+        socket: &Resource<UdpSocket>,
+    ) -> GuestResult<SocketAddr, ErrorCode> {
+        let local = HostUdpSocket::get_local_address(&mut state.sockets(), borrow(socket));
+        Ok(error_code(local)?.map(SocketAddr::from))
+    }
+}
+
+/// A WASI 0.3 TCP socket, for a self connection.
+struct SelfTcp;
+
+impl OwnTcp for SelfTcp {
     fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
         let socket = Resource::<TcpSocket>::new_borrow(socket);
         if !HostTcpSocket::get_is_listening(&mut state.sockets(), borrow(&socket)).ok()? {
@@ -448,20 +477,6 @@ fn lookup_error(code: P2ErrorCode) -> LookupError {
 /// The error a socket past the cap gets.
 fn over_cap() -> ErrorCode {
     ErrorCode::Other(Some(NEW_SOCKET_LIMIT.to_owned()))
-}
-
-/// A socket creation's result for the guest: a new socket is counted towards the cap,
-/// and a creation that failed because the process is out of descriptors is refused as
-/// the cap refuses one.
-fn made<T>(state: &mut GuestState, created: Result<T, ErrorCode>) -> Result<T, ErrorCode> {
-    match created {
-        Ok(socket) => {
-            state.socket_made();
-            Ok(socket)
-        }
-        Err(ErrorCode::Other(_)) if out_of_descriptors() => Err(over_cap()),
-        Err(code) => Err(code),
-    }
 }
 
 /// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.

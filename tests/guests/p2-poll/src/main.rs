@@ -6,6 +6,8 @@
 //! read that finds nothing, `ready`, a second pollable on the same stream, an accept
 //! that finds nothing, a shutdown — then makes the pollable ready and checks that
 //! `poll` says so before a long timer. Prints `ok NAME` for each; a failure panics.
+//!
+//! With `refused-bind-then-dial BIND DIAL` it does only that (see the function).
 
 use wasi::clocks::monotonic_clock::subscribe_duration;
 use wasi::io::poll::{Pollable, poll};
@@ -35,6 +37,13 @@ fn main() {
         ("busy-among-idle", busy_among_idle),
     ];
     let net = instance_network();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, bind, dial] = args.as_slice()
+        && mode == "refused-bind-then-dial"
+    {
+        refused_bind_then_dial(&net, parse(bind), parse(dial));
+        return;
+    }
     for (name, scenario) in scenarios {
         scenario(&net);
         println!("ok {name}");
@@ -59,6 +68,49 @@ fn assert_ready(pollable: &Pollable, what: &str) {
         ready_within(pollable, LONG_NS),
         "{what}: never reported ready"
     );
+}
+
+/// `refused-bind-then-dial BIND DIAL`: a bind the policy refuses on the port it got,
+/// then a connect on the same socket (the one sockbox put in its place); prints
+/// `connected` and waits for the peer to close.
+fn refused_bind_then_dial(net: &Network, bind: IpSocketAddress, dial: IpSocketAddress) {
+    let socket = create_tcp_socket(IpAddressFamily::Ipv4).expect("create");
+    let refused = socket.start_bind(net, bind);
+    assert_eq!(
+        refused,
+        Err(wasi::sockets::network::ErrorCode::AccessDenied),
+        "the bind is refused on the port it got"
+    );
+    socket.start_connect(net, dial).expect("connect");
+    let pollable = wait(&socket);
+    let (input, _output) = loop {
+        match socket.finish_connect() {
+            Ok(streams) => break streams,
+            Err(wasi::sockets::network::ErrorCode::WouldBlock) => {
+                assert_ready(&pollable, "connect");
+            }
+            Err(err) => panic!("connect: {err:?}"),
+        }
+    };
+    println!("connected");
+    let readable = input.subscribe();
+    loop {
+        match input.read(64) {
+            Ok(_) => readable.block(),
+            Err(StreamError::Closed) => return,
+            Err(err) => panic!("read: {err:?}"),
+        }
+    }
+}
+
+/// An IPv4 `ADDR:PORT` argument.
+fn parse(text: &str) -> IpSocketAddress {
+    let addr: std::net::SocketAddrV4 = text.parse().expect("an IPv4 ADDR:PORT");
+    let [a, b, c, d] = addr.ip().octets();
+    IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port: addr.port(),
+        address: (a, b, c, d),
+    })
 }
 
 fn loopback(port: u16) -> IpSocketAddress {
