@@ -134,7 +134,8 @@ fn init_logs(verbose: u8) {
 }
 
 /// Formats the library's events as sockbox's own lines: `sockbox: warning: MESSAGE`
-/// (`error`, `info`, `debug`, `trace` likewise), then the event's fields.
+/// (`error`, `info`, `debug`, `trace` likewise), after the spans the event is in
+/// (`instance{name="…"}: `), then the event's fields.
 struct Lines;
 
 impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Lines
@@ -156,6 +157,20 @@ where
             tracing::Level::TRACE => "trace",
         };
         write!(writer, "sockbox: {level}: ")?;
+        // The spans the event is in, outermost first: `instance{name="…"}: `.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                write!(writer, "{}", span.name())?;
+                let extensions = span.extensions();
+                if let Some(fields) =
+                    extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    write!(writer, "{{{fields}}}")?;
+                }
+                write!(writer, ": ")?;
+            }
+        }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

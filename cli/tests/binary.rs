@@ -43,7 +43,7 @@ fn verbose_logs_every_decision() {
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(
         stderr.contains(
-            "DEBUG instance{name=\"sockbox-guest\"}: decided instance=sockbox-guest use=TcpConnect addr=127.0.0.2:9 allowed=false\n"
+            "sockbox: debug: instance{name=\"sockbox-guest\"}: decided instance=sockbox-guest use=TcpConnect addr=127.0.0.2:9 allowed=false\n"
         ),
         "{stderr}"
     );
