@@ -91,7 +91,7 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // One instance runs on one thread, so its I/O is driven on that thread too: with a
     // multi-thread runtime every socket event was a wake-up sent across threads, which
-    // cost a quarter of single-connection ping-pong (README, "Performance").
+    // cost a quarter of single-connection ping-pong (docs/performance.md).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
