@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 use std::future::{Future as _, poll_fn};
 use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
@@ -70,6 +70,8 @@ struct Task {
     waker: AtomicWaker,
     /// Set by any slot's waker since the last scan.
     woken: AtomicBool,
+    /// The handles of watched streams dropped since [`Readiness::prune`] last ran.
+    dropped: Mutex<Vec<u32>>,
 }
 
 /// One watched pollable's readiness (shared by every pollable on the same stream).
@@ -83,6 +85,8 @@ struct Slot {
     polling: AtomicBool,
     /// Its stream was dropped.
     closed: AtomicBool,
+    /// Its stream's handle, once it has one.
+    rep: AtomicU32,
 }
 
 impl Slot {
@@ -93,6 +97,7 @@ impl Slot {
             armed: AtomicU64::new(0),
             polling: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            rep: AtomicU32::new(u32::MAX),
         })
     }
 
@@ -178,6 +183,35 @@ impl Readiness {
     pub(super) fn accepted_on(&self, rep: u32) {
         if let Some(slot) = self.listeners.get(&rep) {
             slot.touch();
+        }
+    }
+
+    /// Records watched stream `rep`'s slot.
+    fn watching(&mut self, rep: u32, slot: Arc<Slot>) {
+        self.prune();
+        slot.rep.store(rep, Ordering::Relaxed);
+        self.streams.insert(rep, slot);
+    }
+
+    /// Forgets the slots of watched streams dropped since the last call (a handle
+    /// reused by a newer stream keeps that stream's slot): the map holds the streams
+    /// alive, not every stream there ever was.
+    fn prune(&mut self) {
+        let dropped = std::mem::take(
+            &mut *self
+                .task
+                .dropped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for rep in dropped {
+            if self
+                .streams
+                .get(&rep)
+                .is_some_and(|slot| slot.closed.load(Ordering::Relaxed))
+            {
+                self.streams.remove(&rep);
+            }
         }
     }
 
@@ -282,13 +316,13 @@ pub(super) fn watch_streams(
     let inner = state.table.delete(input)?;
     let input: DynInputStream = Box::new(Watched::new(inner, &slot));
     let input = state.table.push_child(input, socket)?;
-    state.readiness.streams.insert(input.rep(), slot);
+    state.readiness.watching(input.rep(), slot);
 
     let slot = state.readiness.stream_slot();
     let inner = state.table.delete(output)?;
     let output: DynOutputStream = Box::new(Watched::new(inner, &slot));
     let output = state.table.push_child(output, socket)?;
-    state.readiness.streams.insert(output.rep(), slot);
+    state.readiness.watching(output.rep(), slot);
     Ok((input, output))
 }
 
@@ -489,5 +523,44 @@ impl<S: Pollable> Pollable for Watched<S> {
 impl<S> Drop for Watched<S> {
     fn drop(&mut self) {
         self.slot.closed.store(true, Ordering::Relaxed);
+        let rep = self.slot.rep.load(Ordering::Relaxed);
+        if rep != u32::MAX {
+            self.slot
+                .task
+                .dropped
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(rep);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dropped stream's slot is forgotten once another stream is watched; a handle
+    /// reused by a newer stream keeps the newer one's slot.
+    #[test]
+    fn dropped_streams_are_forgotten() {
+        let mut readiness = Readiness::default();
+        let watch = |readiness: &mut Readiness, rep: u32| {
+            let slot = readiness.stream_slot();
+            let stream = Watched::new((), &slot);
+            readiness.watching(rep, slot);
+            stream
+        };
+        let first = watch(&mut readiness, 3);
+        let kept = watch(&mut readiness, 4);
+        drop(first);
+        let reused = watch(&mut readiness, 7);
+        assert_eq!(readiness.streams.len(), 2, "3 is forgotten");
+        assert!(readiness.stream(4).is_some() && readiness.stream(7).is_some());
+        drop(reused);
+        let newer = watch(&mut readiness, 7);
+        assert!(readiness.stream(7).is_some(), "the newer stream on a reused handle");
+        drop((kept, newer));
+        let _last = watch(&mut readiness, 9);
+        assert_eq!(readiness.streams.len(), 1);
     }
 }
