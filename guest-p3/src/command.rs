@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use sockbox_guest::invocation::{self, Invocation, MAX_MESSAGE, MAX_REPLY, USAGE};
 use sockbox_guest::net::{Backoff, Error, Reason};
-use wasip3::cli::{environment, exit, stderr, stdout};
-use wasip3::wit_stream;
+use wasip3::cli::{environment, exit};
 
 use crate::echo;
 use crate::net;
+use crate::stdio::{announce, err_line, out};
 
 /// What went wrong, and so which exit status to give.
 enum Failure {
@@ -188,28 +188,4 @@ async fn received(bytes: &[u8]) {
     line.extend_from_slice(bytes);
     line.push(b'\n');
     out(&line).await;
-}
-
-/// Prints the contract line `listening on ADDR`, before the first accept.
-pub(crate) async fn announce(addr: std::net::SocketAddr) {
-    out(format!("listening on {addr}\n").as_bytes()).await;
-}
-
-/// Prints `bytes` on stdout and waits until they are out.
-pub(crate) async fn out(bytes: &[u8]) {
-    let (mut writer, reader) = wit_stream::new::<u8>();
-    let done = stdout::write_via_stream(reader);
-    writer.write_all(bytes.to_vec()).await;
-    drop(writer);
-    // Nowhere to report a failure to print.
-    let _ = done.await;
-}
-
-/// Prints one line on stderr.
-pub(crate) async fn err_line(line: &str) {
-    let (mut writer, reader) = wit_stream::new::<u8>();
-    let done = stderr::write_via_stream(reader);
-    writer.write_all(format!("{line}\n").into_bytes()).await;
-    drop(writer);
-    let _ = done.await;
 }

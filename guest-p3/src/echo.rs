@@ -14,8 +14,8 @@ use std::task::{Poll, Waker};
 use sockbox_guest::net::{Backoff, Error};
 use wasip3::wit_bindgen::yield_async;
 
-use crate::command::err_line;
 use crate::net::{self, Conn, Listener, PacketConn};
+use crate::stdio::err_line;
 
 /// The most a copy step reads.
 const CHUNK: usize = 64 * 1024;

@@ -1,6 +1,6 @@
 //! sockbox-guest-p3: the built-in guest's commands as a WASI 0.3 component
 //! (`wasi:cli/run@0.3.0`, `wasi:sockets@0.3.0`): `dial`, `listen`, `echo` [`--copy`],
-//! `udp-echo`, `udp-send`, `lookup`, with the WASI 0.2 build's output lines, error
+//! `udp-echo`, `udp-send`, `lookup`, `pair`, with the WASI 0.2 build's output lines, error
 //! words and exit statuses.
 //!
 //! Where the WASI 0.2 build polls every connection from one loop, this one is async:
@@ -17,6 +17,7 @@
 mod command;
 mod echo;
 pub mod net;
+mod stdio;
 
 /// The component: its `wasi:cli/run@0.3.0`.
 struct Component;

@@ -9,7 +9,7 @@
 //! the send stream.
 
 use std::future::{Future, poll_fn};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -17,10 +17,7 @@ use std::time::Duration;
 use sockbox_guest::net::{EmptyHost, Error, Reason, Target, target};
 use wasip3::clocks::monotonic_clock;
 use wasip3::sockets::ip_name_lookup;
-use wasip3::sockets::types::{
-    ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
-    TcpSocket, UdpSocket,
-};
+use wasip3::sockets::types::{ErrorCode, TcpSocket, UdpSocket};
 use wasip3::wit_bindgen::rt::async_support::{
     FutureReader, StreamReader, StreamResult, StreamWriter,
 };
@@ -30,7 +27,9 @@ use wasip3::wit_stream;
 /// has no code of its own for it).
 const NEW_SOCKET_LIMIT: &str = "new-socket-limit";
 
-/// Maps a `wasi:sockets@0.3.0` error code to Go's words: the one place that does so.
+/// Maps a `wasi:sockets@0.3.0` error code to Go's words: the one map of this build's
+/// codes (the 0.2 build's is `sockbox_guest::net::Reason::from_code`; both end in the
+/// same [`Reason`]s, so both builds word errors alike).
 pub fn reason(code: ErrorCode) -> Reason {
     match code {
         ErrorCode::AccessDenied => Reason::AccessDenied,
@@ -375,55 +374,4 @@ impl PacketConn {
     }
 }
 
-fn family(addr: &SocketAddr) -> IpAddressFamily {
-    match addr {
-        SocketAddr::V4(_) => IpAddressFamily::Ipv4,
-        SocketAddr::V6(_) => IpAddressFamily::Ipv6,
-    }
-}
-
-fn to_wasi(addr: SocketAddr) -> IpSocketAddress {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let [a, b, c, d] = v4.ip().octets();
-            IpSocketAddress::Ipv4(Ipv4SocketAddress {
-                port: v4.port(),
-                address: (a, b, c, d),
-            })
-        }
-        SocketAddr::V6(v6) => {
-            let [a, b, c, d, e, f, g, h] = v6.ip().segments();
-            IpSocketAddress::Ipv6(Ipv6SocketAddress {
-                port: v6.port(),
-                flow_info: v6.flowinfo(),
-                address: (a, b, c, d, e, f, g, h),
-                scope_id: v6.scope_id(),
-            })
-        }
-    }
-}
-
-fn from_wasi(addr: IpSocketAddress) -> SocketAddr {
-    match addr {
-        IpSocketAddress::Ipv4(v4) => {
-            let (a, b, c, d) = v4.address;
-            SocketAddr::new(Ipv4Addr::new(a, b, c, d).into(), v4.port)
-        }
-        IpSocketAddress::Ipv6(v6) => {
-            let (a, b, c, d, e, f, g, h) = v6.address;
-            SocketAddr::V6(std::net::SocketAddrV6::new(
-                Ipv6Addr::new(a, b, c, d, e, f, g, h),
-                v6.port,
-                v6.flow_info,
-                v6.scope_id,
-            ))
-        }
-    }
-}
-
-fn ip_from_wasi(ip: IpAddress) -> IpAddr {
-    match ip {
-        IpAddress::Ipv4((a, b, c, d)) => Ipv4Addr::new(a, b, c, d).into(),
-        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => Ipv6Addr::new(a, b, c, d, e, f, g, h).into(),
-    }
-}
+sockbox_guest::wasi_address_conversions!(wasip3::sockets::types);

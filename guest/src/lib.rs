@@ -57,6 +57,7 @@ mod stdio;
 mod sys;
 #[cfg(feature = "component")]
 mod udp_echo;
+mod wasi_addr;
 
 /// The component's exports: `wasi:cli/run` (the command) and `sockbox:net/flows` (the
 /// same flows as typed functions).

@@ -64,7 +64,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Maps a `wasi:sockets` error code to its reason: the one place that does so.
+    /// Maps a `wasi:sockets` 0.2 error code to its reason: the one map of this build's
+    /// codes (the 0.3 build maps its own in `sockbox_guest_p3::net::reason`).
     pub(crate) fn from_code(code: ErrorCode) -> Self {
         match code {
             ErrorCode::AccessDenied => Self::AccessDenied,

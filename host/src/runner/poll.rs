@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 use std::future::{Future as _, poll_fn};
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
@@ -558,7 +558,10 @@ mod tests {
         assert!(readiness.stream(4).is_some() && readiness.stream(7).is_some());
         drop(reused);
         let newer = watch(&mut readiness, 7);
-        assert!(readiness.stream(7).is_some(), "the newer stream on a reused handle");
+        assert!(
+            readiness.stream(7).is_some(),
+            "the newer stream on a reused handle"
+        );
         drop((kept, newer));
         let _last = watch(&mut readiness, 9);
         assert_eq!(readiness.streams.len(), 1);
