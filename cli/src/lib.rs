@@ -20,10 +20,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sockbox_host::launch;
 use sockbox_host::{GUEST_P3_WASM, GUEST_WASM};
 
-/// Exit status for sockbox's own errors, as for bad usage.
-const SETUP_ERROR: u8 = 2;
+/// sockbox's own error, before guest code runs ([`launch::SETUP_STATUS`]).
+const SETUP_ERROR: u8 = launch::SETUP_STATUS as u8;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,31 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use sockbox_host::enforce::AuditLog;
+use sockbox_host::launch::{AuditTo, Ending, Report, Settings};
 use sockbox_host::output::Stdio;
 use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_max_sockets, parse_size};
-use sockbox_host::{
-    Exit, Limit, LimitExceeded, Limits, Prepared, Runner, Sandbox, SandboxBuilder, SandboxError,
-    WasiVersion,
-};
+use sockbox_host::{Limit, Limits, Prepared, Runner, Sandbox, SandboxBuilder, WasiVersion};
 
-use crate::{Failure, one_line, policy};
-
-/// The exit status a trap gives, as `wasmtime run` gives it on Unix (128 + SIGABRT).
-const TRAP_STATUS: i32 = 134;
-
-/// The exit status `sockbox run` gives when `limit` stops the guest: 137 for memory
-/// (as for a process the OOM killer stops), 124 for the timeout (as `timeout(1)`
-/// gives), 152 for CPU time (128 + SIGXCPU, as `RLIMIT_CPU` gives).
-fn limit_status(limit: Limit) -> i32 {
-    match limit {
-        Limit::Memory(_) => 137,
-        Limit::Timeout(_) => 124,
-        Limit::CpuTime(_) => 152,
-        // A limit this command line does not know yet.
-        _ => 1,
-    }
-}
+use crate::{Failure, policy};
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -102,6 +83,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         sandbox,
         prepared,
         argv0,
+        settings,
     } = setup;
     let sandbox = sandbox
         .program(argv0)
@@ -111,33 +93,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // A guest blocked writing to a full stdout or stderr pipe blocks this thread, and
     // with it the runtime's timer: the watchdog holds the timeout from outside.
     let watchdog = args.timeout.map(Watchdog::start);
-    let audit = args.audit.clone();
-    let code = match runtime.block_on(sandbox.run_command(&prepared, args.args)) {
-        Ok(output) => {
-            if let Exit::Trap(message) = &output.status {
-                eprintln!("sockbox: guest trapped: {}", one_line(message));
-            }
-            if output.would_deny > 0 {
-                let uses = match output.would_deny {
-                    1 => "1 use".to_owned(),
-                    n => format!("{n} uses"),
-                };
-                match &audit {
-                    Some(path) => eprintln!(
-                        "sockbox: {uses} would have been denied; see {}",
-                        path.display()
-                    ),
-                    None => eprintln!("sockbox: {uses} would have been denied (listed above)"),
-                }
-            }
-            output.status.code().unwrap_or(TRAP_STATUS)
-        }
-        Err(SandboxError::Limit(limit)) => {
-            eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-            limit_status(limit)
-        }
-        Err(err) => return Err(Failure::Setup(err.into())),
-    };
+    let result = runtime.block_on(sandbox.run_command(&prepared, args.args));
+    let ending = Ending::of(result, &settings).map_err(|err| Failure::Setup(err.into()))?;
+    for line in &ending.lines {
+        eprintln!("{line}");
+    }
+    let code = ending.status;
     drop(watchdog);
     // Host-side writes still blocked on a pipe nobody reads must not hold the exit.
     runtime.shutdown_background();
@@ -164,9 +125,11 @@ impl Watchdog {
                 if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     ended.recv_timeout(timeout.saturating_add(Self::GRACE))
                 {
-                    let limit = Limit::Timeout(timeout);
-                    eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-                    std::process::exit(limit_status(limit));
+                    let ending = Ending::limit(Limit::Timeout(timeout));
+                    for line in &ending.lines {
+                        eprintln!("{line}");
+                    }
+                    std::process::exit(ending.status);
                 }
             });
         Self { _done: done }
@@ -178,11 +141,29 @@ struct RunSetup {
     sandbox: SandboxBuilder,
     prepared: Prepared,
     argv0: String,
+    settings: Settings,
+}
+
+impl RunArgs {
+    /// The run's settings, as `sockbox.io/…` annotations give the shim the same.
+    pub(crate) fn settings(&self) -> Result<Settings> {
+        let mut limits = Limits::default();
+        limits.max_memory = self.max_memory;
+        limits.timeout = self.timeout;
+        limits.cpu_time = self.cpu_time;
+        limits.max_sockets = self.max_sockets;
+        Ok(Settings {
+            policy: self.policy.build()?,
+            limits,
+            audit: self.audit.clone().map(AuditTo::File),
+            no_tcp_nodelay: self.no_tcp_nodelay,
+        })
+    }
 }
 
 /// Everything `run` does before guest code runs: any failure here is sockbox's (exit 2).
 fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
-    let policy = args.policy.build()?;
+    let settings = args.settings()?;
     let cache = if args.no_cache {
         None
     } else {
@@ -217,31 +198,194 @@ fn prepare_run(args: &RunArgs) -> Result<RunSetup> {
             .map_or_else(|| argv0.clone(), |name| name.to_string_lossy().into_owned()),
         (None, None) => GUEST_PROGRAM.to_owned(),
     };
-    let mut limits = Limits::default();
-    limits.max_memory = args.max_memory;
-    limits.timeout = args.timeout;
-    limits.cpu_time = args.cpu_time;
-    limits.max_sockets = args.max_sockets;
-    let mut sandbox = Sandbox::builder(runner)
-        .policy(policy)
-        .name(name)
-        .limits(limits)
-        .tcp_nodelay(!args.no_tcp_nodelay);
+    let report: Report = Arc::new(|line| eprintln!("{line}"));
+    let mut sandbox = settings.apply(Sandbox::builder(runner).name(name), &report)?;
     if let Some(version) = args.wasi {
         sandbox = sandbox.wasi(version);
     }
-    // With an audit file, denials go there; without, each is one line on stderr.
-    sandbox = match &args.audit {
-        Some(path) => sandbox
-            .audit(Arc::new(AuditLog::create(path).with_context(|| {
-                format!("create the audit file {}", path.display())
-            })?)),
-        None => sandbox.on_denial(|denial| eprintln!("sockbox: {denial}")),
-    };
-    sandbox = sandbox.on_publish(|published| eprintln!("sockbox: {published}"));
     Ok(RunSetup {
         sandbox,
         prepared,
         argv0,
+        settings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::{CommandFactory as _, Parser as _};
+    use sockbox_host::launch::annotations;
+
+    use super::*;
+    use crate::{Cli, Command};
+
+    /// `sockbox run`'s flags that have no annotation, and why.
+    const CLI_ONLY: [(&str, &str); 6] = [
+        ("wasm", "the image gives the component"),
+        ("p3", "the image gives the component"),
+        ("wasi", "the image's component runs by what it exports"),
+        ("name", "the container's name is the instance's"),
+        ("no-cache", "the shim keeps no per-user cache"),
+        ("verbose", "containerd sets the shim's log level"),
+    ];
+
+    /// `sockbox run`'s flags, and the annotations that say the same.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+    fn flags_settings(flags: &[&str]) -> Settings {
+        let argv = ["sockbox", "run"].iter().chain(flags).chain(&["--"]);
+        let cli = Cli::try_parse_from(argv).unwrap_or_else(|err| panic!("{flags:?}: {err}"));
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        args.settings()
+            .unwrap_or_else(|err| panic!("{flags:?}: {err:#}"))
+    }
+
+    /// Every `sockbox run` flag has its `sockbox.io/` annotation, and the two make the
+    /// same settings (the audit goes to a file from flags, to the container's log from
+    /// annotations).
+    #[test]
+    fn every_run_flag_has_its_annotation_and_both_make_the_same_settings() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let file = dir.path().join("policy.toml");
+        let toml = "allow = [\"tcp://10.0.0.0/8:443\"]\nmode = \"audit\"\n";
+        std::fs::write(&file, toml).expect("write the policy file");
+        let file = file.to_str().expect("UTF-8");
+        let cases: Vec<Case<'_>> = vec![
+            (vec!["--policy", file], vec![("sockbox.io/policy", toml)]),
+            (
+                vec![
+                    "--allow",
+                    "tcp://10.0.0.1:80",
+                    "--allow",
+                    "udp://10.0.0.53:53",
+                ],
+                vec![("sockbox.io/allow", "tcp://10.0.0.1:80, udp://10.0.0.53:53")],
+            ),
+            (
+                vec!["--allow-listen", "tcp://127.0.0.1:*"],
+                vec![("sockbox.io/allow-listen", "tcp://127.0.0.1:*")],
+            ),
+            (
+                vec![
+                    "--allow-listen",
+                    "tcp://0.0.0.0:80",
+                    "--allow-accept",
+                    "tcp://10.0.0.0/8:*",
+                ],
+                vec![
+                    ("sockbox.io/allow-listen", "tcp://0.0.0.0:80"),
+                    ("sockbox.io/allow-accept", "tcp://10.0.0.0/8:*"),
+                ],
+            ),
+            (
+                vec!["--inherit-network", "--deny", "tcp://10.0.0.13:*"],
+                vec![
+                    ("sockbox.io/inherit-network", "true"),
+                    ("sockbox.io/deny", "tcp://10.0.0.13:*"),
+                ],
+            ),
+            (
+                vec!["--allow-special"],
+                vec![("sockbox.io/allow-special", "true")],
+            ),
+            (vec!["--no-self"], vec![("sockbox.io/no-self", "true")]),
+            (
+                vec!["--nat64-prefix", "64:ff9b:1::/48"],
+                vec![("sockbox.io/nat64-prefixes", "64:ff9b:1::/48")],
+            ),
+            (
+                vec!["--audit-only"],
+                vec![("sockbox.io/audit-only", "true")],
+            ),
+            (
+                vec!["--publish", "8080:80", "--publish", "0:53/udp"],
+                vec![("sockbox.io/publish", "8080:80, 0:53/udp")],
+            ),
+            (
+                vec!["--audit", "audit.jsonl"],
+                vec![("sockbox.io/audit", "stderr")],
+            ),
+            (
+                vec!["--max-memory", "64MiB"],
+                vec![("sockbox.io/max-memory", "64MiB")],
+            ),
+            (
+                vec!["--timeout", "30s"],
+                vec![("sockbox.io/timeout", "30s")],
+            ),
+            (
+                vec!["--cpu-time", "500ms"],
+                vec![("sockbox.io/cpu-time", "500ms")],
+            ),
+            (
+                vec!["--max-sockets", "100"],
+                vec![("sockbox.io/max-sockets", "100")],
+            ),
+            (
+                vec!["--max-sockets", "unlimited"],
+                vec![("sockbox.io/max-sockets", "unlimited")],
+            ),
+            (
+                vec!["--no-tcp-nodelay"],
+                vec![("sockbox.io/no-tcp-nodelay", "true")],
+            ),
+        ];
+        let mut covered = Vec::new();
+        for (flags, pairs) in &cases {
+            let from_flags = flags_settings(flags);
+            let annotations: HashMap<String, String> = pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect();
+            let from_annotations =
+                annotations::parse(&annotations).unwrap_or_else(|err| panic!("{pairs:?}: {err}"));
+            assert_eq!(from_flags.policy, from_annotations.policy, "{flags:?}");
+            assert_eq!(from_flags.limits, from_annotations.limits, "{flags:?}");
+            assert_eq!(
+                from_flags.no_tcp_nodelay, from_annotations.no_tcp_nodelay,
+                "{flags:?}"
+            );
+            assert_eq!(
+                from_flags.audit.is_some(),
+                from_annotations.audit.is_some(),
+                "{flags:?}"
+            );
+            assert_ne!(
+                from_flags,
+                Settings::default(),
+                "{flags:?} changes something"
+            );
+            covered.extend(flags.iter().filter_map(|flag| flag.strip_prefix("--")));
+            for (key, _) in pairs {
+                assert!(
+                    annotations::KEYS.iter().any(|(known, _)| known == key),
+                    "{key} is listed in KEYS"
+                );
+            }
+        }
+        let command = Cli::command();
+        let run = command.find_subcommand("run").expect("a run subcommand");
+        for arg in run.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            assert!(
+                covered.contains(&long) || CLI_ONLY.iter().any(|(flag, _)| *flag == long),
+                "--{long} has no annotation in this table, and is not CLI-only"
+            );
+        }
+        assert_eq!(
+            annotations::KEYS.len(),
+            cases
+                .iter()
+                .flat_map(|(_, pairs)| pairs.iter().map(|(key, _)| *key))
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            "every annotation has its flag"
+        );
+    }
 }

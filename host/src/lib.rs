@@ -62,6 +62,7 @@
 
 pub mod enforce;
 pub mod harness;
+pub mod launch;
 pub mod output;
 pub mod policy;
 pub mod runner;

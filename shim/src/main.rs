@@ -6,7 +6,6 @@
 //! The container lifecycle (create, start, kill, delete, the image's wasm layers or
 //! entrypoint file) is runwasi's `containerd-shim-wasm`.
 
-mod annotations;
 mod workload;
 
 use containerd_shim_wasm::shim::{Cli as _, Config, Shim, Version, version};

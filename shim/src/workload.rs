@@ -1,25 +1,14 @@
 //! One container's component, run through sockbox's library.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::fd::AsFd as _;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::RuntimeContext;
-use sockbox_host::enforce::AuditLog;
+use sockbox_host::launch::{Ending, Report, SETUP_STATUS, Settings, annotations};
 use sockbox_host::output::Stdio;
-use sockbox_host::{Exit, Limit, LimitExceeded, Runner, Sandbox as SockboxSandbox, SandboxError};
-
-use crate::annotations::{self, Settings};
-
-/// The exit status of a workload sockbox refused to start (a malformed annotation, a
-/// component that is not a command), as `sockbox run` exits 2 for its own errors.
-const SETUP_STATUS: i32 = 2;
-
-/// The exit status a trap gives (128 + SIGABRT), as `sockbox run` and `wasmtime run`.
-const TRAP_STATUS: i32 = 134;
+use sockbox_host::{Runner, Sandbox as SockboxSandbox};
 
 /// The annotations of the bundle the shim was started in, read once, before any
 /// container process exists, so every container process inherits them.
@@ -111,56 +100,25 @@ async fn run(ctx: &impl RuntimeContext, settings: &Settings) -> Result<i32> {
         prepared.is_command(),
         "component {program} exports no wasi:cli/run: it is not a command"
     );
-    let mut sandbox = SockboxSandbox::builder(Arc::clone(&runner))
-        .policy(settings.policy.clone())
-        .limits(settings.limits)
-        .tcp_nodelay(!settings.no_tcp_nodelay)
-        .name(entrypoint.name.clone().unwrap_or_else(|| program.clone()))
-        .program(program)
-        .stdout(Stdio::Inherit)
-        .stderr(Stdio::Inherit)
-        .on_publish(|published| eprintln!("sockbox: {published}"));
+    let report: Report = Arc::new(|line| eprintln!("{line}"));
+    let mut sandbox = settings.apply(
+        SockboxSandbox::builder(Arc::clone(&runner))
+            .name(entrypoint.name.clone().unwrap_or_else(|| program.clone()))
+            .program(program)
+            .stdout(Stdio::Inherit)
+            .stderr(Stdio::Inherit),
+        &report,
+    )?;
     for pair in ctx.envs() {
         if let Some((key, value)) = pair.split_once('=') {
             sandbox = sandbox.env(key, value);
         }
     }
-    sandbox = if settings.audit {
-        let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
-        sandbox.audit(Arc::new(AuditLog::to_file(File::from(stderr))))
-    } else {
-        sandbox.on_denial(|denial| eprintln!("sockbox: {denial}"))
-    };
     let args = ctx.args().iter().skip(1).cloned().collect::<Vec<_>>();
-    Ok(match sandbox.build().run_command(&prepared, args).await {
-        Ok(output) => {
-            if let Exit::Trap(message) = &output.status {
-                let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-                eprintln!("sockbox: guest trapped: {line}");
-            }
-            if output.would_deny > 0 {
-                eprintln!(
-                    "sockbox: {} use(s) would have been denied (audit only)",
-                    output.would_deny
-                );
-            }
-            output.status.code().unwrap_or(TRAP_STATUS)
-        }
-        Err(SandboxError::Limit(limit)) => {
-            eprintln!("sockbox: stopped the guest: {}", LimitExceeded(limit));
-            limit_status(limit)
-        }
-        Err(err) => return Err(err.into()),
-    })
-}
-
-/// The exit status when `limit` stops the guest: `sockbox run`'s (137 memory, 124
-/// timeout, 152 CPU time).
-fn limit_status(limit: Limit) -> i32 {
-    match limit {
-        Limit::Memory(_) => 137,
-        Limit::Timeout(_) => 124,
-        Limit::CpuTime(_) => 152,
-        _ => 1,
+    let result = sandbox.build().run_command(&prepared, args).await;
+    let ending = Ending::of(result, settings)?;
+    for line in &ending.lines {
+        eprintln!("{line}");
     }
+    Ok(ending.status)
 }

@@ -1,7 +1,7 @@
-//! A workload's policy and limits, from its OCI annotations: a pod cannot pass flags,
-//! so what `sockbox run` takes as flags, the shim takes as `sockbox.io/…` annotations
-//! (Kubernetes passes pod annotations through when containerd's runtime entry lists
-//! them in `pod_annotations`).
+//! A workload's settings from its OCI annotations: a pod cannot pass flags, so what
+//! `sockbox run` takes as flags, the containerd shim takes as `sockbox.io/…`
+//! annotations (Kubernetes passes pod annotations through when containerd's runtime
+//! entry lists them in `pod_annotations`).
 //!
 //! No annotation means no network. Every `sockbox.io/` key must be one of [`KEYS`]; a
 //! malformed one fails the whole workload, never leaving a partly applied policy.
@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use sockbox_host::Limits;
-use sockbox_host::policy::{Direction, Mode, Policy};
-use sockbox_host::runner::{parse_max_sockets, parse_size};
+use super::{AuditTo, Settings};
+use crate::Limits;
+use crate::policy::{Direction, Mode, Policy};
+use crate::runner::{parse_max_sockets, parse_size};
 
 /// The annotations' prefix.
 pub const PREFIX: &str = "sockbox.io/";
@@ -43,21 +44,6 @@ pub const KEYS: [(&str, &str); 17] = [
     ("sockbox.io/max-sockets", "--max-sockets N|unlimited"),
     ("sockbox.io/no-tcp-nodelay", "--no-tcp-nodelay"),
 ];
-
-/// What a workload's annotations grant it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    /// Its network policy.
-    pub policy: Policy,
-    /// Its limits.
-    pub limits: Limits,
-    /// Whether every decision goes to the container's stderr as an audit JSON line
-    /// (`sockbox.io/audit: stderr`); otherwise each distinct denial is one line there.
-    pub audit: bool,
-    /// Whether the workload's TCP sockets keep Nagle's algorithm
-    /// (`sockbox.io/no-tcp-nodelay: "true"`); by default they get `TCP_NODELAY`.
-    pub no_tcp_nodelay: bool,
-}
 
 /// An annotation that could not be read: which, and why, in one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +133,8 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
             .map_err(|err| AnnotationError::new("sockbox.io/publish", err))?;
     }
     let audit = match get("sockbox.io/audit") {
-        None => false,
-        Some("stderr") => true,
+        None => None,
+        Some("stderr") => Some(AuditTo::Stderr),
         Some(other) => {
             return Err(AnnotationError::new(
                 "sockbox.io/audit",
@@ -241,7 +227,7 @@ fn duration<'a>(
 mod tests {
     use std::net::SocketAddr;
 
-    use sockbox_host::policy::SocketAddrUse;
+    use crate::policy::SocketAddrUse;
 
     use super::*;
 
@@ -263,7 +249,7 @@ mod tests {
             .expect("no sockbox annotation is valid");
         assert!(settings.policy.is_empty());
         assert_eq!(settings.limits, Limits::default());
-        assert!(!settings.audit);
+        assert_eq!(settings.audit, None);
         assert!(!settings.no_tcp_nodelay);
         assert!(
             settings.policy.allows_self(),
@@ -314,7 +300,7 @@ mod tests {
         assert_eq!(settings.limits.timeout, Some(Duration::from_secs(30)));
         assert_eq!(settings.limits.cpu_time, Some(Duration::from_millis(500)));
         assert_eq!(settings.limits.max_sockets, Some(100));
-        assert!(settings.audit);
+        assert_eq!(settings.audit, Some(AuditTo::Stderr));
         assert!(settings.no_tcp_nodelay);
         assert_eq!(settings.policy.mode(), Mode::Enforce);
         assert_eq!(settings.policy.published().len(), 1);
