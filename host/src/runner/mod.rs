@@ -29,6 +29,7 @@ use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView as _};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::enforce::Enforcer;
@@ -482,26 +483,28 @@ impl GuestState {
     }
 
     /// Makes a TCP socket with `create` (wasmtime-wasi's, for either WASI version)
-    /// and, when the instance wants it, sets `TCP_NODELAY` on it (`nodelay.rs`).
-    /// `hop_limit` reads the new socket's hop limit, or sets it when given a value.
-    fn create_tcp<S: 'static, E>(
+    /// and, when the instance wants it, sets `TCP_NODELAY` on it (`nodelay.rs`), its
+    /// hop limit read with `get` and set with `set` (wasmtime-wasi's, for that version).
+    fn create_tcp<S: 'static, E, F>(
         &mut self,
         create: impl FnOnce(&mut Self) -> Result<Resource<S>, E>,
-        hop_limit: impl Fn(&mut Self, &Resource<S>, Option<u8>) -> Option<u8>,
+        get: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>) -> Result<u8, F>,
+        set: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>, u8) -> Result<(), F>,
     ) -> Result<Resource<S>, E> {
         if !self.tcp_nodelay {
             return create(self);
         }
         let search = nodelay::begin();
         let created = create(self);
-        if let Ok(socket) = &created
-            && let Some(original) = hop_limit(self, socket, None)
-        {
-            let marker = nodelay::marker(original);
-            if hop_limit(self, socket, Some(marker)).is_some() {
-                search.finish(marker);
+        if let Ok(socket) = &created {
+            let handle = || Resource::new_borrow(socket.rep());
+            if let Ok(original) = get(&mut self.sockets(), handle()) {
+                let marker = nodelay::marker(original);
+                if set(&mut self.sockets(), handle(), marker).is_ok() {
+                    search.finish(marker);
+                }
+                let _ = set(&mut self.sockets(), handle(), original);
             }
-            hop_limit(self, socket, Some(original));
         }
         created
     }

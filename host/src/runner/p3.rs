@@ -198,14 +198,8 @@ impl Kind for Tcp {
     ) -> impl Future<Output = GuestResult<Resource<TcpSocket>, ErrorCode>> + Send {
         let created = state.create_tcp(
             |state| HostTcpSocket::create(&mut state.sockets(), family),
-            |state, socket, set| match set {
-                None => HostTcpSocket::get_hop_limit(&mut state.sockets(), borrow(socket)).ok(),
-                Some(value) => {
-                    HostTcpSocket::set_hop_limit(&mut state.sockets(), borrow(socket), value)
-                        .ok()
-                        .map(|()| value)
-                }
-            },
+            |view, socket| HostTcpSocket::get_hop_limit(view, socket),
+            |view, socket, value| HostTcpSocket::set_hop_limit(view, socket, value),
         );
         std::future::ready(error_code(created))
     }

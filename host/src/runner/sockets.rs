@@ -190,14 +190,8 @@ impl Kind for Tcp {
     ) -> impl Future<Output = GuestResult<Resource<TcpSocket>, ErrorCode>> + Send {
         let created = state.create_tcp(
             |state| tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family),
-            |state, socket, set| match set {
-                None => tcp::HostTcpSocket::hop_limit(&mut state.sockets(), borrow(socket)).ok(),
-                Some(value) => {
-                    tcp::HostTcpSocket::set_hop_limit(&mut state.sockets(), borrow(socket), value)
-                        .ok()
-                        .map(|()| value)
-                }
-            },
+            |view, socket| tcp::HostTcpSocket::hop_limit(view, socket),
+            |view, socket, value| tcp::HostTcpSocket::set_hop_limit(view, socket, value),
         );
         std::future::ready(error_code(created))
     }
