@@ -1,5 +1,8 @@
-//! The one place verdicts take effect: wasmtime-wasi's socket check and sockbox's
-//! resolver ask an [`Enforcer`], which decides, records, and answers yes or no.
+//! Where verdicts are decided and recorded: wasmtime-wasi's socket check and sockbox's
+//! resolver ask an [`Enforcer`], which decides, records, and answers yes or no; the
+//! WASI layer turns a no into the guest's `access-denied`. (Over 400 lines: it also
+//! keeps published ports' bookkeeping and UDP reply peers, which are next to move
+//! out, as name grants and self-connection sockets have.)
 
 use std::collections::HashMap;
 use std::fmt;

@@ -8,6 +8,8 @@ mod audit;
 mod enforcer;
 mod names;
 mod own;
+#[cfg(test)]
+mod tests;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
 pub use enforcer::{Enforcer, PublishSink, Published};

@@ -1,4 +1,6 @@
-//! Network policy: which socket uses and name lookups a guest may make.
+//! Network policy: which socket uses and name lookups a guest may make. (Over 400
+//! lines: `Policy`'s builders and its decision procedure read best beside the table
+//! below; rules, the matcher, files, parsing and verdicts are modules of their own.)
 //!
 //! A [`Policy`] holds rules in four directions and decides every socket use that
 //! wasmtime-wasi reports, and every name lookup sockbox's resolver is asked for. A rule
@@ -60,7 +62,7 @@ mod special;
 #[cfg(test)]
 mod spelling_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod verdict;
 
 use std::fmt;

@@ -185,7 +185,7 @@ fn load(engine: &Engine, path: &Path) -> Result<Component> {
 /// checked to be the user's and writable by no one else ([`trust`]), so only someone
 /// who can already run code as the user could have put it there. wasmtime also checks
 /// the entry's header (its version and settings) and refuses one for another engine.
-#[allow(
+#[expect(
     unsafe_code,
     reason = "loading precompiled code; see the safety argument"
 )]

@@ -1,6 +1,8 @@
 //! The wasmtime embedding: one [`Runner`] holds the engine and the linker and compiles
 //! components into [`Prepared`] ones; it makes each instance's store, with the
-//! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`].
+//! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`]. (Over
+//! 400 lines: the runner, the entry a component runs and each instance's state, which
+//! the linker's shadows all reach.)
 
 mod cache;
 mod cpu;

@@ -1,5 +1,6 @@
 //! What sockbox adds to WASI 0.3 (`wasi:sockets@0.3.0`, experimental in wasmtime-wasi
-//! 48), shadowing wasmtime-wasi's p3 functions. wasmtime-wasi 48 runs p2 and p3
+//! 48; over 400 lines: the entries, and the capped listen handoff's producer and
+//! consumer), shadowing wasmtime-wasi's p3 functions. wasmtime-wasi 48 runs p2 and p3
 //! sockets on one state machine, so its `socket_addr_check` — sockbox's policy —
 //! already sees p3's binds, connects, listens, accepts and datagrams. Creation, binds,
 //! connects and local addresses are the operations written once for both versions
