@@ -70,7 +70,7 @@ fn assert_echoes(addr: SocketAddr, len: usize) -> Result<()> {
 /// range refuses it (it used to print `listening on` and echo). TCP, for comparison;
 /// both builds of the guest.
 #[test]
-fn bind_to_port_zero_is_judged_on_the_port_it_gets() -> Result<()> {
+pub(crate) fn bind_to_port_zero_is_judged_on_the_port_it_gets() -> Result<()> {
     let cases = BUILDS
         .into_iter()
         .flat_map(|build| [(build, "udp", "udp-echo"), (build, "tcp", "echo")]);
@@ -257,7 +257,7 @@ fn timeout_holds_over_a_blocked_stdout() -> Result<()> {
 /// A peer resetting mid-stream reads as Go's `connection reset by peer`, even with
 /// `RUST_BACKTRACE=1` in sockbox's environment: no host text, no backtrace.
 #[test]
-fn a_reset_is_named_without_host_internals() -> Result<()> {
+pub(crate) fn a_reset_is_named_without_host_internals() -> Result<()> {
     for mode in [None, Some("--copy")] {
         let args = echo_args(&["--count", "2"], mode);
         let mut command = sockbox();
@@ -343,7 +343,7 @@ fn max_sockets_counts_only_real_sockets_with(build: &[&str]) -> Result<()> {
 /// Both builds of the guest (0.3's connections arrive through `listen`'s stream, and
 /// wait a moment for a slot before they are closed).
 #[test]
-fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
+pub(crate) fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
     for build in BUILDS {
         max_sockets_is_a_cap_with(build)?;
     }

@@ -23,7 +23,7 @@ fn lookup_localhost() -> Result<()> {
 
 /// A name that cannot resolve — and a name no rule covers — is `no such host`, exit 1.
 #[test]
-fn unresolvable_and_refused_names() -> Result<()> {
+pub(crate) fn unresolvable_and_refused_names() -> Result<()> {
     for (policy, name) in [
         (
             Policy::deny_all().allow("tcp://*:*")?,

@@ -31,3 +31,18 @@ mod self_connections;
 mod stock_wasmtime;
 mod udp;
 mod wit_world;
+
+/// Every shadow of wasmtime-wasi's functions sockbox links has a test under WASI 0.2
+/// and one under 0.3 (`sockbox_host::foreach_shadow!`): a missing test fails the build.
+mod shadows {
+    macro_rules! assert_tests_exist {
+        ($op:ident, $p2_entries:literal, $p3_entries:literal, p2: $($p2:ident)::+, p3: none) => {
+            const _: fn() -> anyhow::Result<()> = crate::$($p2)::+;
+        };
+        ($op:ident, $p2_entries:literal, $p3_entries:literal, p2: $($p2:ident)::+, p3: $($p3:ident)::+) => {
+            const _: fn() -> anyhow::Result<()> = crate::$($p2)::+;
+            const _: fn() -> anyhow::Result<()> = crate::$($p3)::+;
+        };
+    }
+    sockbox_host::foreach_shadow!(assert_tests_exist);
+}

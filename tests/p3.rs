@@ -83,7 +83,7 @@ fn native_peers() -> Result<()> {
 /// Names go through sockbox's lookup for 0.3 too: a name rule lets `lookup` and
 /// `dial` by name through; without one, the name looks missing.
 #[test]
-fn names_follow_the_policy() -> Result<()> {
+pub(crate) fn names_follow_the_policy() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let by_name = Policy::deny_all().allow(&format!("tcp://localhost:{port}"))?;

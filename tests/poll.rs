@@ -12,7 +12,7 @@ use crate::common::{HARNESS, TIMEOUT};
 /// peer's close, a write finished in the background, and one busy connection among
 /// 200 idle ones (100 rounds, only the busy one reported each time).
 #[test]
-fn every_edge_of_the_poll_reports_readiness() -> Result<()> {
+pub(crate) fn every_edge_of_the_poll_reports_readiness() -> Result<()> {
     let component = HARNESS.component(include_bytes!(env!("P2_POLL_WASM")))?;
     let run = HARNESS
         .start(

@@ -545,7 +545,7 @@ fn published_udp_port_echoes() -> Result<()> {
 /// Published ports through the embedding API: the sandbox's publish sink hands over
 /// the host's address, where the guest is served.
 #[test]
-fn published_ports_through_the_api() -> Result<()> {
+pub(crate) fn published_ports_through_the_api() -> Result<()> {
     for build in [Build::P2, Build::P3] {
         let policy = Policy::deny_all()
             .allow_listen("tcp://127.0.0.1:80")?

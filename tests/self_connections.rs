@@ -60,7 +60,7 @@ fn a_socket_pair_needs_no_rule() -> Result<()> {
 /// reset) and recorded, while the instance's own connection on the same listener is
 /// accepted; the self listener lets the instance connect to nothing else.
 #[test]
-fn only_the_instance_reaches_its_self_listener() -> Result<()> {
+pub(crate) fn only_the_instance_reaches_its_self_listener() -> Result<()> {
     for build in [Build::P2, Build::P3] {
         let gate = TcpListener::bind("127.0.0.1:0")?;
         let gate_addr = gate.local_addr()?;
@@ -130,7 +130,7 @@ fn only_the_instance_reaches_its_self_listener() -> Result<()> {
 
 /// A self connection's sockets count towards the socket cap.
 #[test]
-fn the_socket_cap_counts_a_pair() -> Result<()> {
+pub(crate) fn the_socket_cap_counts_a_pair() -> Result<()> {
     for build in [Build::P2, Build::P3] {
         let sandbox = HARNESS.sandbox().policy(Policy::deny_all()).max_sockets(1);
         let done = HARNESS

@@ -32,6 +32,44 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use super::GuestState;
 use crate::policy::Transport;
 
+/// Lists every function sockbox puts in the linker in place of wasmtime-wasi's, by
+/// operation, with the end-to-end test (in `tests/`) that checks it under WASI 0.2
+/// and the one that checks it under 0.3 (often one test over both builds): each row
+/// is `$m!(operation, 0.2 entries, 0.3 entries, p2: test, p3: test)`. The suite
+/// expands it with a macro that names each test function, so a shadow without both
+/// tests fails to build (as wasmtime's `foreach_p2!(assert_test_exists)`). A shadow
+/// of one version only names `none` for the other, with the reason.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! foreach_shadow {
+    ($m:ident) => {
+        $m!(create, "create-tcp-socket create-udp-socket", "[static]tcp-socket.create [static]udp-socket.create",
+            p2: self_connections::the_socket_cap_counts_a_pair,
+            p3: self_connections::the_socket_cap_counts_a_pair);
+        $m!(bind, "[method]tcp-socket.start-bind [method]udp-socket.start-bind", "[method]tcp-socket.bind [method]udp-socket.bind",
+            p2: hardening::bind_to_port_zero_is_judged_on_the_port_it_gets,
+            p3: hardening::bind_to_port_zero_is_judged_on_the_port_it_gets);
+        $m!(local_address, "[method]tcp-socket.local-address [method]udp-socket.local-address", "[method]tcp-socket.get-local-address [method]udp-socket.get-local-address",
+            p2: production::published_ports_through_the_api,
+            p3: production::published_ports_through_the_api);
+        $m!(connect, "[method]tcp-socket.start-connect", "[method]tcp-socket.connect",
+            p2: self_connections::only_the_instance_reaches_its_self_listener,
+            p3: self_connections::only_the_instance_reaches_its_self_listener);
+        $m!(accept, "[method]tcp-socket.accept", "[method]tcp-socket.listen",
+            p2: hardening::max_sockets_is_a_cap_under_100_connections,
+            p3: hardening::max_sockets_is_a_cap_under_100_connections);
+        $m!(lookup, "resolve-addresses", "resolve-addresses",
+            p2: lookup::unresolvable_and_refused_names,
+            p3: p3::names_follow_the_policy);
+        $m!(poll, "poll block ready, stream subscribe, tcp-socket.subscribe/finish-connect/shutdown", "none: 0.3 waits on futures and streams",
+            p2: poll::every_edge_of_the_poll_reports_readiness,
+            p3: none);
+        $m!(errors, "to-debug-string network-error-code", "none: 0.3's error-code has no host text",
+            p2: hardening::a_reset_is_named_without_host_internals,
+            p3: none);
+    };
+}
+
 /// A result for the guest (its error code) inside a result for the host (a trap).
 pub(super) type GuestResult<T, C> = wasmtime::Result<Result<T, C>>;
 
