@@ -71,6 +71,9 @@ pub struct Enforcer {
     on_publish: Option<PublishHook>,
     /// Its own self-connection sockets.
     own: OwnSockets,
+    /// Whether an unbound socket's implicit bind is refused, for IPv4 and for IPv6
+    /// ([`Enforcer::refuses_implicit_bind`]).
+    implicit_bind_refused: [bool; 2],
 }
 
 struct PublishHook(PublishSink);
@@ -90,6 +93,16 @@ impl Enforcer {
         denials: Arc<DenialLog>,
         audit: Option<Arc<AuditLog>>,
     ) -> Self {
+        let refused = |unspecified: IpAddr| {
+            policy.mode() == Mode::Enforce
+                && !policy
+                    .decide(SocketAddr::new(unspecified, 0), SocketAddrUse::TcpBind)
+                    .allowed
+        };
+        let implicit_bind_refused = [
+            refused(Ipv4Addr::UNSPECIFIED.into()),
+            refused(Ipv6Addr::UNSPECIFIED.into()),
+        ];
         Self {
             instance: instance.into(),
             policy,
@@ -101,6 +114,7 @@ impl Enforcer {
             pending: Mutex::default(),
             on_publish: None,
             own: OwnSockets::default(),
+            implicit_bind_refused,
         }
     }
 
@@ -201,17 +215,10 @@ impl Enforcer {
 
     /// Reports whether an unbound socket's connect to `target` would be refused at its
     /// implicit bind (the unspecified address of `target`'s family, port 0) while
-    /// denials take effect: no rule allows it. Decides without recording.
+    /// denials take effect: no rule allows it. Decided once, when the enforcer is made
+    /// (the policy alone decides it), not at each connect.
     pub fn refuses_implicit_bind(&self, target: SocketAddr) -> bool {
-        let unspecified: IpAddr = match target {
-            SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-            SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-        };
-        self.policy.mode() == Mode::Enforce
-            && !self
-                .policy
-                .decide(SocketAddr::new(unspecified, 0), SocketAddrUse::TcpBind)
-                .allowed
+        self.implicit_bind_refused[usize::from(target.is_ipv6())]
     }
 
     /// The handle of the socket listening on `addr`, if it is one of the instance's

@@ -2,6 +2,7 @@
 //! reply peers, published binds and audit mode. (Verdicts are `policy/tests.rs`'s.)
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::{DenialLog, Enforcer, MAX_DENIALS};
 use crate::policy::tests::policy;
@@ -59,7 +60,7 @@ fn denial_log_keeps_distinct_denials() {
 fn udp_replies_follow_receives() {
     use SocketAddrUse::{UdpReceive, UdpSend};
     let policy = policy("listen udp://127.0.0.1:*; deny udp://127.0.0.1:9");
-    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
     let peer = |text: &str| -> SocketAddr { text.parse().expect("an address") };
     assert!(
         !enforcer.check(peer("127.0.0.1:5000"), UdpSend),
@@ -109,7 +110,7 @@ fn denial_log_is_bounded() {
 #[test]
 fn udp_replies_reach_special_peers_that_came_first() {
     let policy = Policy::deny_all().allow_listen("udp://*:53").unwrap();
-    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
     assert!(!enforcer.check(peer("169.254.7.7:5000"), UdpSend));
     assert!(enforcer.check(peer("169.254.7.7:5000"), UdpReceive));
     assert!(enforcer.check(peer("169.254.7.7:5000"), UdpSend), "a reply");
@@ -126,7 +127,7 @@ fn published_binds_are_judged_on_the_guest_port() {
         .unwrap()
         .with_publish("8080:80".parse().unwrap())
         .unwrap();
-    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
     let guest = peer("127.0.0.1:80");
     let host = enforcer.begin_bind(TcpBind, guest).unwrap().unwrap();
     assert_eq!(host, peer("127.0.0.1:8080"));
@@ -146,16 +147,16 @@ fn published_binds_are_judged_on_the_guest_port() {
     let policy = Policy::deny_all()
         .with_publish("0:80".parse().unwrap())
         .unwrap();
-    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
     assert_eq!(enforcer.begin_bind(TcpBind, guest), Err(()));
 }
 
 /// An enforcer in audit mode lets a denial through, recorded as would-deny and counted.
 #[test]
 fn enforcer_in_audit_mode_records_would_deny() {
-    let denials = std::sync::Arc::new(DenialLog::default());
+    let denials = Arc::new(DenialLog::default());
     let policy = Policy::deny_all().with_mode(Mode::Audit);
-    let enforcer = Enforcer::new("t", std::sync::Arc::new(policy), denials.clone(), None);
+    let enforcer = Enforcer::new("t", Arc::new(policy), denials.clone(), None);
     assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
     assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
     assert_eq!(denials.would_deny(), 2);
@@ -169,4 +170,18 @@ fn enforcer_in_audit_mode_records_would_deny() {
     // Answers are kept too, recorded.
     let answers = enforcer.filter_answers("x.example", vec!["10.0.0.1".parse().unwrap()]);
     assert_eq!(answers.len(), 1);
+}
+
+/// An unbound socket's implicit bind is refused exactly where no rule allows it, and
+/// never in audit mode.
+#[test]
+fn implicit_binds_are_refused_where_no_rule_allows_them() {
+    let enforcer = |policy: Policy| Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let (v4, v6) = (peer("10.0.0.1:80"), peer("[fd00::1]:80"));
+    let none = enforcer(Policy::deny_all());
+    assert!(none.refuses_implicit_bind(v4) && none.refuses_implicit_bind(v6));
+    let dial = enforcer(policy("allow tcp://10.0.0.1:80"));
+    assert!(!dial.refuses_implicit_bind(v4) && !dial.refuses_implicit_bind(v6));
+    let audit = enforcer(Policy::deny_all().with_mode(Mode::Audit));
+    assert!(!audit.refuses_implicit_bind(v4));
 }
