@@ -15,17 +15,35 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use wasmtime::component::Resource;
+
 use super::GuestState;
+use super::ops::Kind;
 use crate::policy::SocketAddrUse;
 
-/// What a self connection needs of a TCP socket, by its handle, for one WASI version.
+/// What a self connection needs of a TCP socket, by its handle, for one WASI version,
+/// beyond that version's TCP [`Kind`] (which reads its local address).
 pub(super) trait OwnTcp {
-    /// The address the socket `socket` listens on, if it is a listening TCP socket.
-    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr>;
-    /// The socket's local address, if it is bound.
-    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr>;
-    /// Binds the socket on `addr`; `None` when it could not be bound at once.
+    /// The version's TCP sockets.
+    type Kind: Kind;
+    /// Whether the socket `socket` is a listening TCP socket.
+    fn is_listening(&self, state: &mut GuestState, socket: u32) -> bool;
+    /// Binds the socket on `addr`, whole; `None` when it could not be bound at once.
     fn bind(&self, state: &mut GuestState, socket: u32, addr: SocketAddr) -> Option<()>;
+
+    /// The socket's local address, if it is bound.
+    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        let socket = Resource::new_borrow(socket);
+        Self::Kind::local_address(state, &socket).ok()?.ok()
+    }
+
+    /// The address the socket `socket` listens on, if it is a listening TCP socket.
+    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+        if !self.is_listening(state, socket) {
+            return None;
+        }
+        self.local_address(state, socket)
+    }
 }
 
 /// Prepares the socket `socket`'s connect to `target`: if `target` is one of the

@@ -280,24 +280,18 @@ impl Kind for Udp {
 struct SelfTcp;
 
 impl OwnTcp for SelfTcp {
-    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
-        let socket = Resource::<TcpSocket>::new_borrow(socket);
-        if !HostTcpSocket::get_is_listening(&mut state.sockets(), borrow(&socket)).ok()? {
-            return None;
-        }
-        self.local_address(state, socket.rep())
-    }
+    type Kind = Tcp;
 
-    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+    fn is_listening(&self, state: &mut GuestState, socket: u32) -> bool {
         let socket = Resource::<TcpSocket>::new_borrow(socket);
-        let local = HostTcpSocket::get_local_address(&mut state.sockets(), socket);
-        local.ok().map(SocketAddr::from)
+        HostTcpSocket::get_is_listening(&mut state.sockets(), socket).unwrap_or(false)
     }
 
     fn bind(&self, state: &mut GuestState, socket: u32, addr: SocketAddr) -> Option<()> {
         let socket = Resource::<TcpSocket>::new_borrow(socket);
-        let mut sockets = state.sockets();
-        own::at_once(HostTcpSocket::bind(&mut sockets, socket, addr.into()))?.ok()
+        own::at_once(Tcp::bind(state, &socket, (), addr))?
+            .ok()?
+            .ok()
     }
 }
 

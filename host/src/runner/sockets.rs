@@ -279,32 +279,20 @@ struct SelfTcp {
 }
 
 impl OwnTcp for SelfTcp {
-    fn listening_on(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
-        let socket = Resource::<TcpSocket>::new_borrow(socket);
-        if !tcp::HostTcpSocket::is_listening(&mut state.sockets(), borrow(&socket)).ok()? {
-            return None;
-        }
-        self.local_address(state, socket.rep())
-    }
+    type Kind = Tcp;
 
-    fn local_address(&self, state: &mut GuestState, socket: u32) -> Option<SocketAddr> {
+    fn is_listening(&self, state: &mut GuestState, socket: u32) -> bool {
         let socket = Resource::<TcpSocket>::new_borrow(socket);
-        let local = tcp::HostTcpSocket::local_address(&mut state.sockets(), socket);
-        local.ok().map(SocketAddr::from)
+        tcp::HostTcpSocket::is_listening(&mut state.sockets(), socket).unwrap_or(false)
     }
 
     fn bind(&self, state: &mut GuestState, socket: u32, addr: SocketAddr) -> Option<()> {
         let socket = Resource::<TcpSocket>::new_borrow(socket);
         let network = Resource::<Network>::new_borrow(self.network);
-        let mut sockets = state.sockets();
-        own::at_once(tcp::HostTcpSocket::start_bind(
-            &mut sockets,
-            borrow(&socket),
-            network,
-            addr.into(),
-        ))?
-        .ok()?;
-        tcp::HostTcpSocket::finish_bind(&mut sockets, socket).ok()
+        own::at_once(Tcp::bind(state, &socket, network, addr))?
+            .ok()?
+            .ok()?;
+        tcp::HostTcpSocket::finish_bind(&mut state.sockets(), socket).ok()
     }
 }
 
