@@ -1,4 +1,4 @@
-//! `TCP_NODELAY` on the guest's TCP sockets (`host/src/runner/nodelay.rs`): on by
+//! `TCP_NODELAY` on the guest's TCP sockets (`host/src/wasi/nodelay.rs`): on by
 //! default, as Go sets it, for a listener, the connections it accepts and a dialed
 //! connection, in both builds of the guest; off with `tcp_nodelay(false)`.
 //!

@@ -1,4 +1,4 @@
-//! sockbox's own `wasi:io/poll` for WASI 0.2 (`host/src/runner/poll.rs`), which skips
+//! sockbox's own `wasi:io/poll` for WASI 0.2 (`host/src/wasi/poll.rs`), which skips
 //! a watched pollable until its waker fires: every way a guest can leave that
 //! registration stale still gets its readiness reported.
 

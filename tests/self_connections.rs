@@ -145,6 +145,30 @@ pub(crate) fn the_socket_cap_counts_a_pair() -> Result<()> {
     Ok(())
 }
 
+/// A socket the guest drops frees its slot under the cap at once: with a cap of 3, the
+/// guest dials out (one socket), waits for the peer to close and drops that socket,
+/// then makes a pair (a listener, a client and the connection it accepts: three).
+#[test]
+fn a_dropped_socket_frees_its_slot() -> Result<()> {
+    for build in [Build::P2, Build::P3] {
+        let peer = TcpListener::bind("127.0.0.1:0")?;
+        let addr = peer.local_addr()?;
+        let policy = Policy::deny_all().allow(&format!("tcp://{addr}"))?;
+        let sandbox = HARNESS.sandbox().policy(policy).max_sockets(3);
+        let guest = HARNESS.spawn(
+            sandbox,
+            build.guest(),
+            ["pair", "127.0.0.1:0", "--wait", &addr.to_string()],
+        )?;
+        // Accepted and closed at once: the guest's dial reads its end.
+        drop(accept_within(&peer, TIMEOUT)?);
+        let done = guest.wait(TIMEOUT)?;
+        done.assert_exit(0);
+        paired(&done.stdout, "127.0.0.1").with_context(|| format!("{build:?}: {done}"))?;
+    }
+    Ok(())
+}
+
 /// An asyncio client built by componentize-py (`examples/py-client`) reaches its
 /// server with only the grant for that server: asyncio's self-pipe, a loopback socket
 /// pair, is audited as `"rule":"self"`. With `--no-self` the pair is refused, named.

@@ -7,14 +7,21 @@
 //!   `tcp://*.example.com:443`) in four directions, policy files, the indexed matcher,
 //!   [`Policy`] and its verdicts; no locks, no I/O.
 //! - [`enforce`]: a policy at work for one instance — the
-//!   [`Enforcer`](enforce::Enforcer), the one place a verdict becomes `access-denied`,
-//!   with its name grants and reply peers, the bounded denial log and the audit trail,
+//!   [`Enforcer`](enforce::Enforcer), which decides every use and records it, with
+//!   what a decision needs beyond the rules (name grants, published ports, UDP reply
+//!   peers, self-connection sockets), the bounded denial log and the audit trail,
 //!   reporting through the embedder's sinks and `tracing`.
+//! - `wasi` (private): everything sockbox puts in the linker in place of
+//!   wasmtime-wasi's, for WASI 0.2 and 0.3 — socket creation within the cap, binds
+//!   judged on the address they get, self connections, name lookups the policy
+//!   decides by name, a `wasi:io/poll` whose idle pollables cost nothing, and the one
+//!   map from refusals to each version's error codes.
 //! - [`runner`]: the wasmtime 48 embedding (async, tokio) — one engine and linker for
-//!   every instance, components compiled and linked once into [`Prepared`] ones, each
-//!   instance's store with its [`Limits`], sockbox's own
-//!   `wasi:sockets/ip-name-lookup` (which asks the policy before resolving), and the
-//!   `plugin` world's typed exports generated from `wit/`.
+//!   every instance, components compiled (and cached) and linked once into
+//!   [`Prepared`] ones, each instance's store with its [`Limits`], and the `plugin`
+//!   world's typed exports generated from `wit/`.
+//! - [`launch`]: the contract the `sockbox` CLI and the containerd shim share —
+//!   settings from flags or pod annotations, exit statuses, the lines sockbox prints.
 //! - [`sandbox`]: the embedding API — a [`Sandbox`] (policy, stdio, arguments,
 //!   environment, limits) runs components as commands ([`Sandbox::run_command`]) or
 //!   as [`Plugin`]s with typed calls; a tripped limit is a [`SandboxError::Limit`].
@@ -67,6 +74,7 @@ pub mod output;
 pub mod policy;
 pub mod runner;
 pub mod sandbox;
+mod wasi;
 
 pub use policy::{Policy, RuleError};
 pub use runner::plugin::NetError;

@@ -1,58 +1,21 @@
 //! Where verdicts are decided and recorded: wasmtime-wasi's socket check and sockbox's
 //! resolver ask an [`Enforcer`], which decides, records, and answers yes or no; the
-//! WASI layer turns a no into the guest's `access-denied`. (Over 400 lines: it also
-//! keeps published ports' bookkeeping and UDP reply peers, which are next to move
-//! out, as name grants and self-connection sockets have.)
+//! WASI layer turns a no into the guest's error (`wasi/errors.rs`). What a decision
+//! needs beyond the rules is kept beside it: name grants (`names.rs`), published ports
+//! (`ports.rs`), UDP reply peers (`replies.rs`) and self-connection sockets (`own.rs`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use super::own::OwnSockets;
+use super::ports::{Ports, PublishSink, Published};
+use super::replies::ReplyPeers;
 use super::{AuditLog, DenialLog, NameGrants};
 use crate::policy::{
     DecidedBy, Decider, Decision, Direction, Mode, Policy, RuleRef, SocketAddrUse, Subject,
     Transport, UseKind, Verdict, is_self_bind,
 };
-
-/// A guest port published on the host: the guest bound `guest`, the host `host`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Published {
-    /// TCP or UDP.
-    pub transport: Transport,
-    /// The address the guest bound, and sees as its local address.
-    pub guest: SocketAddr,
-    /// The address the host bound instead: where peers reach the guest.
-    pub host: SocketAddr,
-}
-
-impl fmt::Display for Published {
-    /// `published tcp 127.0.0.1:80 on 127.0.0.1:41234`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "published {} {} on {}",
-            self.transport, self.guest, self.host
-        )
-    }
-}
-
-/// Where an embedder wants each port published as the guest binds it (the `sockbox`
-/// CLI prints it as one `sockbox: published …` line).
-pub type PublishSink = Arc<dyn Fn(&Published) + Send + Sync>;
-
-/// A published bind under way: the host address wasmtime-wasi will check, already
-/// decided on the guest's view.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    socket_use: SocketAddrUse,
-    host: SocketAddr,
-}
-
-/// How many UDP peers an instance remembers it may reply to; past that, one is forgotten
-/// for each new one.
-const MAX_REPLY_PEERS: usize = 4096;
 
 /// A policy at work for one guest instance: its name grants, denial log and audit trail.
 #[derive(Debug)]
@@ -61,13 +24,11 @@ pub struct Enforcer {
     policy: Arc<Policy>,
     grants: NameGrants,
     /// UDP peers received from under a listen or accept rule, which may be replied to.
-    replies: RwLock<HashMap<SocketAddr, Decider>>,
+    replies: ReplyPeers,
     denials: Arc<DenialLog>,
     audit: Option<Arc<AuditLog>>,
-    /// The ports published so far: transport, host port, the guest's port.
-    published: RwLock<Vec<(Transport, u16, u16)>>,
-    /// A published bind being made (its check is already decided).
-    pending: Mutex<Option<Pending>>,
+    /// Its published ports.
+    ports: Ports,
     on_publish: Option<PublishHook>,
     /// Its own self-connection sockets.
     own: OwnSockets,
@@ -107,11 +68,10 @@ impl Enforcer {
             instance: instance.into(),
             policy,
             grants: NameGrants::new(),
-            replies: RwLock::default(),
+            replies: ReplyPeers::default(),
             denials,
             audit,
-            published: RwLock::default(),
-            pending: Mutex::default(),
+            ports: Ports::default(),
             on_publish: None,
             own: OwnSockets::default(),
             implicit_bind_refused,
@@ -149,7 +109,7 @@ impl Enforcer {
         socket_use: SocketAddrUse,
     ) -> bool {
         if !self.policy.published().is_empty() {
-            if self.is_pending(socket_use, addr) {
+            if self.ports.take_pending(socket_use, addr) {
                 return true;
             }
             if let Some(guest) = self.guest_view(socket_use, addr) {
@@ -167,18 +127,14 @@ impl Enforcer {
             // A reply goes back to a peer that reached the instance first, special
             // (a link-local neighbour) or not.
             (SocketAddrUse::UdpSend, Decider::DefaultDeny | Decider::Special(_)) => {
-                let replies = self
-                    .replies
-                    .read()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Some(&by) = replies.get(&peer) {
+                if let Some(by) = self.replies.allowed_by(peer) {
                     verdict = Verdict { allowed: true, by };
                 }
             }
             (SocketAddrUse::UdpReceive, Decider::Rule(rule))
                 if verdict.allowed && rule.direction != Direction::Allow =>
             {
-                self.remember_reply_peer(peer, verdict.by);
+                self.replies.remember(peer, verdict.by);
             }
             _ => {}
         }
@@ -327,29 +283,7 @@ impl Enforcer {
         if self.policy.published().is_empty() {
             return None;
         }
-        self.published
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .find(|&&(t, host, _)| t == transport && host == host_port)
-            .map(|&(_, _, guest)| guest)
-    }
-
-    fn is_pending(&self, socket_use: SocketAddrUse, addr: SocketAddr) -> bool {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match *pending {
-            Some(bind)
-                if UseKind::from(bind.socket_use) == UseKind::from(socket_use)
-                    && bind.host == addr =>
-            {
-                *pending = None;
-                true
-            }
-            _ => false,
-        }
+        self.ports.guest_port(transport, host_port)
     }
 
     /// Begins a bind the guest asked for on `guest`: if its port is published, decides
@@ -375,10 +309,7 @@ impl Enforcer {
             self.settle(socket_use.into(), Subject::Addr(guest), verdict, None);
             return Err(());
         }
-        *self
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Pending { socket_use, host });
+        self.ports.begin(socket_use, host);
         Ok(Some(host))
     }
 
@@ -391,25 +322,15 @@ impl Enforcer {
         guest: SocketAddr,
         bound: Option<SocketAddr>,
     ) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        let Some(host) = bound else {
-            return;
-        };
         let transport = match socket_use {
             SocketAddrUse::UdpBind => Transport::Udp,
             _ => Transport::Tcp,
         };
-        {
-            let mut published = self
-                .published
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            published.retain(|&(t, _, port)| !(t == transport && port == guest.port()));
-            published.push((transport, host.port(), guest.port()));
-        }
+        self.ports
+            .end(transport, guest.port(), bound.map(|host| host.port()));
+        let Some(host) = bound else {
+            return;
+        };
         self.check_published(guest, host, socket_use);
         let published = Published {
             transport,
@@ -420,29 +341,6 @@ impl Enforcer {
         if let Some(PublishHook(sink)) = &self.on_publish {
             sink(&published);
         }
-    }
-
-    fn remember_reply_peer(&self, peer: SocketAddr, by: Decider) {
-        let read = |enforcer: &Self| {
-            enforcer
-                .replies
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .contains_key(&peer)
-        };
-        if read(self) {
-            return;
-        }
-        let mut replies = self
-            .replies
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if replies.len() >= MAX_REPLY_PEERS
-            && let Some(&forgotten) = replies.keys().next()
-        {
-            replies.remove(&forgotten);
-        }
-        replies.insert(peer, by);
     }
 
     /// Decides a lookup of `name` (already normalized: lowercase, punycode).

@@ -8,10 +8,13 @@ mod audit;
 mod enforcer;
 mod names;
 mod own;
+mod ports;
+mod replies;
 #[cfg(test)]
 mod tests;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
-pub use enforcer::{Enforcer, PublishSink, Published};
+pub use enforcer::Enforcer;
 pub use names::{Evicted, Grants, MAX_NAME_GRANTS, NameGrants};
 pub use own::MAX_OWN;
+pub use ports::{PublishSink, Published};

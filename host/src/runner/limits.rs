@@ -99,14 +99,12 @@ impl std::error::Error for LimitExceeded {}
 
 /// The limit state one store carries.
 #[derive(Debug)]
-pub(super) struct Meter {
+pub(crate) struct Meter {
     limits: Limits,
     /// Bytes of linear memory the instance holds, over all its memories.
     memory: u64,
     /// The CPU time it used, when it has a CPU-time limit.
     cpu: Option<Arc<CpuClock>>,
-    /// Its socket cap, if it has one.
-    max_sockets: Option<usize>,
 }
 
 /// The socket cap an instance gets when none is set: half the process's open-file
@@ -118,22 +116,17 @@ pub fn default_max_sockets() -> Option<usize> {
 }
 
 impl Meter {
-    pub(super) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Self {
             limits,
             memory: 0,
             cpu: limits.cpu_time.map(|limit| Arc::new(CpuClock::new(limit))),
-            max_sockets: match limits.max_sockets {
-                Some(0) => None,
-                Some(max) => Some(max),
-                None => default_max_sockets(),
-            },
         }
     }
 
     /// Called when the epoch deadline passes while the instance runs wasm: stops it if
     /// it has used up its CPU time, else yields to tokio.
-    pub(super) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
+    pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<UpdateDeadline> {
         if let Some(clock) = &self.cpu {
             clock.check()?;
         }
@@ -144,16 +137,6 @@ impl Meter {
     /// ([`Metered`](super::cpu::Metered)), if it has a CPU-time limit.
     pub(crate) fn cpu_clock(&self) -> Option<Arc<CpuClock>> {
         self.cpu.clone()
-    }
-
-    /// Reports whether the instance's socket cap was set (`max_sockets`), not the default.
-    pub(super) fn socket_cap_is_set(&self) -> bool {
-        self.limits.max_sockets.is_some_and(|max| max > 0)
-    }
-
-    /// Returns the socket cap, if the instance has one (at least 1).
-    pub(super) fn max_sockets(&self) -> Option<usize> {
-        self.max_sockets
     }
 }
 

@@ -1,21 +1,13 @@
 //! The wasmtime embedding: one [`Runner`] holds the engine and the linker and compiles
 //! components into [`Prepared`] ones; it makes each instance's store, with the
-//! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`]. (Over
-//! 400 lines: the runner, the entry a component runs and each instance's state, which
-//! the linker's shadows all reach.)
+//! [`Enforcer`] deciding every socket use and name lookup and its [`Limits`]. What
+//! sockbox puts in the linker in place of wasmtime-wasi's is the WASI layer's
+//! (`host/src/wasi/`).
 
 mod cache;
 mod cpu;
-mod errors;
 mod limits;
-mod lookup;
-mod nodelay;
-mod ops;
-mod own;
-mod p3;
 pub(crate) mod plugin;
-mod poll;
-mod sockets;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
 pub(crate) use cpu::{CpuClock, Metered};
@@ -27,17 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use wasmtime::component::{Component, Linker, Resource, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView as _};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::enforce::Enforcer;
 use crate::output::Stdio;
 use crate::policy::Transport;
-use limits::Meter;
+pub(crate) use crate::wasi::GuestState;
+pub(crate) use limits::Meter;
 use plugin::PluginPre;
 
 /// How often running guests are given a chance to be interrupted (so a stopped instance
@@ -99,14 +91,8 @@ impl Runner {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .context("add WASI 0.2 to the linker")?;
         wasmtime_wasi::p3::add_to_linker(&mut linker).context("add WASI 0.3 to the linker")?;
-        p3::add_to_linker(&mut linker)
-            .context("add sockbox's WASI 0.3 lookup, socket cap and bind checks to the linker")?;
-        lookup::add_to_linker(&mut linker).context("add sockbox's name lookup to the linker")?;
-        errors::add_to_linker(&mut linker)
-            .context("add sockbox's guest-visible errors to the linker")?;
-        sockets::add_to_linker(&mut linker)
-            .context("add sockbox's socket cap and bind checks to the linker")?;
-        poll::add_to_linker(&mut linker).context("add sockbox's wasi:io/poll to the linker")?;
+        crate::wasi::add_to_linker(&mut linker)
+            .context("add sockbox's WASI functions to the linker")?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()
@@ -211,33 +197,13 @@ impl Runner {
             Stdio::Null => &mut wasi,
             Stdio::Capture(capture) => wasi.stderr(capture),
         };
-        let state = GuestState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            enforcer,
-            meter: Meter::new(limits),
-            readiness: poll::Readiness::default(),
-            tcp_nodelay,
-            sockets_at_most: 0,
-        };
+        let state = GuestState::new(wasi.build(), enforcer, limits, tcp_nodelay);
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.meter);
-        store.epoch_deadline_callback(|mut store| store.data_mut().meter.on_epoch());
+        store.limiter(|state| state.meter());
+        store.epoch_deadline_callback(|mut store| store.data_mut().meter().on_epoch());
         store.set_epoch_deadline(1);
         store
     }
-}
-
-/// Runs `define` with shadowing allowed, so the functions it defines replace
-/// wasmtime-wasi's of the same name.
-fn shadowing(
-    linker: &mut Linker<GuestState>,
-    define: impl FnOnce(&mut Linker<GuestState>) -> wasmtime::Result<()>,
-) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let result = define(linker);
-    linker.allow_shadowing(false);
-    result
 }
 
 /// Everything one instance's store is made from.
@@ -251,7 +217,7 @@ pub(crate) struct Instance {
     /// The one place its socket uses are decided.
     pub enforcer: Arc<Enforcer>,
     pub limits: Limits,
-    /// Whether its TCP sockets get `TCP_NODELAY` (see `nodelay.rs`).
+    /// Whether its TCP sockets get `TCP_NODELAY` (see `wasi/nodelay.rs`).
     pub tcp_nodelay: bool,
 }
 
@@ -412,111 +378,5 @@ impl Exit {
     /// Reports whether the guest succeeded.
     pub fn success(&self) -> bool {
         *self == Self::Code(0)
-    }
-}
-
-/// What each guest's `Store` holds.
-pub(crate) struct GuestState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    enforcer: Arc<Enforcer>,
-    meter: Meter,
-    /// What its `wasi:io/poll` knows of its pollables.
-    readiness: poll::Readiness,
-    /// Whether its TCP sockets get `TCP_NODELAY`.
-    tcp_nodelay: bool,
-    /// At least as many sockets as it holds (see [`GuestState::holds_more_than`]).
-    sockets_at_most: usize,
-}
-
-impl GuestState {
-    /// Returns the instance's CPU clock, if it has a CPU-time limit: every poll of its
-    /// work must be charged to it ([`Metered`]).
-    pub(crate) fn cpu_clock(&self) -> Option<Arc<CpuClock>> {
-        self.meter.cpu_clock()
-    }
-
-    /// Counts how many TCP and UDP sockets (listeners included) the instance holds,
-    /// WASI 0.2's and 0.3's (wasmtime-wasi keeps them as different types), over the
-    /// whole resource table.
-    fn live_sockets(&mut self) -> usize {
-        self.table
-            .iter_mut()
-            .filter(|entry| {
-                entry.is::<wasmtime_wasi::p2::TcpSocket>()
-                    || entry.is::<wasmtime_wasi::p2::UdpSocket>()
-                    || entry.is::<wasmtime_wasi::sockets::TcpSocket>()
-                    || entry.is::<wasmtime_wasi::sockets::UdpSocket>()
-            })
-            .count()
-    }
-
-    /// Counts a socket the instance just got: created, or accepted (and so already in
-    /// the table).
-    fn socket_made(&mut self) {
-        self.sockets_at_most = self.sockets_at_most.saturating_add(1);
-    }
-
-    /// Returns the instance's socket cap when it holds more sockets than that (an
-    /// accepted connection just put it past).
-    fn past_socket_cap(&mut self) -> Option<usize> {
-        let max = self.meter.max_sockets()?;
-        self.holds_more_than(max).then_some(max)
-    }
-
-    /// Reports whether the instance holds as many sockets as its cap allows, so no
-    /// new one may be made.
-    fn at_socket_cap(&mut self) -> bool {
-        self.meter
-            .max_sockets()
-            .is_some_and(|max| self.holds_more_than(max - 1))
-    }
-
-    /// Reports whether the instance holds more than `count` sockets. The count kept is
-    /// an upper bound (every socket made is counted, one dropped is not seen), so the
-    /// table is counted only when that bound passes `count`: a guest far from its cap
-    /// pays an addition per socket, not a walk over its table.
-    fn holds_more_than(&mut self, count: usize) -> bool {
-        if self.sockets_at_most <= count {
-            return false;
-        }
-        self.sockets_at_most = self.live_sockets();
-        self.sockets_at_most > count
-    }
-
-    /// Makes a TCP socket with `create` (wasmtime-wasi's, for either WASI version)
-    /// and, when the instance wants it, sets `TCP_NODELAY` on it (`nodelay.rs`), its
-    /// hop limit read with `get` and set with `set` (wasmtime-wasi's, for that version).
-    fn create_tcp<S: 'static, E, F>(
-        &mut self,
-        create: impl FnOnce(&mut Self) -> Result<Resource<S>, E>,
-        get: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>) -> Result<u8, F>,
-        set: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>, u8) -> Result<(), F>,
-    ) -> Result<Resource<S>, E> {
-        if !self.tcp_nodelay {
-            return create(self);
-        }
-        let search = nodelay::begin();
-        let created = create(self);
-        if let Ok(socket) = &created {
-            let handle = || Resource::new_borrow(socket.rep());
-            if let Ok(original) = get(&mut self.sockets(), handle()) {
-                let marker = nodelay::marker(original);
-                if set(&mut self.sockets(), handle(), marker).is_ok() {
-                    search.finish(marker);
-                }
-                let _ = set(&mut self.sockets(), handle(), original);
-            }
-        }
-        created
-    }
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
     }
 }

@@ -30,34 +30,25 @@ use wasmtime::component::{
     StreamReader, StreamResult,
 };
 use wasmtime::{AsContextMut as _, StoreContextMut};
-use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode as P2ErrorCode;
 use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as LookupError;
 use wasmtime_wasi::p3::bindings::sockets::types::{
     ErrorCode, HostTcpSocket, HostTcpSocketWithStore, HostUdpSocket, IpAddress, IpAddressFamily,
     IpSocketAddress,
 };
-use wasmtime_wasi::p3::sockets::SocketError;
 use wasmtime_wasi::sockets::{
-    SocketAddrUse, TcpSocket, UdpSocket, WasiSockets, WasiSocketsCtxView, WasiSocketsView as _,
+    TcpSocket, UdpSocket, WasiSockets, WasiSocketsCtxView, WasiSocketsView as _,
 };
 
 use super::GuestState;
+use super::errors::{error_code, lookup_code};
 use super::lookup::{self, Started};
-use super::ops::{self, GuestCode, GuestResult, Kind, borrow};
+use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
-use crate::policy::Transport;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
 
-/// What the guest reads when the socket cap refuses a socket.
-const NEW_SOCKET_LIMIT: &str = "new-socket-limit";
-
-/// Shadows wasmtime-wasi's p3 name lookup, socket creation and binds with sockbox's.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    super::shadowing(linker, shadow)
-}
-
-fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+/// Puts this file's functions in the linker.
+pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     linker
         .instance("wasi:sockets/ip-name-lookup@0.3.0")?
         .func_wrap_concurrent(
@@ -67,6 +58,8 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             },
         )?;
     let mut types = linker.instance(TYPES)?;
+    ops::counted_resource::<Tcp>(&mut types, "tcp-socket")?;
+    ops::counted_resource::<Udp>(&mut types, "udp-socket")?;
     types.func_wrap_async(
         "[static]tcp-socket.create",
         |mut store: StoreContextMut<'_, GuestState>, (family,): (IpAddressFamily,)| {
@@ -124,7 +117,7 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 // The handoff keeps wasmtime-wasi's stream, and so the listener, open
                 // until a connection arrives after the guest drops its end: only a cap
                 // set for the instance takes it; the default cap holds at creation.
-                if !store.data().meter.socket_cap_is_set() {
+                if !store.data().socket_count.cap_is_set() {
                     return Ok((Ok(arriving),));
                 }
                 let handoff = Arc::new(Mutex::new(Handoff::default()));
@@ -167,112 +160,27 @@ fn sockets(state: &mut GuestState) -> WasiSocketsCtxView<'_> {
     state.sockets()
 }
 
-impl GuestCode for ErrorCode {
-    fn access_denied() -> Self {
-        Self::AccessDenied
-    }
+ops::socket_kinds! {
+    family: IpAddressFamily, network: (), code: ErrorCode, addr: IpSocketAddress;
 
-    fn new_socket_limit() -> Self {
-        over_cap()
-    }
-
-    fn is_unnamed(&self) -> bool {
-        matches!(self, ErrorCode::Other(_))
-    }
-}
-
-/// WASI 0.3 TCP sockets, for the operations written once.
-enum Tcp {}
-
-impl Kind for Tcp {
-    type Socket = TcpSocket;
-    type Family = IpAddressFamily;
-    type Network = ();
-    type Code = ErrorCode;
-    type Addr = IpSocketAddress;
-    const TRANSPORT: Transport = Transport::Tcp;
-    const BIND: SocketAddrUse = SocketAddrUse::TcpBind;
-
-    fn create(
-        state: &mut GuestState,
-        family: IpAddressFamily,
-    ) -> impl Future<Output = GuestResult<Resource<TcpSocket>, ErrorCode>> + Send {
-        let created = state.create_tcp(
+    /// WASI 0.3 TCP sockets, for the operations written once.
+    Tcp(TcpSocket, Tcp, TcpBind) {
+        create: |state, family| state.create_tcp(
             |state| HostTcpSocket::create(&mut state.sockets(), family),
             |view, socket| HostTcpSocket::get_hop_limit(view, socket),
             |view, socket, value| HostTcpSocket::set_hop_limit(view, socket, value),
-        );
-        std::future::ready(error_code(created))
+        ),
+        family: |sockets, socket| HostTcpSocket::get_address_family(sockets, socket),
+        bind: |sockets, socket, (), addr| HostTcpSocket::bind(sockets, socket, addr).await,
+        local_address: |sockets, socket| HostTcpSocket::get_local_address(sockets, socket),
     }
 
-    fn family(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-    ) -> wasmtime::Result<IpAddressFamily> {
-        HostTcpSocket::get_address_family(&mut state.sockets(), borrow(socket))
-    }
-
-    async fn bind(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-        (): (),
-        addr: SocketAddr,
-    ) -> GuestResult<(), ErrorCode> {
-        let mut sockets = state.sockets();
-        error_code(HostTcpSocket::bind(&mut sockets, borrow(socket), addr.into()).await)
-    }
-
-    fn local_address(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-    ) -> GuestResult<SocketAddr, ErrorCode> {
-        let local = HostTcpSocket::get_local_address(&mut state.sockets(), borrow(socket));
-        Ok(error_code(local)?.map(SocketAddr::from))
-    }
-}
-
-/// WASI 0.3 UDP sockets, for the operations written once.
-enum Udp {}
-
-impl Kind for Udp {
-    type Socket = UdpSocket;
-    type Family = IpAddressFamily;
-    type Network = ();
-    type Code = ErrorCode;
-    type Addr = IpSocketAddress;
-    const TRANSPORT: Transport = Transport::Udp;
-    const BIND: SocketAddrUse = SocketAddrUse::UdpBind;
-
-    async fn create(
-        state: &mut GuestState,
-        family: IpAddressFamily,
-    ) -> GuestResult<Resource<UdpSocket>, ErrorCode> {
-        error_code(HostUdpSocket::create(&mut state.sockets(), family).await)
-    }
-
-    fn family(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-    ) -> wasmtime::Result<IpAddressFamily> {
-        HostUdpSocket::get_address_family(&mut state.sockets(), borrow(socket))
-    }
-
-    async fn bind(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-        (): (),
-        addr: SocketAddr,
-    ) -> GuestResult<(), ErrorCode> {
-        let mut sockets = state.sockets();
-        error_code(HostUdpSocket::bind(&mut sockets, borrow(socket), addr.into()).await)
-    }
-
-    fn local_address(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-    ) -> GuestResult<SocketAddr, ErrorCode> {
-        let local = HostUdpSocket::get_local_address(&mut state.sockets(), borrow(socket));
-        Ok(error_code(local)?.map(SocketAddr::from))
+    /// WASI 0.3 UDP sockets, for the operations written once.
+    Udp(UdpSocket, Udp, UdpBind) {
+        create: |state, family| HostUdpSocket::create(&mut state.sockets(), family).await,
+        family: |sockets, socket| HostUdpSocket::get_address_family(sockets, socket),
+        bind: |sockets, socket, (), addr| HostUdpSocket::bind(sockets, socket, addr).await,
+        local_address: |sockets, socket| HostUdpSocket::get_local_address(sockets, socket),
     }
 }
 
@@ -403,9 +311,9 @@ impl StreamProducer<GuestState> for Capped {
             let state = store.data_mut();
             // The connection is in the table already: counted once, when first judged.
             if this.grace.is_none() {
-                state.socket_made();
+                state.socket_count.made(socket.rep());
             }
-            let Some(max) = state.past_socket_cap() else {
+            let Some(max) = state.socket_count.past_cap() else {
                 this.grace = None;
                 if let Some(host) = handoff.host.take() {
                     host.wake();
@@ -427,10 +335,8 @@ impl StreamProducer<GuestState> for Capped {
             }
             drop(handoff);
             let peer = HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
-            state.table.delete(socket)?;
-            if let Ok(Ok(peer)) = error_code(peer) {
-                state.enforcer.refuse_over_cap(peer.into(), max);
-            }
+            let peer = error_code(peer)?.ok().map(SocketAddr::from);
+            ops::close_over_cap::<Tcp>(state, socket, peer, max)?;
         }
     }
 }
@@ -448,30 +354,5 @@ async fn resolve_addresses(
     };
     Ok(result
         .map(|ips| ips.into_iter().map(IpAddress::from).collect())
-        .map_err(lookup_error))
-}
-
-/// The 0.3 lookup's error for what the shared lookup decided.
-fn lookup_error(code: P2ErrorCode) -> LookupError {
-    match code {
-        P2ErrorCode::AccessDenied => LookupError::AccessDenied,
-        P2ErrorCode::InvalidArgument => LookupError::InvalidArgument,
-        P2ErrorCode::NameUnresolvable => LookupError::NameUnresolvable,
-        P2ErrorCode::TemporaryResolverFailure => LookupError::TemporaryResolverFailure,
-        P2ErrorCode::PermanentResolverFailure => LookupError::PermanentResolverFailure,
-        _ => LookupError::Other(None),
-    }
-}
-
-/// The error a socket past the cap gets.
-fn over_cap() -> ErrorCode {
-    ErrorCode::Other(Some(NEW_SOCKET_LIMIT.to_owned()))
-}
-
-/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
-fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(err) => Ok(Err(err.downcast()?)),
-    }
+        .map_err(lookup_code))
 }

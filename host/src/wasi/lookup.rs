@@ -56,13 +56,10 @@ mod bindings {
 
 use bindings::wasi::sockets::ip_name_lookup::{self, Host, HostResolveAddressStream};
 
-/// Replaces the linker's `wasi:sockets/ip-name-lookup` with sockbox's.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    super::shadowing(linker, |linker| {
-        ip_name_lookup::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(
-            linker,
-            |state| state,
-        )
+/// Replaces the linker's `wasi:sockets/ip-name-lookup` (0.2) with sockbox's.
+pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    ip_name_lookup::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(linker, |state| {
+        state
     })
 }
 

@@ -1,16 +1,14 @@
 //! The socket operations sockbox adds to wasmtime-wasi's, each written once for WASI
 //! 0.2 and 0.3: socket creation within the cap, binds judged on the address they get,
-//! and local addresses as the guest sees them. The version files (`sockets.rs` for
-//! 0.2, `p3.rs` for 0.3) implement [`Kind`] for their TCP and UDP sockets — each
+//! and local addresses as the guest sees them. The version files (`p2.rs` and
+//! `p3.rs`) implement [`Kind`] for their TCP and UDP sockets — each
 //! method one call of wasmtime-wasi's host function for that version — and register
 //! linker entries that call these.
 //!
 //! - **The socket cap** (`max_sockets`): creating a socket past it fails with
-//!   `new-socket-limit` (WASI 0.3.0 has no such code: `other("new-socket-limit")`)
-//!   and the guest goes on. wasmtime-wasi 48 reports a creation that failed with
-//!   `EMFILE`/`ENFILE` as `unknown`; when the process cannot open a descriptor at
-//!   that moment, sockbox reports the cap's own code (Go's `too many open files`), an
-//!   error servers treat as temporary.
+//!   `new-socket-limit` and the guest goes on; a connection accepted past it is
+//!   closed by the host ([`close_over_cap`]). The sockets an instance holds are
+//!   counted as they come and go (`state.rs`).
 //! - **Binds judged on what they get**: a bind to port 0 is checked by wasmtime-wasi
 //!   before the system picks the port; once bound, the real address is decided again
 //!   ([`Enforcer::check_bind`](crate::enforce::Enforcer::check_bind)). A bind the
@@ -26,49 +24,13 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::net::SocketAddr;
 
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{LinkerInstance, Resource, ResourceTable, ResourceType};
 use wasmtime_wasi::sockets::SocketAddrUse;
 
 use super::GuestState;
+use super::errors::{GuestCode, or_socket_limit};
 use crate::policy::Transport;
-
-/// Lists every function sockbox puts in the linker in place of wasmtime-wasi's, by
-/// operation, with the end-to-end test (in `tests/`) that checks it under WASI 0.2
-/// and the one that checks it under 0.3 (often one test over both builds): each row
-/// is `$m!(operation, 0.2 entries, 0.3 entries, p2: test, p3: test)`. The suite
-/// expands it with a macro that names each test function, so a shadow without both
-/// tests fails to build (as wasmtime's `foreach_p2!(assert_test_exists)`). A shadow
-/// of one version only names `none` for the other, with the reason.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! foreach_shadow {
-    ($m:ident) => {
-        $m!(create, "create-tcp-socket create-udp-socket", "[static]tcp-socket.create [static]udp-socket.create",
-            p2: self_connections::the_socket_cap_counts_a_pair,
-            p3: self_connections::the_socket_cap_counts_a_pair);
-        $m!(bind, "[method]tcp-socket.start-bind [method]udp-socket.start-bind", "[method]tcp-socket.bind [method]udp-socket.bind",
-            p2: hardening::bind_to_port_zero_is_judged_on_the_port_it_gets,
-            p3: hardening::bind_to_port_zero_is_judged_on_the_port_it_gets);
-        $m!(local_address, "[method]tcp-socket.local-address [method]udp-socket.local-address", "[method]tcp-socket.get-local-address [method]udp-socket.get-local-address",
-            p2: production::published_ports_through_the_api,
-            p3: production::published_ports_through_the_api);
-        $m!(connect, "[method]tcp-socket.start-connect", "[method]tcp-socket.connect",
-            p2: self_connections::only_the_instance_reaches_its_self_listener,
-            p3: self_connections::only_the_instance_reaches_its_self_listener);
-        $m!(accept, "[method]tcp-socket.accept", "[method]tcp-socket.listen",
-            p2: hardening::max_sockets_is_a_cap_under_100_connections,
-            p3: hardening::max_sockets_is_a_cap_under_100_connections);
-        $m!(lookup, "resolve-addresses", "resolve-addresses",
-            p2: lookup::unresolvable_and_refused_names,
-            p3: p3::names_follow_the_policy);
-        $m!(poll, "poll block ready, stream subscribe, tcp-socket.subscribe/finish-connect/shutdown", "none: 0.3 waits on futures and streams",
-            p2: poll::every_edge_of_the_poll_reports_readiness,
-            p3: none);
-        $m!(errors, "to-debug-string network-error-code", "none: 0.3's error-code has no host text",
-            p2: hardening::a_reset_is_named_without_host_internals,
-            p3: none);
-    };
-}
 
 /// A result for the guest (its error code) inside a result for the host (a trap).
 pub(super) type GuestResult<T, C> = wasmtime::Result<Result<T, C>>;
@@ -115,32 +77,95 @@ pub(super) trait Kind: 'static {
     ) -> GuestResult<SocketAddr, Self::Code>;
 }
 
-/// A WASI version's `error-code`, as the operations here answer with it.
-pub(super) trait GuestCode: Debug + Send + Sized {
-    /// `access-denied`.
-    fn access_denied() -> Self;
-    /// The code for a socket past the cap.
-    fn new_socket_limit() -> Self;
-    /// Whether this is what wasmtime-wasi reports for a creation that failed for lack
-    /// of descriptors (and for other reasons it has no name for).
-    fn is_unnamed(&self) -> bool;
+/// Declares each WASI version's TCP and UDP socket kinds and implements [`Kind`] for
+/// them. The version's types are given once; each kind names its resource, transport
+/// and bind use, and each method is one call of wasmtime-wasi's host function for that
+/// version, an expression over the names its row binds: `sockets` (the instance's
+/// sockets view) and `socket` (a borrowed handle), or for `create` the instance's
+/// `state` and the `family`.
+macro_rules! socket_kinds {
+    (
+        family: $family:ty, network: $network:ty, code: $code:ty, addr: $addr:ty;
+        $(
+            $(#[$doc:meta])*
+            $kind:ident($socket:ty, $transport:ident, $bind_use:ident) {
+                create: |$state:ident, $fam:ident| $create:expr,
+                family: |$fs:ident, $fsock:ident| $family_of:expr,
+                bind: |$bs:ident, $bsock:ident, $bnet:pat_param, $baddr:ident| $bind:expr,
+                local_address: |$ls:ident, $lsock:ident| $local:expr $(,)?
+            }
+        )*
+    ) => {$(
+        $(#[$doc])*
+        enum $kind {}
+
+        impl $crate::wasi::ops::Kind for $kind {
+            type Socket = $socket;
+            type Family = $family;
+            type Network = $network;
+            type Code = $code;
+            type Addr = $addr;
+            const TRANSPORT: $crate::policy::Transport = $crate::policy::Transport::$transport;
+            const BIND: wasmtime_wasi::sockets::SocketAddrUse =
+                wasmtime_wasi::sockets::SocketAddrUse::$bind_use;
+
+            async fn create(
+                state: &mut $crate::wasi::GuestState,
+                family: $family,
+            ) -> $crate::wasi::ops::GuestResult<wasmtime::component::Resource<$socket>, $code> {
+                let ($state, $fam) = (state, family);
+                $crate::wasi::errors::error_code($create)
+            }
+
+            fn family(
+                state: &mut $crate::wasi::GuestState,
+                socket: &wasmtime::component::Resource<$socket>,
+            ) -> wasmtime::Result<$family> {
+                let mut sockets = wasmtime_wasi::sockets::WasiSocketsView::sockets(state);
+                let ($fs, $fsock) = (&mut sockets, $crate::wasi::ops::borrow(socket));
+                $family_of
+            }
+
+            async fn bind(
+                state: &mut $crate::wasi::GuestState,
+                socket: &wasmtime::component::Resource<$socket>,
+                network: $network,
+                addr: std::net::SocketAddr,
+            ) -> $crate::wasi::ops::GuestResult<(), $code> {
+                let mut sockets = wasmtime_wasi::sockets::WasiSocketsView::sockets(state);
+                let ($bs, $bsock, $bnet, $baddr) =
+                    (&mut sockets, $crate::wasi::ops::borrow(socket), network, addr.into());
+                $crate::wasi::errors::error_code($bind)
+            }
+
+            fn local_address(
+                state: &mut $crate::wasi::GuestState,
+                socket: &wasmtime::component::Resource<$socket>,
+            ) -> $crate::wasi::ops::GuestResult<std::net::SocketAddr, $code> {
+                let mut sockets = wasmtime_wasi::sockets::WasiSocketsView::sockets(state);
+                let ($ls, $lsock) = (&mut sockets, $crate::wasi::ops::borrow(socket));
+                Ok($crate::wasi::errors::error_code($local)?.map(std::net::SocketAddr::from))
+            }
+        }
+    )*};
 }
+
+pub(super) use socket_kinds;
 
 /// Creates a socket of `family`, within the socket cap.
 pub(super) async fn create<K: Kind>(
     state: &mut GuestState,
     family: K::Family,
 ) -> GuestResult<Resource<K::Socket>, K::Code> {
-    if state.at_socket_cap() {
+    if state.socket_count.at_cap() {
         return Ok(Err(K::Code::new_socket_limit()));
     }
     Ok(match K::create(state, family).await? {
         Ok(socket) => {
-            state.socket_made();
+            state.socket_count.made(socket.rep());
             Ok(socket)
         }
-        Err(code) if code.is_unnamed() && out_of_descriptors() => Err(K::Code::new_socket_limit()),
-        Err(code) => Err(code),
+        Err(code) => Err(or_socket_limit(code)),
     })
 }
 
@@ -249,18 +274,6 @@ impl BindTarget {
     }
 }
 
-/// Reports whether this process cannot open another descriptor right now.
-pub(super) fn out_of_descriptors() -> bool {
-    match std::fs::File::open("/dev/null") {
-        Ok(_) => false,
-        Err(err) => matches!(err.raw_os_error(), Some(code) if code == EMFILE || code == ENFILE),
-    }
-}
-
-/// `EMFILE` and `ENFILE` on Linux (and every other Unix sockbox builds on).
-const EMFILE: i32 = 24;
-const ENFILE: i32 = 23;
-
 /// Puts `fresh`'s socket in `this`'s place in the table, closing the one that was there.
 fn replace<T: 'static, C: Debug>(
     table: &mut ResourceTable,
@@ -279,6 +292,43 @@ fn replace<T: 'static, C: Debug>(
             "undo a refused bind: no socket could replace it ({code:?})"
         ))),
     }
+}
+
+/// Closes a connection accepted past the socket cap `max`, before the guest could see
+/// it, and records it as refused by the cap (when its `peer` is known). Its peer sees
+/// the connection end, and may try again.
+pub(super) fn close_over_cap<K: Kind>(
+    state: &mut GuestState,
+    socket: Resource<K::Socket>,
+    peer: Option<SocketAddr>,
+    max: usize,
+) -> wasmtime::Result<()> {
+    let handle = socket.rep();
+    state.table.delete(socket)?;
+    state.socket_count.gone(handle);
+    if let Some(peer) = peer {
+        state.enforcer.refuse_over_cap(peer, max);
+    }
+    Ok(())
+}
+
+/// Defines the resource `name` (a version's `tcp-socket` or `udp-socket`) in
+/// `instance` with a destructor that drops the guest's socket as wasmtime-wasi's does
+/// and uncounts it.
+pub(super) fn counted_resource<K: Kind>(
+    instance: &mut LinkerInstance<'_, GuestState>,
+    name: &str,
+) -> wasmtime::Result<()> {
+    instance.resource(
+        name,
+        ResourceType::host::<K::Socket>(),
+        |mut store: StoreContextMut<'_, GuestState>, socket| {
+            let state = store.data_mut();
+            state.table.delete(Resource::<K::Socket>::new_own(socket))?;
+            state.socket_count.gone(socket);
+            Ok(())
+        },
+    )
 }
 
 /// A borrowed handle to the same resource, for calls that take theirs by value.

@@ -12,7 +12,6 @@
 //! - **Readiness**: sockbox's `wasi:io/poll` (`poll.rs`) learns of each socket's
 //!   pollable and streams here.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use wasmtime::StoreContextMut;
@@ -21,12 +20,11 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
     ErrorCode, IpAddressFamily, IpSocketAddress, Network,
 };
 use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp, udp_create_socket};
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketError, TcpSocket, UdpSocket};
-use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView as _};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, TcpSocket, UdpSocket};
+use wasmtime_wasi::sockets::WasiSocketsView as _;
 
-use crate::policy::Transport;
-
-use super::ops::{self, GuestCode, GuestResult, Kind, borrow, out_of_descriptors};
+use super::errors::{error_code, or_socket_limit};
+use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
 use super::{GuestState, poll};
 
@@ -43,12 +41,10 @@ type Accepted = Result<
     ErrorCode,
 >;
 
-/// Shadows wasmtime-wasi's socket creation, bind and accept with sockbox's.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    super::shadowing(linker, shadow)
-}
-
-fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+/// Puts this file's functions in the linker.
+pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    ops::counted_resource::<Tcp>(&mut linker.instance(TCP)?, "tcp-socket")?;
+    ops::counted_resource::<Udp>(&mut linker.instance(UDP)?, "udp-socket")?;
     linker
         .instance("wasi:sockets/tcp-create-socket@0.2.12")?
         .func_wrap_async(
@@ -158,118 +154,33 @@ fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-impl GuestCode for ErrorCode {
-    fn access_denied() -> Self {
-        Self::AccessDenied
-    }
+ops::socket_kinds! {
+    family: IpAddressFamily, network: Resource<Network>, code: ErrorCode, addr: IpSocketAddress;
 
-    fn new_socket_limit() -> Self {
-        ErrorCode::NewSocketLimit
-    }
-
-    fn is_unnamed(&self) -> bool {
-        *self == ErrorCode::Unknown
-    }
-}
-
-/// WASI 0.2 TCP sockets, for the operations written once.
-enum Tcp {}
-
-impl Kind for Tcp {
-    type Socket = TcpSocket;
-    type Family = IpAddressFamily;
-    type Network = Resource<Network>;
-    type Code = ErrorCode;
-    type Addr = IpSocketAddress;
-    const TRANSPORT: Transport = Transport::Tcp;
-    const BIND: SocketAddrUse = SocketAddrUse::TcpBind;
-
-    fn create(
-        state: &mut GuestState,
-        family: IpAddressFamily,
-    ) -> impl Future<Output = GuestResult<Resource<TcpSocket>, ErrorCode>> + Send {
-        let created = state.create_tcp(
+    /// WASI 0.2 TCP sockets, for the operations written once.
+    Tcp(TcpSocket, Tcp, TcpBind) {
+        create: |state, family| state.create_tcp(
             |state| tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family),
             |view, socket| tcp::HostTcpSocket::hop_limit(view, socket),
             |view, socket, value| tcp::HostTcpSocket::set_hop_limit(view, socket, value),
-        );
-        std::future::ready(error_code(created))
+        ),
+        family: |sockets, socket| tcp::HostTcpSocket::address_family(sockets, socket),
+        bind: |sockets, socket, network, addr| {
+            tcp::HostTcpSocket::start_bind(sockets, socket, network, addr).await
+        },
+        local_address: |sockets, socket| tcp::HostTcpSocket::local_address(sockets, socket),
     }
 
-    fn family(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-    ) -> wasmtime::Result<IpAddressFamily> {
-        tcp::HostTcpSocket::address_family(&mut state.sockets(), borrow(socket))
-    }
-
-    async fn bind(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-        network: Resource<Network>,
-        addr: SocketAddr,
-    ) -> GuestResult<(), ErrorCode> {
-        let mut sockets = state.sockets();
-        error_code(
-            tcp::HostTcpSocket::start_bind(&mut sockets, borrow(socket), network, addr.into())
-                .await,
-        )
-    }
-
-    fn local_address(
-        state: &mut GuestState,
-        socket: &Resource<TcpSocket>,
-    ) -> GuestResult<SocketAddr, ErrorCode> {
-        let local = tcp::HostTcpSocket::local_address(&mut state.sockets(), borrow(socket));
-        Ok(error_code(local)?.map(SocketAddr::from))
-    }
-}
-
-/// WASI 0.2 UDP sockets, for the operations written once.
-enum Udp {}
-
-impl Kind for Udp {
-    type Socket = UdpSocket;
-    type Family = IpAddressFamily;
-    type Network = Resource<Network>;
-    type Code = ErrorCode;
-    type Addr = IpSocketAddress;
-    const TRANSPORT: Transport = Transport::Udp;
-    const BIND: SocketAddrUse = SocketAddrUse::UdpBind;
-
-    async fn create(
-        state: &mut GuestState,
-        family: IpAddressFamily,
-    ) -> GuestResult<Resource<UdpSocket>, ErrorCode> {
-        error_code(udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family).await)
-    }
-
-    fn family(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-    ) -> wasmtime::Result<IpAddressFamily> {
-        udp::HostUdpSocket::address_family(&mut state.sockets(), borrow(socket))
-    }
-
-    async fn bind(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-        network: Resource<Network>,
-        addr: SocketAddr,
-    ) -> GuestResult<(), ErrorCode> {
-        let mut sockets = state.sockets();
-        error_code(
-            udp::HostUdpSocket::start_bind(&mut sockets, borrow(socket), network, addr.into())
-                .await,
-        )
-    }
-
-    fn local_address(
-        state: &mut GuestState,
-        socket: &Resource<UdpSocket>,
-    ) -> GuestResult<SocketAddr, ErrorCode> {
-        let local = udp::HostUdpSocket::local_address(&mut state.sockets(), borrow(socket));
-        Ok(error_code(local)?.map(SocketAddr::from))
+    /// WASI 0.2 UDP sockets, for the operations written once.
+    Udp(UdpSocket, Udp, UdpBind) {
+        create: |state, family| {
+            udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family).await
+        },
+        family: |sockets, socket| udp::HostUdpSocket::address_family(sockets, socket),
+        bind: |sockets, socket, network, addr| {
+            udp::HostUdpSocket::start_bind(sockets, socket, network, addr).await
+        },
+        local_address: |sockets, socket| udp::HostUdpSocket::local_address(sockets, socket),
     }
 }
 
@@ -304,30 +215,17 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
     state.readiness.accepted_on(listener_rep);
     let (socket, input, output) = match error_code(accepted)? {
         Ok(accepted) => accepted,
-        Err(ErrorCode::Unknown) if out_of_descriptors() => {
-            return Ok(Err(ErrorCode::NewSocketLimit));
-        }
-        Err(code) => return Ok(Err(code)),
+        Err(code) => return Ok(Err(or_socket_limit(code))),
     };
-    state.socket_made();
-    let Some(max) = state.past_socket_cap() else {
+    state.socket_count.made(socket.rep());
+    let Some(max) = state.socket_count.past_cap() else {
         let (input, output) = poll::watch_streams(state, &socket, input, output)?;
         return Ok(Ok((socket, input, output)));
     };
     let peer = tcp::HostTcpSocket::remote_address(&mut state.sockets(), borrow(&socket));
+    let peer = error_code(peer)?.ok().map(SocketAddr::from);
     state.table.delete(input)?;
     state.table.delete(output)?;
-    state.table.delete(socket)?;
-    if let Ok(Ok(peer)) = error_code(peer) {
-        state.enforcer.refuse_over_cap(SocketAddr::from(peer), max);
-    }
+    ops::close_over_cap::<Tcp>(state, socket, peer, max)?;
     Ok(Err(ErrorCode::WouldBlock))
-}
-
-/// Splits wasmtime-wasi's result into the guest's `error-code` and a trap.
-fn error_code<T>(result: Result<T, SocketError>) -> wasmtime::Result<Result<T, ErrorCode>> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(err) => Ok(Err(err.downcast()?)),
-    }
 }

@@ -223,13 +223,8 @@ impl Readiness {
     }
 }
 
-/// Puts sockbox's `poll`, `block`, `ready`, pollable drop and stream subscriptions in
-/// the linker in place of wasmtime-wasi-io's.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    super::shadowing(linker, shadow)
-}
-
-fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+/// Puts this file's functions in the linker.
+pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     let mut poll = linker.instance(POLL)?;
     poll.resource(
         "pollable",
