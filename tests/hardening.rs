@@ -340,8 +340,7 @@ fn max_sockets_counts_only_real_sockets_with(build: &[&str]) -> Result<()> {
 /// `--max-sockets` caps: of 100 clients held at once against a cap of 11 (a listener
 /// and ten connections), those past the cap are closed by sockbox and audited as
 /// denials by `max-sockets`; the server serves the rest, and anyone once they leave.
-/// Both builds of the guest (0.3's connections arrive through `listen`'s stream, and
-/// wait a moment for a slot before they are closed).
+/// Both builds of the guest (0.3's connections arrive through `listen`'s stream).
 #[test]
 pub(crate) fn max_sockets_is_a_cap_under_100_connections() -> Result<()> {
     for build in BUILDS {

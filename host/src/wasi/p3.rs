@@ -9,9 +9,9 @@
 //! - **sockbox's name lookup**: `resolve-addresses` asks the policy by name and grants
 //!   what it returns, exactly as the 0.2 lookup does ([`lookup::start`]).
 //! - **Accept within the cap**: a connection arriving through `listen`'s stream past
-//!   the cap waits a moment for a slot (a 0.3 guest lets a finished connection go on
-//!   its own task), then is closed by the host and audited (`"rule":"max-sockets"`),
-//!   as for 0.2; the guest never sees it, and the stream goes on with the next one.
+//!   the cap is closed by the host at once and audited (`"rule":"max-sockets"`), as
+//!   for 0.2 ([`ops::close_over_cap`]); the guest never sees it, and the stream goes
+//!   on with the next one.
 //!   Only with a cap set for the instance: under the default cap, wasmtime-wasi's
 //!   stream is handed over as it is (the handoff would keep the listener open after
 //!   the guest drops it, until the next connection arrives), and the cap holds when
@@ -19,7 +19,6 @@
 //!   `other("new-socket-limit")`.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -122,10 +121,7 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 }
                 let handoff = Arc::new(Mutex::new(Handoff::default()));
                 arriving.pipe(&mut store, Intake(Arc::clone(&handoff)))?;
-                let capped = Capped {
-                    handoff,
-                    grace: None,
-                };
+                let capped = Capped { handoff };
                 Ok((Ok(StreamReader::new(&mut store, capped)?),))
             })
         },
@@ -265,18 +261,10 @@ impl Drop for Intake {
     }
 }
 
-/// How long a connection arriving at a full cap waits for a slot before it is closed.
-/// A 0.3 guest drops a finished connection on its own task, a moment after the host
-/// has sent the last bytes and the peer's end of file: without this wait, a peer that
-/// reconnects at once could find the slot it just left still taken.
-const SLOT_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// The guest's stream of connections: each one judged against the socket cap as it
 /// is handed over.
 struct Capped {
     handoff: Arc<Mutex<Handoff>>,
-    /// Running while a connection waits for a slot.
-    grace: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl StreamProducer<GuestState> for Capped {
@@ -309,31 +297,17 @@ impl StreamProducer<GuestState> for Capped {
                 return Poll::Ready(Ok(StreamResult::Completed));
             }
             let state = store.data_mut();
-            // The connection is in the table already: counted once, when first judged.
-            if this.grace.is_none() {
-                state.socket_count.made(socket.rep());
-            }
-            let Some(max) = state.socket_count.past_cap() else {
-                this.grace = None;
-                if let Some(host) = handoff.host.take() {
-                    host.wake();
-                }
-                dst.set_buffer(Some(socket));
-                return Poll::Ready(Ok(StreamResult::Completed));
-            };
-            // At the cap: wait a moment for the guest to let a finished one go.
-            let grace = this
-                .grace
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(SLOT_GRACE)));
-            if grace.as_mut().poll(cx).is_pending() && !finish {
-                handoff.waiting.push_front(socket);
-                return Poll::Pending;
-            }
-            this.grace = None;
+            // The connection is in the table already.
+            state.socket_count.made(socket.rep());
+            // Room for the next one from wasmtime-wasi's stream.
             if let Some(host) = handoff.host.take() {
                 host.wake();
             }
             drop(handoff);
+            let Some(max) = state.socket_count.past_cap() else {
+                dst.set_buffer(Some(socket));
+                return Poll::Ready(Ok(StreamResult::Completed));
+            };
             let peer = HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
             let peer = error_code(peer)?.ok().map(SocketAddr::from);
             ops::close_over_cap::<Tcp>(state, socket, peer, max)?;
