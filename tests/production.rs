@@ -1,6 +1,7 @@
 //! Policy for production: audit-only rollouts, special addresses refused in every
 //! spelling, DNS answers filtered, published ports. Through `sockbox run` and through
-//! the embedding API, with both builds of the guest where the guest takes part.
+//! the embedding API, with both builds of the guest where the guest takes part. (Over
+//! 400 lines: four features, each tested through both front ends.)
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};

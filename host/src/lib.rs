@@ -77,7 +77,7 @@ pub mod sandbox;
 mod wasi;
 
 pub use policy::{Policy, RuleError};
-pub use runner::plugin::NetError;
+pub use runner::bindings::NetError;
 pub use runner::{
     Exit, Limit, LimitExceeded, Limits, Prepared, Runner, WasiVersion, default_max_sockets,
 };

@@ -1,7 +1,8 @@
 //! The shim under a real containerd: a private containerd (its own root, state and
 //! socket in a temporary directory) imports an OCI image of the built-in guest made
 //! here, and `ctr run --runtime io.containerd.sockbox.v1` runs it with annotations for
-//! its policy. Needs root and Debian's `containerd` (`.ci/run` installs it).
+//! its policy. Needs root and Debian's `containerd` (`.ci/run` installs it). (Over 400
+//! lines: the private containerd and the image are set up once for both tests.)
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

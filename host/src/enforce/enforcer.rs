@@ -3,6 +3,7 @@
 //! WASI layer turns a no into the guest's error (`wasi/errors.rs`). What a decision
 //! needs beyond the rules is kept beside it: name grants (`names.rs`), published ports
 //! (`ports.rs`), UDP reply peers (`replies.rs`) and self-connection sockets (`own.rs`).
+//! (Just over 400 lines: every kind of use, decided and recorded in one type.)
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -145,7 +146,7 @@ impl Enforcer {
             allowed = verdict.allowed,
             "decided"
         );
-        let allowed = self.settle(socket_use.into(), Subject::Addr(addr), verdict, None);
+        let allowed = self.take_effect(socket_use.into(), Subject::Addr(addr), verdict, None);
         if own && allowed && matches!(socket_use, SocketAddrUse::TcpListen) {
             self.own.listening(addr);
         }
@@ -208,7 +209,7 @@ impl Enforcer {
         socket_use: SocketAddrUse,
     ) -> bool {
         let verdict = self.decide(guest, guest, socket_use);
-        self.settle(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
+        self.take_effect(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
     }
 
     /// The policy's verdict on a use of `bound` (asked for as `requested`), with what
@@ -246,7 +247,7 @@ impl Enforcer {
 
     /// Makes `verdict` take effect: records it, and answers whether the use goes ahead
     /// (a denial does too, in audit mode, recorded as `would-deny`).
-    fn settle(
+    fn take_effect(
         &self,
         use_kind: UseKind,
         subject: Subject,
@@ -306,7 +307,7 @@ impl Enforcer {
         let host = SocketAddr::new(guest.ip(), publish.host_port);
         let verdict = self.decide(guest, guest, socket_use);
         if !verdict.allowed && self.policy.mode() != Mode::Audit {
-            self.settle(socket_use.into(), Subject::Addr(guest), verdict, None);
+            self.take_effect(socket_use.into(), Subject::Addr(guest), verdict, None);
             return Err(());
         }
         self.ports.begin(socket_use, host);
@@ -347,7 +348,7 @@ impl Enforcer {
     pub fn check_lookup(&self, name: &str) -> bool {
         let verdict = self.policy.decide_lookup(name);
         tracing::debug!(instance = %self.instance, name, allowed = verdict.allowed, "decided lookup");
-        self.settle(
+        self.take_effect(
             UseKind::Lookup,
             Subject::Name(name.to_owned()),
             verdict,
@@ -367,7 +368,7 @@ impl Enforcer {
                     name: name.to_owned(),
                     addr,
                 };
-                self.settle(UseKind::LookupAnswer, subject, verdict, None)
+                self.take_effect(UseKind::LookupAnswer, subject, verdict, None)
             })
             .collect()
     }

@@ -4,10 +4,10 @@
 //! sockbox puts in the linker in place of wasmtime-wasi's is the WASI layer's
 //! (`host/src/wasi/`).
 
+pub(crate) mod bindings;
 mod cache;
 mod cpu;
 mod limits;
-pub(crate) mod plugin;
 
 pub use cache::{CACHE_DIR_ENV, CompileCache};
 pub(crate) use cpu::{CpuClock, Metered};
@@ -29,8 +29,8 @@ use crate::enforce::Enforcer;
 use crate::output::Stdio;
 use crate::policy::Transport;
 pub(crate) use crate::wasi::GuestState;
+use bindings::PluginPre;
 pub(crate) use limits::Meter;
-use plugin::PluginPre;
 
 /// How often running guests are given a chance to be interrupted (so a stopped instance
 /// stops even inside a busy loop).

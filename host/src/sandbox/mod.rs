@@ -38,7 +38,7 @@
 //! ```
 
 mod builder;
-mod output;
+mod outcome;
 mod plugin;
 
 use std::fmt;
@@ -53,7 +53,7 @@ use crate::runner::{
     Prepared, Runner, WasiVersion,
 };
 
-pub use output::{Output, SandboxError};
+pub use outcome::{Output, SandboxError};
 pub use plugin::Plugin;
 
 /// How instances are run: a policy, stdio, arguments, environment and limits, over one

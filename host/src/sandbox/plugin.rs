@@ -8,7 +8,7 @@ use super::{RunIo, SandboxError, within};
 use crate::output::Stdio;
 use crate::policy::Decision;
 use crate::runner::GuestState;
-use crate::runner::plugin::{Bindings, NetError};
+use crate::runner::bindings::{Bindings, NetError};
 
 /// One plugin instance. Calls run one at a time (each takes `&mut self`); its sockets,
 /// memory and limits are its own, and it is gone when dropped.
@@ -77,7 +77,7 @@ impl Plugin {
         let cpu = self.store.data().cpu_clock();
         let call = flows.call_dial(&mut self.store, addr, payload);
         let result = within(self.timeout, cpu.as_deref(), call).await;
-        self.settle(result)
+        self.outcome(result)
     }
 
     /// Listens on `addr`, prints `listening on ADDR` on the plugin's stdout, and echoes
@@ -92,7 +92,7 @@ impl Plugin {
         let cpu = self.store.data().cpu_clock();
         let call = flows.call_serve(&mut self.store, addr, max_conns);
         let result = within(self.timeout, cpu.as_deref(), call).await;
-        self.settle(result)
+        self.outcome(result)
     }
 
     fn usable(&self) -> Result<(), SandboxError> {
@@ -105,7 +105,7 @@ impl Plugin {
     }
 
     /// Turns a call's outcome into the caller's, remembering a failed instance.
-    fn settle<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, SandboxError> {
+    fn outcome<T>(&mut self, result: wasmtime::Result<T>) -> Result<T, SandboxError> {
         result.map_err(|err| {
             let err = SandboxError::from_trap(err);
             self.broken = Some(err.to_string());

@@ -85,8 +85,8 @@ impl ResolveStream {
     }
 
     /// Moves a finished lookup's result into the stream.
-    fn settle(&mut self, result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>) {
-        *self = Self::done(settled(result));
+    fn finish(&mut self, result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>) {
+        *self = Self::done(answer_of(result));
     }
 }
 
@@ -95,7 +95,7 @@ impl Pollable for ResolveStream {
     async fn ready(&mut self) {
         if let Resolving::Pending(handle) = &mut self.state {
             let result = handle.await;
-            self.settle(result);
+            self.finish(result);
         }
     }
 }
@@ -161,7 +161,7 @@ fn resolve(
 }
 
 /// A finished resolver task's answer (a task that failed to finish: permanent failure).
-pub(super) fn settled(
+pub(super) fn answer_of(
     result: Result<Result<Vec<IpAddr>, ErrorCode>, tokio::task::JoinError>,
 ) -> Result<Vec<IpAddr>, ErrorCode> {
     result.unwrap_or(Err(ErrorCode::PermanentResolverFailure))
@@ -215,7 +215,7 @@ impl HostResolveAddressStream for GuestState {
         if let Resolving::Pending(handle) = &mut stream.state {
             match Pin::new(handle).poll(&mut Context::from_waker(Waker::noop())) {
                 Poll::Pending => return Err(ErrorCode::WouldBlock.into()),
-                Poll::Ready(result) => stream.settle(result),
+                Poll::Ready(result) => stream.finish(result),
             }
         }
         match &mut stream.state {

@@ -23,7 +23,7 @@ use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket, udp, udp_crea
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView as _;
 
-use super::errors::{error_code, or_socket_limit};
+use super::errors::{GuestCode as _, error_code, or_socket_limit};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
 use super::{GuestState, poll};
@@ -96,7 +96,7 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 network: network.rep(),
             };
             if own::before_connect(&tcp, state, this.rep(), remote.into()).is_err() {
-                return Ok((Err(ErrorCode::AccessDenied),));
+                return Ok((Err(ErrorCode::access_denied()),));
             }
             let started =
                 tcp::HostTcpSocket::start_connect(&mut state.sockets(), this, network, remote);

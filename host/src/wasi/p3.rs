@@ -39,7 +39,7 @@ use wasmtime_wasi::sockets::{
 };
 
 use super::GuestState;
-use super::errors::{error_code, lookup_code};
+use super::errors::{GuestCode as _, error_code, lookup_code};
 use super::lookup::{self, Started};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
@@ -90,7 +90,7 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                     own::before_connect(&SelfTcp, access.data_mut(), this.rep(), remote.into())
                 });
                 if prepared.is_err() {
-                    return Ok((Err(ErrorCode::AccessDenied),));
+                    return Ok((Err(ErrorCode::access_denied()),));
                 }
                 let sockets = accessor.with_getter::<WasiSockets>(sockets);
                 let connected = <WasiSockets as HostTcpSocketWithStore<GuestState>>::connect(
@@ -323,7 +323,7 @@ async fn resolve_addresses(
     let started = accessor.with(|mut access| lookup::start(&access.data_mut().enforcer, name));
     let result = match started {
         Ok(Started::Done(result)) => result,
-        Ok(Started::Pending(handle)) => lookup::settled(handle.await),
+        Ok(Started::Pending(handle)) => lookup::answer_of(handle.await),
         Err(err) => Err(err.downcast()?),
     };
     Ok(result

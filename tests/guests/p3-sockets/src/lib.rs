@@ -3,7 +3,7 @@
 //! paths, against real sockets on loopback. Modelled on the scenario lists of
 //! wasi-testsuite's and wasmtime's p3 socket tests (bind, connect, listen/accept,
 //! streams, options, states; UDP bind, connect, send/receive; names), written for
-//! sockbox.
+//! sockbox. (Over 400 lines: one function per scenario, the set meant to be read whole.)
 //!
 //! Prints `ok NAME` or `FAIL NAME: why` per scenario and fails (exit 1) if any failed.
 //! Run it with the network granted on loopback and `localhost` resolvable.

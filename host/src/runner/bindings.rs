@@ -4,7 +4,7 @@
 //! wasmtime-wasi's in the linker), so only the exports are bound here: the guest's
 //! `wasi:cli/run` and `sockbox:net/flows`.
 
-mod bindings {
+mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "sockbox:net/plugin",
@@ -17,5 +17,5 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::sockbox::net::flows::NetError;
-pub(crate) use bindings::{Plugin as Bindings, PluginPre};
+pub use generated::exports::sockbox::net::flows::NetError;
+pub(crate) use generated::{Plugin as Bindings, PluginPre};
