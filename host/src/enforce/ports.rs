@@ -5,7 +5,7 @@
 //! ([`Enforcer::begin_bind`](super::Enforcer::begin_bind)), then made on the host's
 //! port; wasmtime-wasi checks that bind on the host's address, and the bind under way
 //! ([`Ports::begin`]) answers that check as already decided. Once bound, the host port
-//! it got is recorded ([`Ports::record`]) and the decision audited with both addresses.
+//! it got is recorded ([`Ports::end`]) and the decision audited with both addresses.
 
 use std::fmt;
 use std::net::SocketAddr;
