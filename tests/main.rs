@@ -28,6 +28,7 @@ mod poll;
 mod production;
 mod sandbox;
 mod self_connections;
+mod several_instances;
 mod stock_wasmtime;
 mod udp;
 mod wit_world;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
-use sockbox_host::launch::{AuditTo, Ending, Report, Settings};
+use sockbox_host::launch::{AuditTo, Ending, Report, Settings, parse_instances};
 use sockbox_host::output::Stdio;
 use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_max_sockets, parse_size};
 use sockbox_host::{Limit, Limits, Prepared, Runner, Sandbox, SandboxBuilder, WasiVersion};
@@ -60,6 +60,12 @@ pub(crate) struct RunArgs {
     /// TCP_NODELAY on them, as Go's net does, so small writes go out at once.
     #[arg(long)]
     no_tcp_nodelay: bool,
+    /// Run the command as N instances, each on its own thread (`auto`: one per core
+    /// this process may use), under one policy, audit and socket cap; their listeners
+    /// on one port share it (SO_REUSEPORT), the kernel spreading connections over them.
+    /// Each instance has its own memory and state.
+    #[arg(long, value_name = "N", value_parser = parse_instances, default_value = "1")]
+    instances: usize,
     /// Compile the component on every run instead of keeping it compiled in the cache
     /// ($SOCKBOX_CACHE_DIR, or ~/.cache/sockbox).
     #[arg(long)]
@@ -157,6 +163,7 @@ impl RunArgs {
             limits,
             audit: self.audit.clone().map(AuditTo::File),
             no_tcp_nodelay: self.no_tcp_nodelay,
+            instances: self.instances,
         })
     }
 }
@@ -333,6 +340,10 @@ mod tests {
                 vec!["--no-tcp-nodelay"],
                 vec![("sockbox.io/no-tcp-nodelay", "true")],
             ),
+            (
+                vec!["--instances", "3"],
+                vec![("sockbox.io/instances", "3")],
+            ),
         ];
         let mut covered = Vec::new();
         for (flags, pairs) in &cases {
@@ -347,6 +358,10 @@ mod tests {
             assert_eq!(from_flags.limits, from_annotations.limits, "{flags:?}");
             assert_eq!(
                 from_flags.no_tcp_nodelay, from_annotations.no_tcp_nodelay,
+                "{flags:?}"
+            );
+            assert_eq!(
+                from_flags.instances, from_annotations.instances,
                 "{flags:?}"
             );
             assert_eq!(

@@ -158,6 +158,7 @@ impl Harness {
             stdout: Stdio::Capture(stdout.clone()),
             stderr: Stdio::Capture(stderr.clone()),
             denials: Arc::clone(&denials),
+            siblings: crate::wasi::Siblings::default(),
         };
         let guest = guest.clone();
         let command = args.clone();

@@ -22,6 +22,9 @@ pub enum Stdio {
     Null,
     /// Kept in memory, readable while the guest runs.
     Capture(Capture),
+    /// Whole lines to the host's own stream, shared by the instances of one run
+    /// ([`Lines`]).
+    Lines(Lines),
 }
 
 impl Stdio {
@@ -34,7 +37,7 @@ impl Stdio {
     pub fn text(&self) -> String {
         match self {
             Self::Capture(capture) => capture.text(),
-            Self::Inherit | Self::Null => String::new(),
+            Self::Inherit | Self::Null | Self::Lines(_) => String::new(),
         }
     }
 }
@@ -214,6 +217,174 @@ impl AsyncWrite for Capture {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Whole lines to the host's stdout or stderr from the instances of one run: each
+/// instance's lines are written whole, never cut by another's, and a `listening on`
+/// line is written once, when every instance has printed it (or ended): a peer that
+/// waits for it finds every instance listening. Clones share one instance's partial
+/// line; [`Lines::another`] makes the writer for another instance.
+#[derive(Debug, Clone)]
+pub struct Lines {
+    run: Arc<RunLines>,
+    /// The instance's line so far.
+    partial: Arc<Mutex<Vec<u8>>>,
+}
+
+#[derive(Debug)]
+struct RunLines {
+    stderr: bool,
+    /// How many instances write.
+    instances: usize,
+    state: Mutex<Announced>,
+}
+
+/// The `listening on` lines of a run.
+#[derive(Debug, Default)]
+struct Announced {
+    /// Each line, with how many instances printed it (`None`: written).
+    lines: Vec<(Vec<u8>, Option<usize>)>,
+    /// How many instances have ended.
+    ended: usize,
+}
+
+/// The line the harness and `sockbox run` wait for, written once for a run.
+const ANNOUNCEMENT: &[u8] = b"listening on ";
+
+impl Lines {
+    /// Lines to the host's stdout, from `instances` instances.
+    pub fn stdout(instances: usize) -> Self {
+        Self::to(false, instances)
+    }
+
+    /// Lines to the host's stderr, from `instances` instances.
+    pub fn stderr(instances: usize) -> Self {
+        Self::to(true, instances)
+    }
+
+    fn to(stderr: bool, instances: usize) -> Self {
+        Self {
+            run: Arc::new(RunLines {
+                stderr,
+                instances: instances.max(1),
+                state: Mutex::default(),
+            }),
+            partial: Arc::default(),
+        }
+    }
+
+    /// The writer for another instance of the same run: the same stream and the same
+    /// `listening on` lines, its own partial line.
+    pub fn another(&self) -> Self {
+        Self {
+            run: Arc::clone(&self.run),
+            partial: Arc::default(),
+        }
+    }
+
+    /// Writes every complete line of `buf` (after the partial line so far); with
+    /// `end`, the last partial line too, and the instance is done.
+    fn write(&self, buf: &[u8], end: bool) {
+        let mut partial = self
+            .partial
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        partial.extend_from_slice(buf);
+        if end && !partial.is_empty() && !partial.ends_with(b"\n") {
+            partial.push(b'\n');
+        }
+        let whole = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |last| last + 1);
+        let lines: Vec<u8> = partial.drain(..whole).collect();
+        drop(partial);
+        let mut out = Vec::with_capacity(lines.len());
+        let mut state = self
+            .run
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for line in lines.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(ANNOUNCEMENT) {
+                state.announce(line);
+            } else {
+                out.extend_from_slice(line);
+            }
+        }
+        if end {
+            state.ended += 1;
+        }
+        state.ready(self.run.instances, &mut out);
+        drop(state);
+        if out.is_empty() {
+            return;
+        }
+        // The host's stream going away must not take the guest down with it.
+        let _ = if self.run.stderr {
+            std::io::stderr().lock().write_all(&out)
+        } else {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out).and_then(|()| stdout.flush())
+        };
+    }
+
+    /// Writes the last partial line: the instance has ended.
+    pub(crate) fn close(&self) {
+        self.write(&[], true);
+    }
+}
+
+impl Announced {
+    /// Counts an instance's `line`.
+    fn announce(&mut self, line: &[u8]) {
+        match self.lines.iter_mut().find(|(known, _)| known == line) {
+            Some((_, Some(count))) => *count += 1,
+            Some((_, None)) => {}
+            None => self.lines.push((line.to_vec(), Some(1))),
+        }
+    }
+
+    /// Moves into `out` each line every instance has printed or ended without.
+    fn ready(&mut self, instances: usize, out: &mut Vec<u8>) {
+        for (line, count) in &mut self.lines {
+            if count.is_some_and(|count| count + self.ended >= instances) {
+                out.extend_from_slice(line);
+                *count = None;
+            }
+        }
+    }
+}
+
+impl IsTerminal for Lines {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Lines {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for Lines {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write(buf, false);
         Poll::Ready(Ok(buf.len()))
     }
 

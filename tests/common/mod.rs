@@ -361,6 +361,14 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Kills the process (a server that serves until stopped) and returns its output.
+    pub fn stop(mut self) -> Result<Finished> {
+        let _ = self.child.kill();
+        self.wait()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if self.readers.is_empty() {

@@ -19,7 +19,7 @@ use crate::runner::{parse_max_sockets, parse_size};
 pub const PREFIX: &str = "sockbox.io/";
 
 /// Every annotation the shim reads, with the `sockbox run` flag it stands for.
-pub const KEYS: [(&str, &str); 17] = [
+pub const KEYS: [(&str, &str); 18] = [
     (
         "sockbox.io/policy",
         "--policy FILE (the file's TOML, inline)",
@@ -43,6 +43,7 @@ pub const KEYS: [(&str, &str); 17] = [
     ("sockbox.io/cpu-time", "--cpu-time DURATION"),
     ("sockbox.io/max-sockets", "--max-sockets N|unlimited"),
     ("sockbox.io/no-tcp-nodelay", "--no-tcp-nodelay"),
+    ("sockbox.io/instances", "--instances N|auto"),
 ];
 
 /// An annotation that could not be read: which, and why, in one line.
@@ -159,11 +160,17 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
         );
     }
     let no_tcp_nodelay = flag(get, "sockbox.io/no-tcp-nodelay")?;
+    let instances = match get("sockbox.io/instances") {
+        Some(count) => super::parse_instances(count)
+            .map_err(|why| AnnotationError::new("sockbox.io/instances", why))?,
+        None => 1,
+    };
     Ok(Settings {
         policy,
         limits,
         audit,
         no_tcp_nodelay,
+        instances,
     })
 }
 

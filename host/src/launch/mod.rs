@@ -18,6 +18,7 @@ use anyhow::Context as _;
 
 use crate::enforce::AuditLog;
 use crate::policy::Policy;
+use crate::sandbox::MAX_INSTANCES;
 use crate::{Exit, Limit, LimitExceeded, Limits, Output, SandboxBuilder, SandboxError};
 
 /// The exit status of a run sockbox refused to start: a bad flag, rule, policy file or
@@ -49,7 +50,7 @@ pub enum AuditTo {
 }
 
 /// What one run is given, by flags or by annotations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Its network policy.
     pub policy: Policy,
@@ -60,6 +61,36 @@ pub struct Settings {
     /// Whether its TCP sockets keep Nagle's algorithm; by default they get
     /// `TCP_NODELAY`.
     pub no_tcp_nodelay: bool,
+    /// How many instances the command runs as (default 1; see
+    /// [`SandboxBuilder::instances`]).
+    pub instances: usize,
+}
+
+impl Default for Settings {
+    /// No network, no limits, denials reported, `TCP_NODELAY`, one instance.
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            limits: Limits::default(),
+            audit: None,
+            no_tcp_nodelay: false,
+            instances: 1,
+        }
+    }
+}
+
+/// Parses a number of instances: `N` (1 to [`MAX_INSTANCES`]) or `auto`, the cores
+/// this process may run on (its CPU affinity and cgroup quota counted).
+pub fn parse_instances(text: &str) -> Result<usize, String> {
+    if text == "auto" {
+        return Ok(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    }
+    match text.parse::<usize>() {
+        Ok(count) if (1..=MAX_INSTANCES).contains(&count) => Ok(count),
+        _ => Err(format!(
+            "`{text}` is not a number of instances (use 1 to {MAX_INSTANCES}, or `auto`)"
+        )),
+    }
 }
 
 /// Where a front end sends the lines sockbox reports (`sockbox: denied …`).
@@ -78,7 +109,8 @@ impl Settings {
         let mut sandbox = sandbox
             .policy(self.policy.clone())
             .limits(self.limits)
-            .tcp_nodelay(!self.no_tcp_nodelay);
+            .tcp_nodelay(!self.no_tcp_nodelay)
+            .instances(self.instances);
         sandbox = match &self.audit {
             Some(AuditTo::File(path)) => {
                 let log = AuditLog::create(path)

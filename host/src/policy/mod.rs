@@ -268,6 +268,20 @@ impl Policy {
         &self.publish
     }
 
+    /// Gives every publication whose host port is 0 the host port `pick` returns for
+    /// it (the instances of one run share one: see `sandbox/instances.rs`).
+    pub(crate) fn pick_host_ports<E>(
+        &mut self,
+        mut pick: impl FnMut(Publish) -> Result<u16, E>,
+    ) -> Result<(), E> {
+        for publish in &mut self.publish {
+            if publish.host_port == 0 {
+                publish.host_port = pick(*publish)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the publication of the guest's `port` over `transport`, if it has one.
     pub fn publication(&self, transport: Transport, port: u16) -> Option<Publish> {
         self.publish

@@ -173,6 +173,7 @@ impl Runner {
             enforcer,
             limits,
             tcp_nodelay,
+            siblings,
         } = instance;
         let policy = enforcer.policy();
         let mut wasi = WasiCtxBuilder::new();
@@ -191,13 +192,15 @@ impl Runner {
             Stdio::Inherit => wasi.inherit_stdout(),
             Stdio::Null => &mut wasi,
             Stdio::Capture(capture) => wasi.stdout(capture),
+            Stdio::Lines(lines) => wasi.stdout(lines),
         };
         match stderr {
             Stdio::Inherit => wasi.inherit_stderr(),
             Stdio::Null => &mut wasi,
             Stdio::Capture(capture) => wasi.stderr(capture),
+            Stdio::Lines(lines) => wasi.stderr(lines),
         };
-        let state = GuestState::new(wasi.build(), enforcer, limits, tcp_nodelay);
+        let state = GuestState::new(wasi.build(), enforcer, limits, tcp_nodelay, siblings);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.meter());
         store.epoch_deadline_callback(|mut store| store.data_mut().meter().on_epoch());
@@ -217,8 +220,10 @@ pub(crate) struct Instance {
     /// The one place its socket uses are decided.
     pub enforcer: Arc<Enforcer>,
     pub limits: Limits,
-    /// Whether its TCP sockets get `TCP_NODELAY` (see `wasi/nodelay.rs`).
+    /// Whether its TCP sockets get `TCP_NODELAY` (see `wasi/sockopt.rs`).
     pub tcp_nodelay: bool,
+    /// The other instances of its run, if any.
+    pub siblings: crate::wasi::Siblings,
 }
 
 /// A command's `wasi:cli/run`, by the WASI version it exports.

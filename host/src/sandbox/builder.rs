@@ -66,6 +66,17 @@ impl SandboxBuilder {
         self
     }
 
+    /// Runs each command as `count` instances (default 1; 0 is 1; at most
+    /// [`MAX_INSTANCES`](super::MAX_INSTANCES)), each on its own thread, under one
+    /// policy, audit trail, denial log and socket cap: a server serves on every core,
+    /// the kernel spreading connections over the instances' listeners on one port
+    /// (`SO_REUSEPORT`). Each instance has its own memory and state; see
+    /// [`Sandbox::run_command`](super::Sandbox::run_command). Plugins are one instance.
+    pub fn instances(mut self, count: usize) -> Self {
+        self.sandbox.instances = count.clamp(1, super::MAX_INSTANCES);
+        self
+    }
+
     /// Sets all the limits at once.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.sandbox.limits = limits;

@@ -38,6 +38,7 @@
 //! ```
 
 mod builder;
+mod instances;
 mod outcome;
 mod plugin;
 
@@ -52,7 +53,9 @@ use crate::runner::{
     Command, CpuClock, Exit, GUEST_PROGRAM, Instance, Limit, LimitExceeded, Limits, Metered,
     Prepared, Runner, WasiVersion,
 };
+use crate::wasi::Siblings;
 
+pub use instances::MAX_INSTANCES;
 pub use outcome::{Output, SandboxError};
 pub use plugin::Plugin;
 
@@ -75,6 +78,8 @@ pub struct Sandbox {
     on_denial: Option<Hook>,
     on_publish: Option<PublishHook>,
     audit: Option<Arc<AuditLog>>,
+    /// How many instances a command runs as (at least 1).
+    instances: usize,
 }
 
 /// The embedder's publish sink, shown in `Debug` output only as there.
@@ -97,20 +102,24 @@ impl fmt::Debug for Hook {
     }
 }
 
-/// Where one instance's output and denials go: its own, never another run's.
+/// What one run's instances share, and no other run's: where their output and
+/// denials go, and their socket count.
 #[derive(Debug, Clone)]
 pub(crate) struct RunIo {
     pub stdout: Stdio,
     pub stderr: Stdio,
     pub denials: Arc<DenialLog>,
+    pub siblings: Siblings,
 }
 
 impl RunIo {
     /// Marks captured streams finished, so readers waiting on them stop.
     pub(crate) fn close(&self) {
         for stdio in [&self.stdout, &self.stderr] {
-            if let Stdio::Capture(capture) = stdio {
-                capture.close();
+            match stdio {
+                Stdio::Capture(capture) => capture.close(),
+                Stdio::Lines(lines) => lines.close(),
+                Stdio::Inherit | Stdio::Null => {}
             }
         }
     }
@@ -143,6 +152,7 @@ impl Sandbox {
                 on_denial: None,
                 on_publish: None,
                 audit: None,
+                instances: 1,
             },
         }
     }
@@ -162,6 +172,11 @@ impl Sandbox {
         self.limits
     }
 
+    /// Returns how many instances a command runs as.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+
     /// Returns fresh output and a fresh denial log for one instance: a captured stream
     /// gets a new, empty capture (teeing as the sandbox's does), so no run sees
     /// another's output.
@@ -178,6 +193,7 @@ impl Sandbox {
             stdout: fresh(&self.stdout),
             stderr: fresh(&self.stderr),
             denials: Arc::new(denials),
+            siblings: Siblings::default(),
         }
     }
 
@@ -198,6 +214,10 @@ impl Sandbox {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        if self.instances > 1 {
+            let args = args.into_iter().map(Into::into).collect();
+            return self.run_instances(component, args).await;
+        }
         self.run_command_with(component, args, self.run_io()).await
     }
 
@@ -325,6 +345,7 @@ impl Sandbox {
             enforcer: Arc::new(enforcer),
             limits: self.limits,
             tcp_nodelay: self.tcp_nodelay,
+            siblings: io.siblings.clone(),
         })
     }
 }

@@ -11,20 +11,20 @@
 //! - `errors.rs`: what a guest learns of a failure — the one map from sockbox's
 //!   refusals and the host's errors to each version's error codes.
 //! - `poll.rs`: sockbox's own `wasi:io/poll` (0.2 only).
-//! - `nodelay.rs`: `TCP_NODELAY` on the guest's TCP sockets.
+//! - `sockopt.rs`: `TCP_NODELAY` and `SO_REUSEPORT` on the guest's new sockets.
 //! - `state.rs`: [`GuestState`], what each instance's store holds.
 
 mod errors;
 mod lookup;
-mod nodelay;
 mod ops;
 mod own;
 mod p2;
 mod p3;
 mod poll;
+mod sockopt;
 mod state;
 
-pub(crate) use state::GuestState;
+pub(crate) use state::{GuestState, Siblings};
 
 use wasmtime::component::Linker;
 

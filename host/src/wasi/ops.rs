@@ -82,7 +82,8 @@ pub(super) trait Kind: 'static {
 /// and bind use, and each method is one call of wasmtime-wasi's host function for that
 /// version, an expression over the names its row binds: `sockets` (the instance's
 /// sockets view) and `socket` (a borrowed handle), or for `create` the instance's
-/// `state` and the `family`.
+/// `state` and the `family`; `hop_limit` names the version's getter and setter, which
+/// mark a new socket while its descriptor is found (`sockopt.rs`).
 macro_rules! socket_kinds {
     (
         family: $family:ty, network: $network:ty, code: $code:ty, addr: $addr:ty;
@@ -90,6 +91,7 @@ macro_rules! socket_kinds {
             $(#[$doc:meta])*
             $kind:ident($socket:ty, $transport:ident, $bind_use:ident) {
                 create: |$state:ident, $fam:ident| $create:expr,
+                hop_limit: ($get_hops:path, $set_hops:path),
                 family: |$fs:ident, $fsock:ident| $family_of:expr,
                 bind: |$bs:ident, $bsock:ident, $bnet:pat_param, $baddr:ident| $bind:expr,
                 local_address: |$ls:ident, $lsock:ident| $local:expr $(,)?
@@ -113,8 +115,14 @@ macro_rules! socket_kinds {
                 state: &mut $crate::wasi::GuestState,
                 family: $family,
             ) -> $crate::wasi::ops::GuestResult<wasmtime::component::Resource<$socket>, $code> {
-                let ($state, $fam) = (state, family);
-                $crate::wasi::errors::error_code($create)
+                let $fam = family;
+                let created = state.create_with_options(
+                    matches!(Self::TRANSPORT, $crate::policy::Transport::Tcp),
+                    async move |$state: &mut $crate::wasi::GuestState| $create,
+                    |view, socket| $get_hops(view, socket),
+                    |view, socket, value| $set_hops(view, socket, value),
+                );
+                $crate::wasi::errors::error_code(created.await)
             }
 
             fn family(
@@ -303,12 +311,13 @@ pub(super) fn close_over_cap<K: Kind>(
     peer: Option<SocketAddr>,
     max: usize,
 ) -> wasmtime::Result<()> {
-    let handle = socket.rep();
-    state.table.delete(socket)?;
-    state.socket_count.gone(handle);
+    // Recorded before the peer can see the end.
     if let Some(peer) = peer {
         state.enforcer.refuse_over_cap(peer, max);
     }
+    let handle = socket.rep();
+    state.table.delete(socket)?;
+    state.socket_count.gone(handle);
     Ok(())
 }
 

@@ -159,11 +159,10 @@ ops::socket_kinds! {
 
     /// WASI 0.2 TCP sockets, for the operations written once.
     Tcp(TcpSocket, Tcp, TcpBind) {
-        create: |state, family| state.create_tcp(
-            |state| tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family),
-            |view, socket| tcp::HostTcpSocket::hop_limit(view, socket),
-            |view, socket, value| tcp::HostTcpSocket::set_hop_limit(view, socket, value),
-        ),
+        create: |state, family| {
+            tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family)
+        },
+        hop_limit: (tcp::HostTcpSocket::hop_limit, tcp::HostTcpSocket::set_hop_limit),
         family: |sockets, socket| tcp::HostTcpSocket::address_family(sockets, socket),
         bind: |sockets, socket, network, addr| {
             tcp::HostTcpSocket::start_bind(sockets, socket, network, addr).await
@@ -176,6 +175,10 @@ ops::socket_kinds! {
         create: |state, family| {
             udp_create_socket::Host::create_udp_socket(&mut state.sockets(), family).await
         },
+        hop_limit: (
+            udp::HostUdpSocket::unicast_hop_limit,
+            udp::HostUdpSocket::set_unicast_hop_limit
+        ),
         family: |sockets, socket| udp::HostUdpSocket::address_family(sockets, socket),
         bind: |sockets, socket, network, addr| {
             udp::HostUdpSocket::start_bind(sockets, socket, network, addr).await

@@ -9,9 +9,10 @@
 //! - **sockbox's name lookup**: `resolve-addresses` asks the policy by name and grants
 //!   what it returns, exactly as the 0.2 lookup does ([`lookup::start`]).
 //! - **Accept within the cap**: a connection arriving through `listen`'s stream past
-//!   the cap is closed by the host at once and audited (`"rule":"max-sockets"`), as
-//!   for 0.2 ([`ops::close_over_cap`]); the guest never sees it, and the stream goes
-//!   on with the next one.
+//!   the cap may wait a moment for the guest to free a slot ([`SLOT_GRACE`]), then is
+//!   closed by the host and audited (`"rule":"max-sockets"`), as for 0.2
+//!   ([`ops::close_over_cap`]); the guest never sees it, and the stream goes on with
+//!   the next one.
 //!   Only with a cap set for the instance: under the default cap, wasmtime-wasi's
 //!   stream is handed over as it is (the handoff would keep the listener open after
 //!   the guest drops it, until the next connection arrives), and the cap holds when
@@ -19,6 +20,7 @@
 //!   `other("new-socket-limit")`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -121,7 +123,11 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 }
                 let handoff = Arc::new(Mutex::new(Handoff::default()));
                 arriving.pipe(&mut store, Intake(Arc::clone(&handoff)))?;
-                let capped = Capped { handoff };
+                let capped = Capped {
+                    handoff,
+                    grace: None,
+                    grace_spent: false,
+                };
                 Ok((Ok(StreamReader::new(&mut store, capped)?),))
             })
         },
@@ -161,11 +167,8 @@ ops::socket_kinds! {
 
     /// WASI 0.3 TCP sockets, for the operations written once.
     Tcp(TcpSocket, Tcp, TcpBind) {
-        create: |state, family| state.create_tcp(
-            |state| HostTcpSocket::create(&mut state.sockets(), family),
-            |view, socket| HostTcpSocket::get_hop_limit(view, socket),
-            |view, socket, value| HostTcpSocket::set_hop_limit(view, socket, value),
-        ),
+        create: |state, family| HostTcpSocket::create(&mut state.sockets(), family),
+        hop_limit: (HostTcpSocket::get_hop_limit, HostTcpSocket::set_hop_limit),
         family: |sockets, socket| HostTcpSocket::get_address_family(sockets, socket),
         bind: |sockets, socket, (), addr| HostTcpSocket::bind(sockets, socket, addr).await,
         local_address: |sockets, socket| HostTcpSocket::get_local_address(sockets, socket),
@@ -174,6 +177,10 @@ ops::socket_kinds! {
     /// WASI 0.3 UDP sockets, for the operations written once.
     Udp(UdpSocket, Udp, UdpBind) {
         create: |state, family| HostUdpSocket::create(&mut state.sockets(), family).await,
+        hop_limit: (
+            HostUdpSocket::get_unicast_hop_limit,
+            HostUdpSocket::set_unicast_hop_limit
+        ),
         family: |sockets, socket| HostUdpSocket::get_address_family(sockets, socket),
         bind: |sockets, socket, (), addr| HostUdpSocket::bind(sockets, socket, addr).await,
         local_address: |sockets, socket| HostUdpSocket::get_local_address(sockets, socket),
@@ -210,6 +217,13 @@ struct Handoff {
     guest: Option<Waker>,
     /// wasmtime-wasi's stream, waiting for room.
     host: Option<Waker>,
+}
+
+/// Lets wasmtime-wasi's stream hand over its next connection.
+fn wake_host(handoff: &mut Handoff) {
+    if let Some(host) = handoff.host.take() {
+        host.wake();
+    }
 }
 
 fn lock(handoff: &Mutex<Handoff>) -> MutexGuard<'_, Handoff> {
@@ -261,10 +275,23 @@ impl Drop for Intake {
     }
 }
 
+/// How long a connection arriving at a full cap may wait for a slot before it is
+/// closed. A 0.3 guest drops a finished connection on its own task, a moment after
+/// the host has sent the last bytes and the peer's end of file: without this wait, a
+/// peer that reconnects at once could find the slot it just left still taken. The
+/// wait ends as soon as the guest drops a socket. Only one connection waits in vain
+/// between two admitted ones: the rest of a flood past the cap is closed at once.
+/// (A 0.2 guest frees nothing while it is in `accept`: there the wait is nil.)
+const SLOT_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The guest's stream of connections: each one judged against the socket cap as it
 /// is handed over.
 struct Capped {
     handoff: Arc<Mutex<Handoff>>,
+    /// Running while a connection waits for a slot.
+    grace: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A connection waited for a slot in vain since the last one admitted.
+    grace_spent: bool,
 }
 
 impl StreamProducer<GuestState> for Capped {
@@ -299,15 +326,29 @@ impl StreamProducer<GuestState> for Capped {
             let state = store.data_mut();
             // The connection is in the table already.
             state.socket_count.made(socket.rep());
-            // Room for the next one from wasmtime-wasi's stream.
-            if let Some(host) = handoff.host.take() {
-                host.wake();
-            }
-            drop(handoff);
             let Some(max) = state.socket_count.past_cap() else {
+                this.grace = None;
+                this.grace_spent = false;
+                wake_host(&mut handoff);
                 dst.set_buffer(Some(socket));
                 return Poll::Ready(Ok(StreamResult::Completed));
             };
+            // At the cap: wait a moment for the guest to let a finished one go, unless
+            // one waited in vain already.
+            if !this.grace_spent && !finish {
+                let grace = this
+                    .grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(SLOT_GRACE)));
+                if grace.as_mut().poll(cx).is_pending() {
+                    state.socket_count.on_slot_freed(cx.waker());
+                    handoff.waiting.push_front(socket);
+                    return Poll::Pending;
+                }
+                this.grace_spent = true;
+            }
+            this.grace = None;
+            wake_host(&mut handoff);
+            drop(handoff);
             let peer = HostTcpSocket::get_remote_address(&mut state.sockets(), borrow(&socket));
             let peer = error_code(peer)?.ok().map(SocketAddr::from);
             ops::close_over_cap::<Tcp>(state, socket, peer, max)?;

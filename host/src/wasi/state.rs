@@ -5,12 +5,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Waker;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView as _};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::{nodelay, poll};
+use super::{poll, sockopt};
 use crate::enforce::Enforcer;
 use crate::runner::{CpuClock, Limits, Meter, default_max_sockets};
 
@@ -26,16 +28,29 @@ pub(crate) struct GuestState {
     pub(super) socket_count: SocketCount,
     /// Whether its TCP sockets get `TCP_NODELAY`.
     tcp_nodelay: bool,
+    /// Whether its sockets get `SO_REUSEPORT` (a run of several instances).
+    reuse_port: bool,
+}
+
+/// What the instances of one run share; one instance alone shares it with nobody.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Siblings {
+    /// How many sockets they hold together, against the run's socket cap.
+    pub sockets: Arc<AtomicUsize>,
+    /// Whether there are several: their sockets get `SO_REUSEPORT`, so that their
+    /// listeners on one port share it.
+    pub several: bool,
 }
 
 impl GuestState {
     /// The state of an instance with WASI context `wasi`, network `enforcer` and
-    /// `limits`.
+    /// `limits`, one of `siblings`.
     pub(crate) fn new(
         wasi: WasiCtx,
         enforcer: Arc<Enforcer>,
         limits: Limits,
         tcp_nodelay: bool,
+        siblings: Siblings,
     ) -> Self {
         Self {
             wasi,
@@ -43,8 +58,9 @@ impl GuestState {
             enforcer,
             meter: Meter::new(limits),
             readiness: poll::Readiness::default(),
-            socket_count: SocketCount::new(limits.max_sockets),
+            socket_count: SocketCount::new(limits.max_sockets, siblings.sockets),
             tcp_nodelay,
+            reuse_port: siblings.several,
         }
     }
 
@@ -59,31 +75,55 @@ impl GuestState {
         self.meter.cpu_clock()
     }
 
-    /// Makes a TCP socket with `create` (wasmtime-wasi's, for either WASI version)
-    /// and, when the instance wants it, sets `TCP_NODELAY` on it (`nodelay.rs`), its
-    /// hop limit read with `get` and set with `set` (wasmtime-wasi's, for that version).
-    pub(super) fn create_tcp<S: 'static, E, F>(
+    /// Makes a socket with `create` (wasmtime-wasi's, for either WASI version and
+    /// transport) and sets on it the options the instance wants (`sockopt.rs`):
+    /// `TCP_NODELAY` on a `tcp` socket, `SO_REUSEPORT` in a run of several instances.
+    /// Its hop limit, the search's marker, is read with `get` and set with `set`
+    /// (wasmtime-wasi's, for that version and transport). `SO_REUSEPORT` is a
+    /// condition for a sibling's bind, so a socket whose descriptor was not found (a
+    /// descriptor another thread closed between the search's start and the socket's
+    /// making) is closed and made again, a few times.
+    pub(super) async fn create_with_options<S: 'static, E, F>(
         &mut self,
-        create: impl FnOnce(&mut Self) -> Result<Resource<S>, E>,
+        tcp: bool,
+        create: impl AsyncFn(&mut Self) -> Result<Resource<S>, E>,
         get: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>) -> Result<u8, F>,
         set: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>, u8) -> Result<(), F>,
     ) -> Result<Resource<S>, E> {
-        if !self.tcp_nodelay {
-            return create(self);
+        /// How many sockets are made for one that must get `SO_REUSEPORT`.
+        const ATTEMPTS: usize = 4;
+        let options = sockopt::Options {
+            tcp,
+            nodelay: self.tcp_nodelay,
+            reuse_port: self.reuse_port,
+        };
+        if !options.any() {
+            return create(self).await;
         }
-        let search = nodelay::begin();
-        let created = create(self);
-        if let Ok(socket) = &created {
+        let mut attempts = 1;
+        loop {
+            let search = sockopt::begin();
+            let created = create(self).await;
+            let Ok(socket) = &created else {
+                return created;
+            };
             let handle = || Resource::new_borrow(socket.rep());
+            let mut found = false;
             if let Ok(original) = get(&mut self.sockets(), handle()) {
-                let marker = nodelay::marker(original);
+                let marker = sockopt::marker(original);
                 if set(&mut self.sockets(), handle(), marker).is_ok() {
-                    search.finish(marker);
+                    found = search.finish(marker, options, attempts == ATTEMPTS);
                 }
                 let _ = set(&mut self.sockets(), handle(), original);
             }
+            if found || !options.reuse_port || attempts == ATTEMPTS {
+                return created;
+            }
+            if let Ok(socket) = created {
+                let _ = self.table.delete(socket);
+            }
+            attempts += 1;
         }
-        created
     }
 }
 
@@ -99,7 +139,8 @@ impl WasiView for GuestState {
 /// The sockets (TCP and UDP, listeners included, of either WASI version) an instance
 /// holds, by their handles, kept as they come and go: a socket is counted when sockbox
 /// creates or accepts it, and uncounted when the guest drops it (sockbox's resource
-/// destructors) or sockbox closes it. Exact, and O(1) a change.
+/// destructors) or sockbox closes it. Exact, and O(1) a change. The cap is the run's:
+/// the instances of a run count into one total.
 ///
 /// A WASI 0.3 connection accepted through a listener's stream that sockbox does not
 /// take over (no cap set for the instance, see `p3.rs`) is not counted: under the
@@ -107,24 +148,37 @@ impl WasiView for GuestState {
 pub(crate) struct SocketCount {
     /// The handles of the sockets counted.
     held: HashSet<u32>,
+    /// The sockets the run's instances hold together.
+    total: Arc<AtomicUsize>,
     /// The cap, if any (at least 1).
     max: Option<usize>,
     /// Whether the cap was set for the instance, not the default.
     set: bool,
+    /// Waiting for a slot to free: woken when the instance lets a socket go.
+    waiting: Vec<Waker>,
 }
 
 impl SocketCount {
-    /// A count against the cap `max_sockets` (`Some(0)`: none; `None`: the default,
-    /// [`default_max_sockets`]).
-    fn new(max_sockets: Option<usize>) -> Self {
+    /// A count into `total` against the cap `max_sockets` (`Some(0)`: none; `None`:
+    /// the default, [`default_max_sockets`]).
+    fn new(max_sockets: Option<usize>, total: Arc<AtomicUsize>) -> Self {
         Self {
             held: HashSet::new(),
+            total,
             max: match max_sockets {
                 Some(0) => None,
                 Some(max) => Some(max),
                 None => default_max_sockets(),
             },
             set: max_sockets.is_some_and(|max| max > 0),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// Wakes `waker` when the instance next lets a socket go.
+    pub(super) fn on_slot_freed(&mut self, waker: &Waker) {
+        if !self.waiting.iter().any(|known| known.will_wake(waker)) {
+            self.waiting.push(waker.clone());
         }
     }
 
@@ -135,23 +189,39 @@ impl SocketCount {
 
     /// Counts the socket with handle `socket`, just created or accepted.
     pub(super) fn made(&mut self, socket: u32) {
-        self.held.insert(socket);
+        if self.held.insert(socket) {
+            self.total.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Uncounts the socket with handle `socket`: dropped or closed.
     pub(super) fn gone(&mut self, socket: u32) {
-        self.held.remove(&socket);
+        if self.held.remove(&socket) {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            for waker in self.waiting.drain(..) {
+                waker.wake();
+            }
+        }
     }
 
     /// Reports whether as many sockets are held as the cap allows, so no new one may be
     /// made.
     pub(super) fn at_cap(&self) -> bool {
-        self.max.is_some_and(|max| self.held.len() >= max)
+        self.max
+            .is_some_and(|max| self.total.load(Ordering::Relaxed) >= max)
     }
 
     /// Returns the cap when more sockets than that are held (an accepted connection
-    /// just put the instance past it).
+    /// just put the run past it).
     pub(super) fn past_cap(&self) -> Option<usize> {
-        self.max.filter(|&max| self.held.len() > max)
+        self.max
+            .filter(|&max| self.total.load(Ordering::Relaxed) > max)
+    }
+}
+
+impl Drop for SocketCount {
+    /// The instance is gone, and its sockets with its store.
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.held.len(), Ordering::Relaxed);
     }
 }

@@ -1,9 +1,14 @@
-//! `TCP_NODELAY` on the TCP sockets an instance makes, as Go's `net` sets it: a small
-//! write goes out at once instead of waiting for the peer's acknowledgement of the
-//! last one (Nagle's algorithm).
+//! Socket options wasi:sockets has no word for, set on the sockets an instance makes:
 //!
-//! wasi:sockets has no option for it, and wasmtime-wasi 48 keeps each socket's
-//! descriptor to itself, so sockbox finds the descriptor of a socket just made:
+//! - `TCP_NODELAY` on TCP sockets, as Go's `net` sets it: a small write goes out at
+//!   once instead of waiting for the peer's acknowledgement of the last one (Nagle's
+//!   algorithm).
+//! - `SO_REUSEPORT` on TCP and UDP sockets, when a run has several instances
+//!   (`--instances`): their listeners on one port form one group, and the kernel
+//!   spreads connections and datagrams over them.
+//!
+//! wasmtime-wasi 48 keeps each socket's descriptor to itself, so sockbox finds the
+//! descriptor of a socket just made:
 //!
 //! - **Where to look**: the lowest descriptor free just before the socket was made
 //!   (the one the kernel gives a new socket), or one of the next [`NEIGHBOURS`] if
@@ -18,10 +23,12 @@
 //!   the duplicate, which names the same socket. Unlike `pidfd_getfd`, this needs no
 //!   privilege a container's seccomp profile may withhold.
 //!
-//! A listener's option is inherited by the connections it accepts (Linux), so one
-//! setting at `create` covers clients, listeners and accepted connections alike. The
-//! option is a speed-up, never a condition: a search that finds nothing leaves the
-//! socket as the system made it (a warning the first time, if none ever succeeded).
+//! A listener's `TCP_NODELAY` is inherited by the connections it accepts (Linux), so
+//! one setting at `create` covers clients, listeners and accepted connections alike.
+//! `TCP_NODELAY` is a speed-up, never a condition: a search that finds nothing leaves
+//! the socket as the system made it (a warning the first time, if none ever
+//! succeeded). Without `SO_REUSEPORT`, a second instance's bind to the port its
+//! sibling holds fails with `address-in-use` (a warning too).
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::net::SocketAddr;
@@ -33,8 +40,26 @@ use rustix::net::sockopt;
 /// How many descriptors past the likely one a search looks at.
 pub(super) const NEIGHBOURS: RawFd = 4;
 
-/// A search for the descriptor of a TCP socket about to be made: begun before it is
-/// made, finished once it is marked.
+/// What to set on a new socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Options {
+    /// A TCP socket (else UDP).
+    pub tcp: bool,
+    /// Set `TCP_NODELAY` (TCP only).
+    pub nodelay: bool,
+    /// Set `SO_REUSEPORT`.
+    pub reuse_port: bool,
+}
+
+impl Options {
+    /// Whether there is anything to set.
+    pub(super) fn any(self) -> bool {
+        (self.tcp && self.nodelay) || self.reuse_port
+    }
+}
+
+/// A search for the descriptor of a socket about to be made: begun before it is made,
+/// finished once it is marked.
 pub(super) struct Search {
     /// The lowest descriptor free just before the socket was made.
     likely: Option<RawFd>,
@@ -70,15 +95,24 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 
 impl Search {
     /// With the new socket's hop limit at `marker`, finds its descriptor and sets
-    /// `TCP_NODELAY` on it; reports whether it did.
-    pub(super) fn finish(self, marker: u8) -> bool {
+    /// `options` on it; reports whether it did. A `last` search that fails warns.
+    pub(super) fn finish(self, marker: u8, options: Options, last: bool) -> bool {
         let set = self.likely.is_some_and(|likely| {
-            (likely..=likely.saturating_add(NEIGHBOURS)).any(|fd| set_if_marked(fd, marker))
+            (likely..=likely.saturating_add(NEIGHBOURS))
+                .any(|fd| set_if_marked(fd, marker, options))
         });
-        tracing::trace!(likely = ?self.likely, set, "TCP_NODELAY on a new socket");
+        tracing::trace!(likely = ?self.likely, set, ?options, "options on a new socket");
         if set {
             FOUND_ANY.store(true, Ordering::Relaxed);
-        } else if !FOUND_ANY.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed) {
+        } else if options.reuse_port && last {
+            tracing::warn!(
+                "could not set SO_REUSEPORT on a new socket: another instance's bind to the \
+                 port it binds will fail with address-in-use"
+            );
+        } else if !options.reuse_port
+            && !FOUND_ANY.load(Ordering::Relaxed)
+            && !WARNED.swap(true, Ordering::Relaxed)
+        {
             tracing::warn!(
                 "could not set TCP_NODELAY on a new TCP socket: small writes may wait for \
                  the peer (Nagle's algorithm); --no-tcp-nodelay stops trying"
@@ -88,13 +122,18 @@ impl Search {
     }
 }
 
-/// Sets `TCP_NODELAY` on descriptor `fd` if it is a fresh TCP socket (unbound,
+/// Sets `options` on descriptor `fd` if it is a fresh socket of their kind (unbound,
 /// unconnected) carrying `marker` as its hop limit; reports whether it did.
-fn set_if_marked(fd: RawFd, marker: u8) -> bool {
+fn set_if_marked(fd: RawFd, marker: u8, options: Options) -> bool {
     let Some(socket) = duplicate(fd) else {
         return false;
     };
-    if !sockopt::socket_type(&socket).is_ok_and(|kind| kind == rustix::net::SocketType::STREAM) {
+    let kind = if options.tcp {
+        rustix::net::SocketType::STREAM
+    } else {
+        rustix::net::SocketType::DGRAM
+    };
+    if !sockopt::socket_type(&socket).is_ok_and(|found| found == kind) {
         return false;
     }
     let local = rustix::net::getsockname(&socket)
@@ -111,7 +150,8 @@ fn set_if_marked(fd: RawFd, marker: u8) -> bool {
     };
     marked
         && rustix::net::getpeername(&socket).is_err()
-        && sockopt::set_tcp_nodelay(&socket, true).is_ok()
+        && (!(options.tcp && options.nodelay) || sockopt::set_tcp_nodelay(&socket, true).is_ok())
+        && (!options.reuse_port || sockopt::set_socket_reuseport(&socket, true).is_ok())
 }
 
 /// A descriptor of this process's own, duplicated: what `fd` names now, if anything.
@@ -136,6 +176,12 @@ mod tests {
         socket2::Socket::new(domain, socket2::Type::STREAM, None).expect("socket")
     }
 
+    const NODELAY: Options = Options {
+        tcp: true,
+        nodelay: true,
+        reuse_port: false,
+    };
+
     /// A new TCP socket carrying the marker gets the option; one without it, a bound
     /// socket and a file do not.
     #[test]
@@ -145,7 +191,7 @@ mod tests {
         let socket = fresh(socket2::Domain::IPV6);
         let mark = marker(64);
         socket.set_unicast_hops_v6(u32::from(mark)).expect("mark");
-        assert!(search.finish(mark));
+        assert!(search.finish(mark, NODELAY, true));
         assert!(socket.tcp_nodelay().expect("read the option"));
         assert!(!other.tcp_nodelay().expect("read the option"));
 
@@ -153,9 +199,9 @@ mod tests {
         socket2::SockRef::from(&bound)
             .set_ttl_v4(u32::from(mark))
             .expect("mark");
-        assert!(!set_if_marked(bound.as_raw_fd(), mark));
+        assert!(!set_if_marked(bound.as_raw_fd(), mark, NODELAY));
         let file = std::fs::File::open("/dev/null").expect("open");
-        assert!(!set_if_marked(file.as_raw_fd(), mark));
+        assert!(!set_if_marked(file.as_raw_fd(), mark, NODELAY));
     }
 
     /// A guest cannot steer the search: its sockets carrying every possible hop limit
@@ -173,7 +219,7 @@ mod tests {
         let socket = fresh(socket2::Domain::IPV4);
         let mark = marker(64);
         socket.set_ttl_v4(u32::from(mark)).expect("mark");
-        assert!(search.finish(mark));
+        assert!(search.finish(mark, NODELAY, true));
         assert!(socket.tcp_nodelay().expect("read the option"));
         assert!(
             decoys
@@ -187,9 +233,35 @@ mod tests {
             .collect();
         let far = fresh(socket2::Domain::IPV4);
         far.set_ttl_v4(u32::from(mark)).expect("mark");
-        assert!(!search.finish(mark), "past the descriptors searched");
+        assert!(
+            !search.finish(mark, NODELAY, true),
+            "past the descriptors searched"
+        );
         assert!(!far.tcp_nodelay().expect("read the option"));
         drop(spacers);
+    }
+
+    /// A run of several instances gets `SO_REUSEPORT` on its UDP and TCP sockets; a
+    /// socket of the other kind carrying the marker is not touched.
+    #[test]
+    fn reuse_port_on_the_marked_socket_of_its_kind() {
+        let search = begin();
+        let udp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        let mark = marker(64);
+        udp.set_ttl_v4(u32::from(mark)).expect("mark");
+        let options = Options {
+            tcp: false,
+            nodelay: true,
+            reuse_port: true,
+        };
+        assert!(search.finish(mark, options, true));
+        assert!(udp.reuse_port().expect("read the option"));
+
+        let tcp = fresh(socket2::Domain::IPV4);
+        tcp.set_ttl_v4(u32::from(mark)).expect("mark");
+        assert!(!set_if_marked(tcp.as_raw_fd(), mark, options));
+        assert!(!tcp.reuse_port().expect("read the option"));
     }
 
     #[test]
