@@ -200,10 +200,28 @@ fn instances_stop_as_one_run() -> Result<()> {
 }
 
 /// A bind to port 0 is each instance's own: each one's socket pair (a listener on
-/// loopback port 0, connected to itself) works, and is its own.
+/// loopback port 0, connected to itself) works, and is its own; servers on port 0
+/// each print their own `listening on`, and each serves.
 #[test]
 fn each_instance_has_its_own_port_zero() -> Result<()> {
     for build in BUILDS {
+        let mut run = sockbox();
+        run.arg("run").args(build).args(["--instances", "2"]);
+        run.args([
+            "--allow-listen",
+            "tcp://127.0.0.1:*",
+            "--",
+            "echo",
+            "127.0.0.1:0",
+        ]);
+        let server = Process::spawn(run)?;
+        let (first, second) = (server.listening_addr()?, server.listening_addr()?);
+        ensure!(first != second, "{build:?}: {first} twice");
+        for addr in [first, second] {
+            assert_eq!(echo_round_trip(addr, b"own port")?, b"own port");
+        }
+        drop(server.stop()?);
+
         let mut run = sockbox();
         run.arg("run")
             .args(build)

@@ -328,10 +328,12 @@ fn image_archive(dir: &Path, image: &Image) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A `ctr run` in the background: its stdout's lines as they come, all of it at the end.
+/// A `ctr run` in the background: its stdout's and stderr's lines as they come, all
+/// of it at the end.
 struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
+    err_lines: mpsc::Receiver<String>,
     stderr: std::thread::JoinHandle<String>,
 }
 
@@ -350,14 +352,20 @@ impl Running {
                 let _ = send.send(line);
             }
         });
+        let (send_err, err_lines) = mpsc::channel();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
+            for line in BufReader::new(&mut stderr).lines().map_while(Result::ok) {
+                text.push_str(&line);
+                text.push('\n');
+                let _ = send_err.send(line);
+            }
             text
         });
         Ok(Self {
             child,
             lines,
+            err_lines,
             stderr,
         })
     }
@@ -373,6 +381,21 @@ impl Running {
                 .context("no `listening on` line")?;
             if let Some(addr) = sockbox_host::harness::parse_listening(&line) {
                 return addr.map_err(anyhow::Error::msg);
+            }
+        }
+    }
+
+    /// Waits for a line on stderr starting with `prefix` and returns the rest of it.
+    fn stderr_line(&self, prefix: &str) -> Result<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .err_lines
+                .recv_timeout(left)
+                .with_context(|| format!("no `{prefix}` line"))?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.to_owned());
             }
         }
     }
@@ -453,8 +476,9 @@ fn containerd_runs_the_0_3_entry_of_a_command_exporting_both() -> Result<()> {
     Ok(())
 }
 
-/// `image`'s echo served under an allow-listen annotation, a dial refused by its
-/// annotation, the audit on the container's stderr, and a malformed annotation.
+/// `image`'s echo served under an allow-listen annotation, then by two instances on a
+/// published port, a dial refused by its annotation, the audit on the container's
+/// stderr, and a malformed annotation.
 fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     // A server allowed to listen on loopback: echo through it, from here.
     let started = Instant::now();
@@ -481,6 +505,39 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     ensure!(echo(addr, b"through containerd")? == b"through containerd");
     containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "echo"])?;
     server.finish()?;
+
+    // Two instances (`sockbox.io/instances`) on one published port: both serve.
+    let server = Running::spawn(containerd.run(
+        image,
+        "instances",
+        &[
+            "sockbox.io/instances=2",
+            "sockbox.io/allow-listen=tcp://127.0.0.1:8080",
+            "sockbox.io/publish=0:8080",
+            "sockbox.io/audit=stderr",
+        ],
+        &["echo", "127.0.0.1:8080"],
+    ))?;
+    let published = server.stderr_line("sockbox: published tcp 127.0.0.1:8080 on ");
+    let host: SocketAddr = match published.and_then(|host| Ok(host.parse()?)) {
+        Ok(host) => host,
+        Err(err) => {
+            let _ = containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "instances"]);
+            let (_, output) = server.finish()?;
+            bail!("{err}\n{output}");
+        }
+    };
+    server.listening_addr()?;
+    for i in 0..20 {
+        let message = format!("to one of two, {i}");
+        ensure!(echo(host, message.as_bytes())? == message.as_bytes());
+    }
+    containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "instances"])?;
+    let (_, output) = server.finish()?;
+    for instance in ["/1", "/2"] {
+        let accepted = format!(r#"{instance}","use":"tcp-accept""#);
+        ensure!(output.contains(&accepted), "no {accepted} in\n{output}");
+    }
 
     // A client whose annotation allows another port: refused, and nothing arrives.
     let listener = TcpListener::bind("127.0.0.1:0")?;

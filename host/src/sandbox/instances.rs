@@ -9,9 +9,10 @@
 //!   run, picked here before any instance starts and held by a bound socket of
 //!   sockbox's (in the group, never listening) until an instance binds it. A bind to
 //!   port 0 is each instance's own: its own port, as a socket pair's listener must be.
-//! - **One run's output.** A `listening on` line is written once, when every instance
-//!   has printed it (or ended), and a `sockbox: published …` line once; every other
-//!   line of every instance whole ([`Lines`]).
+//! - **One run's output.** `listening on` lines are held until every instance has
+//!   printed its own (or ended), and a line all print alike is written once, as is a
+//!   `sockbox: published …` line; every other line of every instance whole
+//!   ([`Lines`]).
 //! - **The end.** The run ends when every instance has; its status is that of the
 //!   first instance to end otherwise than with status 0 (a trap, a limit, a failure),
 //!   or 0. An instance that ends early leaves the others serving.
