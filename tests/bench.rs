@@ -195,3 +195,47 @@ fn a_good_run_writes_table_json_and_chart() -> Result<()> {
     }
     Ok(())
 }
+
+/// Both native servers stand beside each other: each row's ratio to the thread per
+/// connection (`ratio`) and to the event loop (`vs loop`, 1.00× on its own row).
+#[test]
+fn both_native_servers_are_baselines() -> Result<()> {
+    let mut command = sockbox();
+    command
+        .args(["bench", "--only", "native,native-loop,sockbox-splice"])
+        .args([
+            "--scenarios",
+            "pingpong",
+            "--duration",
+            "200ms",
+            "--warmup",
+            "50ms",
+        ]);
+    let finished = Process::run(command)?;
+    assert_eq!(finished.status.code(), Some(0), "{finished}");
+    let rows: Vec<Vec<&str>> = finished
+        .stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{finished}");
+    assert_eq!(rows[0].last(), Some(&"loop"), "{finished}");
+    let row = |server: &str| {
+        rows.iter()
+            .find(|row| row.contains(&server))
+            .unwrap_or_else(|| panic!("no {server} row in\n{finished}"))
+    };
+    assert_eq!(row("native-loop").last(), Some(&"1.00×"), "{finished}");
+    assert_eq!(
+        row("native")[row("native").len() - 2],
+        "1.00×",
+        "{finished}"
+    );
+    assert!(
+        row("sockbox-splice")
+            .last()
+            .is_some_and(|r| r.ends_with('×')),
+        "{finished}"
+    );
+    Ok(())
+}

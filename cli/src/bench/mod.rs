@@ -1,11 +1,11 @@
 //! `sockbox bench`: the guest's `echo` against native servers, side by side, in one
 //! run.
 //!
-//! It starts the servers it compares — a native Rust `std::net` echo server in this
-//! process (thread per connection), the built-in guest's `echo` under `sockbox run`
-//! (WASI 0.2: host-side splice, and `--copy`; WASI 0.3: host-side forwarding, and
-//! `--copy`), and any `--target NAME=ADDR` (Go's echo server, the guest under stock
-//! `wasmtime run`) — and drives each with the same native load client: ping-pong over
+//! It starts the servers it compares — two native Rust echo servers in this process (a
+//! thread per connection; one event loop, tokio's current-thread runtime), the
+//! built-in guest's `echo` under `sockbox run` (WASI 0.2: host-side splice, and
+//! `--copy`; WASI 0.3: host-side forwarding, and `--copy`) and under stock `wasmtime
+//! run` when found, and any `--target NAME=ADDR` (Go's echo server) — and drives each with the same native load client: ping-pong over
 //! one and over many connections (round trips/s, p50 and p99), one busy connection
 //! among many idle ones, a bulk stream (GB/s), the start-up of `sockbox run` (and
 //! `wasmtime run`), and the memory each idle connection costs a `sockbox run` server. Every echoed byte is
@@ -37,9 +37,9 @@ pub struct BenchArgs {
     /// An external echo server to compare, as NAME=ADDR (e.g. go=127.0.0.1:9000).
     #[arg(long = "target", value_name = "NAME=ADDR", value_parser = parse_target)]
     targets: Vec<(String, SocketAddr)>,
-    /// Measure only these servers (native, sockbox-splice, sockbox-copy,
-    /// sockbox-p3-forward, sockbox-p3-copy, wasm, wasm-stock, or a target's NAME);
-    /// default: all.
+    /// Measure only these servers (native, native-loop, sockbox-splice, sockbox-copy,
+    /// sockbox-p3-forward, sockbox-p3-copy, guest-stock, wasm, wasm-stock, or a
+    /// target's NAME); default: all.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     only: Vec<String>,
     /// How long each measurement runs, after its warm-up.
@@ -136,9 +136,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if wanted("native") {
         servers.push(Server::native()?);
     }
+    if wanted("native-loop") {
+        servers.push(Server::native_loop()?);
+    }
     for kind in GuestEcho::ALL {
         if wanted(kind.name()) {
             servers.push(Server::sockbox(kind)?);
+        }
+    }
+    if wanted("guest-stock") {
+        match Server::guest_stock(&args.wasmtime) {
+            Ok(server) => servers.push(server),
+            Err(err) => progress_note(&format!("skipping guest-stock: {err:#}")),
         }
     }
     if let Some(wasm) = &args.wasm {
@@ -189,83 +198,100 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let size_name = format!("{} B", args.size);
     for scenario in &scenarios {
         for server in &servers {
-            let figure = match scenario {
-                Scenario::Pingpong | Scenario::Concurrent => {
-                    let connections = if *scenario == Scenario::Pingpong {
-                        1
-                    } else {
-                        args.connections
-                    };
-                    let label = format!("ping-pong {size_name} ×{connections}");
-                    progress.set_message(format!("{label} on {}", server.name));
-                    let measured = runtime
-                        .block_on(load::ping_pong(
-                            server.addr,
-                            connections,
-                            args.size,
-                            args.warmup,
-                            args.duration,
-                        ))
-                        .with_context(|| format!("{}: {label}", server.name))?;
-                    round_trips(label, &server.name, &measured)
-                }
-                Scenario::IdleBusy => {
-                    let label = format!("ping-pong {size_name} ×1 + {} idle", args.idle_beside);
-                    progress.set_message(format!("{label} on {}", server.name));
-                    let measured = runtime
-                        .block_on(async {
-                            let held = load::idle(server.addr, args.idle_beside).await?;
-                            let measured = load::ping_pong(
+            let measured: Result<Figure> = (|| {
+                Ok(match scenario {
+                    Scenario::Pingpong | Scenario::Concurrent => {
+                        let connections = if *scenario == Scenario::Pingpong {
+                            1
+                        } else {
+                            args.connections
+                        };
+                        let label = format!("ping-pong {size_name} ×{connections}");
+                        progress.set_message(format!("{label} on {}", server.name));
+                        let measured = runtime
+                            .block_on(load::ping_pong(
                                 server.addr,
-                                1,
+                                connections,
                                 args.size,
                                 args.warmup,
                                 args.duration,
-                            )
-                            .await;
-                            drop(held);
-                            measured
-                        })
-                        .with_context(|| format!("{}: {label}", server.name))?;
-                    round_trips(label, &server.name, &measured)
-                }
-                Scenario::Stream => {
-                    let label = "stream 64 KiB".to_owned();
-                    progress.set_message(format!("{label} on {}", server.name));
-                    let bytes_per_sec = runtime
-                        .block_on(load::stream(server.addr, args.warmup, args.duration))
-                        .with_context(|| format!("{}: {label}", server.name))?;
-                    Figure {
-                        scenario: label,
-                        server: server.name.clone(),
-                        value: bytes_per_sec / 1e9,
-                        unit: "GB/s",
-                        higher_is_better: true,
-                        p50_us: None,
-                        p99_us: None,
+                            ))
+                            .with_context(|| format!("{}: {label}", server.name))?;
+                        round_trips(label, &server.name, &measured)
                     }
-                }
-                Scenario::Idle => {
-                    let Some(pid) = server.pid() else { continue };
-                    progress
-                        .set_message(format!("{} idle connections on {}", args.idle, server.name));
-                    let before = resident_kib(pid)?;
-                    let held = runtime
-                        .block_on(load::idle(server.addr, args.idle))
-                        .with_context(|| format!("{}: idle connections", server.name))?;
-                    let after = resident_kib(pid)?;
-                    drop(held);
-                    Figure {
-                        scenario: format!("idle ×{}", args.idle),
-                        server: server.name.clone(),
-                        value: after.saturating_sub(before) as f64 / args.idle as f64,
-                        unit: "KiB/conn",
-                        higher_is_better: false,
-                        p50_us: None,
-                        p99_us: None,
+                    Scenario::IdleBusy => {
+                        let label = format!("ping-pong {size_name} ×1 + {} idle", args.idle_beside);
+                        progress.set_message(format!("{label} on {}", server.name));
+                        let measured = runtime
+                            .block_on(async {
+                                let held = load::idle(server.addr, args.idle_beside).await?;
+                                let measured = load::ping_pong(
+                                    server.addr,
+                                    1,
+                                    args.size,
+                                    args.warmup,
+                                    args.duration,
+                                )
+                                .await;
+                                drop(held);
+                                measured
+                            })
+                            .with_context(|| format!("{}: {label}", server.name))?;
+                        round_trips(label, &server.name, &measured)
                     }
+                    Scenario::Stream => {
+                        let label = "stream 64 KiB".to_owned();
+                        progress.set_message(format!("{label} on {}", server.name));
+                        let bytes_per_sec = runtime
+                            .block_on(load::stream(server.addr, args.warmup, args.duration))
+                            .with_context(|| format!("{}: {label}", server.name))?;
+                        Figure {
+                            scenario: label,
+                            server: server.name.clone(),
+                            value: bytes_per_sec / 1e9,
+                            unit: "GB/s",
+                            higher_is_better: true,
+                            p50_us: None,
+                            p99_us: None,
+                        }
+                    }
+                    Scenario::Idle => {
+                        let pid = server.pid().context("not a child process")?;
+                        progress.set_message(format!(
+                            "{} idle connections on {}",
+                            args.idle, server.name
+                        ));
+                        let before = resident_kib(pid)?;
+                        let held = runtime
+                            .block_on(load::idle(server.addr, args.idle))
+                            .with_context(|| format!("{}: idle connections", server.name))?;
+                        let after = resident_kib(pid)?;
+                        drop(held);
+                        Figure {
+                            scenario: format!("idle ×{}", args.idle),
+                            server: server.name.clone(),
+                            value: after.saturating_sub(before) as f64 / args.idle as f64,
+                            unit: "KiB/conn",
+                            higher_is_better: false,
+                            p50_us: None,
+                            p99_us: None,
+                        }
+                    }
+                    Scenario::Startup => return Err(anyhow::anyhow!("not a server's scenario")),
+                })
+            })();
+            let figure = match measured {
+                Ok(figure) => figure,
+                Err(_) if matches!(scenario, Scenario::Startup) => continue,
+                Err(_) if matches!(scenario, Scenario::Idle) && server.pid().is_none() => continue,
+                // Stock wasmtime is compared, not under test: a scenario it fails is
+                // left out, said so.
+                Err(err) if !server.ours => {
+                    progress_note(&format!("{}: not measured: {err:#}", server.name));
+                    progress.inc(1);
+                    continue;
                 }
-                Scenario::Startup => continue,
+                Err(err) => return Err(err),
             };
             figures.push(figure);
             progress.inc(1);

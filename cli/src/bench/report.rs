@@ -40,22 +40,28 @@ pub(super) struct Report {
 }
 
 impl Report {
-    /// The baseline a figure is compared with: native for servers, `wasmtime run` for
-    /// start-up.
-    fn baseline(&self, figure: &Figure) -> Option<&Figure> {
-        let base = if figure.scenario == "start-up" {
+    /// The baseline a figure is compared with: native (a thread per connection) for
+    /// servers, `wasmtime run` for start-up.
+    fn baseline(figure: &Figure) -> &'static str {
+        if figure.scenario == "start-up" {
             "wasmtime run"
         } else {
             "native"
-        };
-        self.figures
-            .iter()
-            .find(|other| other.scenario == figure.scenario && other.server == base)
+        }
     }
 
     /// The figure as a multiple of its baseline's, oriented so above 1 is better.
     pub fn ratio(&self, figure: &Figure) -> Option<f64> {
-        let base = self.baseline(figure)?;
+        self.ratio_to(figure, Self::baseline(figure))
+    }
+
+    /// The figure as a multiple of server `base`'s in the same scenario, oriented so
+    /// above 1 is better.
+    pub fn ratio_to(&self, figure: &Figure, base: &str) -> Option<f64> {
+        let base = self
+            .figures
+            .iter()
+            .find(|other| other.scenario == figure.scenario && other.server == base)?;
         (base.value > 0.0 && figure.value > 0.0).then(|| {
             if figure.higher_is_better {
                 figure.value / base.value
@@ -65,8 +71,8 @@ impl Report {
         })
     }
 
-    /// The table: one row per figure, ratio against the baseline (1.00× is even,
-    /// above is better).
+    /// The table: one row per figure, its ratio against the baseline and against the
+    /// native event loop (`native-loop`; 1.00× is even, above is better).
     pub fn table(&self) -> String {
         // Columns as wide as their longest entry: scenario and server names vary.
         let width = |column: fn(&Figure) -> usize, title: &str| {
@@ -82,24 +88,23 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8}",
-            "scenario", "server", "value", "unit", "p50 µs", "p99 µs", "ratio"
+            "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8} {:>8}",
+            "scenario", "server", "value", "unit", "p50 µs", "p99 µs", "ratio", "vs loop"
         );
         for figure in &self.figures {
             let micros = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.1}"));
-            let ratio = self
-                .ratio(figure)
-                .map_or_else(String::new, |ratio| format!("{ratio:.2}×"));
+            let times = |ratio: Option<f64>| ratio.map_or_else(String::new, |r| format!("{r:.2}×"));
             let _ = writeln!(
                 out,
-                "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8}",
+                "{:<scenario$} {:<server$} {:>14} {:<12} {:>9} {:>9} {:>8} {:>8}",
                 figure.scenario,
                 figure.server,
                 format_value(figure.value),
                 figure.unit,
                 micros(figure.p50_us),
                 micros(figure.p99_us),
-                ratio
+                times(self.ratio(figure)),
+                times(self.ratio_to(figure, "native-loop")),
             );
         }
         out

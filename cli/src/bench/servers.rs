@@ -1,7 +1,8 @@
-//! The servers `sockbox bench` compares: a native Rust echo server in this process,
-//! the guest's `echo` under `sockbox run` (WASI 0.2 splicing and copying, WASI 0.3
-//! forwarding and copying), a user's own component under `sockbox run` and under stock
-//! `wasmtime run`, and any external server given by address.
+//! The servers `sockbox bench` compares: two native Rust echo servers in this process
+//! (a thread per connection, and one event loop: tokio's current-thread runtime, a
+//! task per connection), the guest's `echo` under `sockbox run` (WASI 0.2 splicing and
+//! copying, WASI 0.3 forwarding and copying) and under stock `wasmtime run`, a user's
+//! own component under both, and any external server given by address.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -59,6 +60,12 @@ pub(super) struct Server {
     pub addr: SocketAddr,
     /// The `sockbox run` process serving, if it is one.
     child: Option<Child>,
+    /// Where the component it runs was written, kept while it runs.
+    _dir: Option<tempfile::TempDir>,
+    /// Whether a scenario it fails fails the run (every echo is checked); a stock
+    /// `wasmtime run` row that fails one is left out of it, said so: it is compared,
+    /// not under test.
+    pub ours: bool,
 }
 
 impl Server {
@@ -85,7 +92,57 @@ impl Server {
             name: "native".into(),
             addr,
             child: None,
+            _dir: None,
+            ours: true,
         })
+    }
+
+    /// Starts the native event loop: tokio's current-thread runtime on one thread of
+    /// this process, a task per connection, as a Rust programmer writes an async
+    /// server — what a guest instance is, one thread serving every connection.
+    pub fn native_loop() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("bind the native loop")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("start the native loop's runtime")?;
+        std::thread::Builder::new()
+            .name("bench-native-loop".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    loop {
+                        match listener.accept().await {
+                            Ok((conn, _)) => drop(tokio::spawn(echo_task(conn))),
+                            // Out of descriptors: back off, as servers do.
+                            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                        }
+                    }
+                });
+            })?;
+        Ok(Self {
+            name: "native-loop".into(),
+            addr,
+            child: None,
+            _dir: None,
+            ours: true,
+        })
+    }
+
+    /// Starts the built-in guest's `echo` (WASI 0.2, splicing) under the stock CLI at
+    /// `wasmtime`: the same component, without sockbox.
+    pub fn guest_stock(wasmtime: &Path) -> Result<Self> {
+        let dir = tempfile::tempdir().context("make a directory for the guest")?;
+        let wasm = dir.path().join("sockbox-guest.wasm");
+        std::fs::write(&wasm, sockbox_host::GUEST_WASM).context("write the guest")?;
+        let args = ["echo".to_owned(), "127.0.0.1:0".to_owned()];
+        let mut server = Self::component("guest-stock", &wasm, &args, Some(wasmtime))?;
+        server._dir = Some(dir);
+        Ok(server)
     }
 
     /// Starts the built-in guest's `echo` under `sockbox run` (this executable), in
@@ -163,6 +220,8 @@ impl Server {
             name: name.into(),
             addr,
             child: Some(child),
+            _dir: None,
+            ours: !name.ends_with("-stock"),
         })
     }
 
@@ -172,6 +231,8 @@ impl Server {
             name,
             addr,
             child: None,
+            _dir: None,
+            ours: true,
         }
     }
 }
@@ -203,6 +264,23 @@ fn listening_line(stdout: impl std::io::Read + Send + 'static) -> Result<SocketA
         Ok(None) => bail!("the server exited before printing `listening on`"),
         Err(_) => bail!("no `listening on` line within {START_TIMEOUT:?}"),
     }
+}
+
+/// Sends back every byte until the peer half-closes, on the native loop.
+async fn echo_task(mut conn: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = conn.shutdown().await;
 }
 
 /// Sends back every byte until the peer half-closes.
