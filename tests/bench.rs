@@ -52,11 +52,12 @@ fn mangle(mut conn: TcpStream, fault: Fault) -> std::io::Result<()> {
     }
 }
 
-/// Runs the bench against one external server only, briefly.
+/// Runs the bench against one external server only, briefly (unpinned: its one line
+/// is the failure's).
 fn bench_against(addr: SocketAddr, scenario: &str) -> Result<crate::common::Finished> {
     let mut command = sockbox();
     command
-        .args(["bench", "--only", "faulty", "--target"])
+        .args(["bench", "--pin", "none", "--only", "faulty", "--target"])
         .arg(format!("faulty={addr}"))
         .args([
             "--scenarios",
@@ -235,6 +236,46 @@ fn both_native_servers_are_baselines() -> Result<()> {
         row("sockbox-splice")
             .last()
             .is_some_and(|r| r.ends_with('×')),
+        "{finished}"
+    );
+    Ok(())
+}
+
+/// `--pin CPU` says where the single-connection scenarios ran, and the JSON keeps it;
+/// a CPU that is not one is one line and exit 2.
+#[test]
+fn pinning_is_said_and_recorded() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let json = dir.path().join("bench.json");
+    let mut command = sockbox();
+    command
+        .args(["bench", "--only", "native", "--pin", "0", "--json"])
+        .arg(&json)
+        .args([
+            "--scenarios",
+            "pingpong",
+            "--duration",
+            "100ms",
+            "--warmup",
+            "50ms",
+        ]);
+    let finished = Process::run(command)?;
+    assert_eq!(finished.status.code(), Some(0), "{finished}");
+    assert!(
+        finished
+            .stderr
+            .contains("every scenario but the concurrent one runs on CPU 0 alone"),
+        "{finished}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    assert_eq!(report["settings"]["pinned_cpu"], 0, "{report}");
+
+    let mut command = sockbox();
+    command.args(["bench", "--pin", "lots"]);
+    let finished = Process::run(command)?;
+    assert_eq!(finished.status.code(), Some(2), "{finished}");
+    assert!(
+        finished.stderr.contains("`lots` is not a CPU"),
         "{finished}"
     );
     Ok(())

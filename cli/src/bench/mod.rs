@@ -12,6 +12,7 @@
 //! checked: a server that corrupts, drops or adds one fails the run.
 
 mod load;
+mod pin;
 mod report;
 mod servers;
 mod startup;
@@ -80,6 +81,11 @@ pub struct BenchArgs {
     /// Draw the ratios as an SVG chart into FILE.
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Run every scenario but the concurrent one with the bench and its servers on
+    /// this one CPU: `auto` (the last CPU the bench may use, when it may use at least
+    /// 2), `none`, or a CPU's number.
+    #[arg(long, value_name = "CPU", default_value = "auto", value_parser = pin::parse_pin)]
+    pin: pin::PinArg,
 }
 
 /// One kind of measurement.
@@ -194,9 +200,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
+    let pids: Vec<u32> = servers.iter().filter_map(Server::pid).collect();
+    let pinning = pin::Pinning::new(args.pin, pids)?;
+    if let Some(pinning) = &pinning {
+        progress_note(&format!(
+            "every scenario but the concurrent one runs on CPU {} alone (--pin none: unpinned)",
+            pinning.cpu()
+        ));
+    }
     let mut figures = Vec::new();
     let size_name = format!("{} B", args.size);
     for scenario in &scenarios {
+        if let Some(pinning) = &pinning {
+            pinning.pin(*scenario != Scenario::Concurrent)?;
+        }
         for server in &servers {
             let measured: Result<Figure> = (|| {
                 Ok(match scenario {
@@ -298,7 +315,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if scenarios.contains(&Scenario::Startup) {
+        if let Some(pinning) = &pinning {
+            pinning.pin(true)?;
+        }
         figures.extend(startup_figures(&args, &progress)?);
+    }
+    if let Some(pinning) = &pinning {
+        pinning.pin(false)?;
     }
     progress.finish_and_clear();
     drop(servers);
@@ -314,6 +337,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "idle_beside_busy": args.idle_beside,
             "stream_chunk_bytes": load::STREAM_CHUNK,
             "startup_runs": args.startup_runs,
+            "pinned_cpu": pinning.as_ref().map(pin::Pinning::cpu),
         }),
         figures,
     };
