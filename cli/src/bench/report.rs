@@ -116,23 +116,85 @@ impl Report {
         std::fs::write(path, json + "\n").with_context(|| format!("write {}", path.display()))
     }
 
-    /// Draws each figure's ratio against its baseline as grouped bars, one group per
-    /// scenario, into an SVG file.
+    /// Draws each figure's ratio as grouped bars, one group per scenario, into an SVG
+    /// file: one panel against the thread-per-connection native server (start-up:
+    /// against `wasmtime run`), one against the native event loop. Every ratio is
+    /// oriented so a taller bar is better, lower-is-better figures included.
     pub fn write_chart(&self, path: &Path) -> Result<()> {
-        // Groups are the scenarios with a ratio to draw: a scenario measured on no
-        // baseline (idle memory has no native figure) gets no empty group.
-        let mut scenarios: Vec<(&str, &str)> = Vec::new();
-        let mut servers: Vec<&str> = Vec::new();
-        for figure in self
-            .figures
-            .iter()
-            .filter(|figure| self.ratio(figure).is_some())
-        {
-            if !scenarios.iter().any(|(name, _)| *name == figure.scenario) {
-                scenarios.push((&figure.scenario, figure.unit));
-            }
+        type Ratio<'a> = Box<dyn Fn(&Figure) -> Option<f64> + 'a>;
+        let panels: Vec<(&str, Ratio<'_>)> = vec![
+            (
+                "× native, a thread per connection (start-up: × wasmtime run)",
+                Box::new(|figure: &Figure| self.ratio(figure)),
+            ),
+            (
+                "× native-loop, one event loop",
+                Box::new(|figure: &Figure| self.ratio_to(figure, "native-loop")),
+            ),
+        ];
+        let panels: Vec<_> = panels
+            .into_iter()
+            .filter(|(_, ratio)| self.figures.iter().any(|figure| ratio(figure).is_some()))
+            .collect();
+        let servers: Vec<&str> = self.figures.iter().fold(Vec::new(), |mut servers, figure| {
             if !servers.contains(&figure.server.as_str()) {
                 servers.push(&figure.server);
+            }
+            servers
+        });
+        let groups = self
+            .figures
+            .iter()
+            .map(|figure| &figure.scenario)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        // The legend gets its own column right of the plots, so it covers no bar.
+        const LEGEND: u32 = 190;
+        const PANEL: u32 = 460;
+        let width = 240 * groups.max(1) as u32 + 120 + LEGEND;
+        let height = PANEL * panels.len().max(1) as u32;
+        let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let (plots, legend) = root.split_horizontally(width - LEGEND);
+        for (area, (title, ratio)) in plots
+            .split_evenly((panels.len().max(1), 1))
+            .iter()
+            .zip(&panels)
+        {
+            self.draw_panel(area, title, ratio, &servers)?;
+        }
+        for (series, server) in servers.iter().enumerate() {
+            let colour = Palette99::pick(series).to_rgba();
+            let y = 60 + 22 * i32::try_from(series).unwrap_or(i32::MAX / 32);
+            legend
+                .draw(&Rectangle::new([(8, y - 6), (20, y + 6)], colour.filled()))
+                .map_err(plot_error)?;
+            legend
+                .draw(&Text::new(
+                    (*server).to_owned(),
+                    (26, y - 7),
+                    ("sans-serif", 14),
+                ))
+                .map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+        Ok(())
+    }
+
+    /// One panel: each figure `ratio` gives, grouped by scenario, coloured by its
+    /// server's place in `servers`.
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, plotters::coord::Shift>,
+        title: &str,
+        ratio: &dyn Fn(&Figure) -> Option<f64>,
+        servers: &[&str],
+    ) -> Result<()> {
+        // Groups are the scenarios with a ratio to draw here.
+        let mut scenarios: Vec<(&str, &str)> = Vec::new();
+        for figure in self.figures.iter().filter(|figure| ratio(figure).is_some()) {
+            if !scenarios.iter().any(|(name, _)| *name == figure.scenario) {
+                scenarios.push((&figure.scenario, figure.unit));
             }
         }
         let bars: Vec<(usize, usize, f64)> = self
@@ -141,20 +203,14 @@ impl Report {
             .filter_map(|figure| {
                 let group = scenarios.iter().position(|(s, _)| *s == figure.scenario)?;
                 let series = servers.iter().position(|s| *s == figure.server)?;
-                Some((group, series, self.ratio(figure)?))
+                Some((group, series, ratio(figure)?))
             })
             .collect();
         let top = bars.iter().map(|bar| bar.2).fold(1.2, f64::max) * 1.1;
-        // The legend gets its own column right of the plot, so it covers no bar.
-        const LEGEND: u32 = 190;
-        let width = 240 * scenarios.len().max(1) as u32 + 120 + LEGEND;
-        let root = SVGBackend::new(path, (width, 500)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let (plot, legend) = root.split_horizontally(width - LEGEND);
-        let mut chart = ChartBuilder::on(&plot)
+        let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
-                    "sockbox bench: ratio to baseline (higher is better), {} cores",
+                    "sockbox bench: {title} (taller is better), {} cores",
                     self.cores
                 ),
                 ("sans-serif", 18),
@@ -162,7 +218,7 @@ impl Report {
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..scenarios.len() as f64, 0f64..top)
+            .build_cartesian_2d(0f64..scenarios.len().max(1) as f64, 0f64..top)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -177,11 +233,11 @@ impl Report {
                     _ => String::new(),
                 }
             })
-            .y_desc("× baseline")
+            .y_desc("ratio")
             .draw()
             .map_err(plot_error)?;
         let slot = 0.8 / servers.len().max(1) as f64;
-        for (series, server) in servers.iter().enumerate() {
+        for series in 0..servers.len() {
             let colour = Palette99::pick(series).to_rgba();
             let rects = bars
                 .iter()
@@ -191,18 +247,6 @@ impl Report {
                     Rectangle::new([(left, 0.0), (left + slot * 0.9, ratio)], colour.filled())
                 });
             chart.draw_series(rects).map_err(plot_error)?;
-            // The series' key, in the legend column.
-            let y = 60 + 22 * i32::try_from(series).unwrap_or(i32::MAX / 32);
-            legend
-                .draw(&Rectangle::new([(8, y - 6), (20, y + 6)], colour.filled()))
-                .map_err(plot_error)?;
-            legend
-                .draw(&Text::new(
-                    (*server).to_owned(),
-                    (26, y - 7),
-                    ("sans-serif", 14),
-                ))
-                .map_err(plot_error)?;
         }
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -210,7 +254,6 @@ impl Report {
                 BLACK.stroke_width(1),
             )))
             .map_err(plot_error)?;
-        root.present().map_err(plot_error)?;
         Ok(())
     }
 }
