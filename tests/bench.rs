@@ -280,3 +280,26 @@ fn pinning_is_said_and_recorded() -> Result<()> {
     );
     Ok(())
 }
+
+/// `--instances 2` benches each sockbox server as two instances on one port, in rows
+/// of their own name.
+#[test]
+fn sockbox_servers_run_as_several_instances() -> Result<()> {
+    let mut command = sockbox();
+    command
+        .args([
+            "bench",
+            "--instances",
+            "2",
+            "--only",
+            "native,sockbox-splice×2",
+        ])
+        .args(["--scenarios", "concurrent", "--connections", "20"])
+        .args(["--duration", "200ms", "--warmup", "50ms"]);
+    let finished = Process::run(command)?;
+    assert_eq!(finished.status.code(), Some(0), "{finished}");
+    let rows: Vec<&str> = finished.stdout.lines().collect();
+    assert_eq!(rows.len(), 3, "{finished}");
+    assert!(rows[2].contains("sockbox-splice×2"), "{finished}");
+    Ok(())
+}

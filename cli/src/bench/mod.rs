@@ -81,6 +81,10 @@ pub struct BenchArgs {
     /// Draw the ratios as an SVG chart into FILE.
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Run each `sockbox-*` server as N instances (`sockbox run --instances N`) on one
+    /// port; their rows are named `sockbox-…×N`.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    instances: u16,
     /// Run every scenario but the concurrent one with the bench and its servers on
     /// this one CPU: `auto` (the last CPU the bench may use, when it may use at least
     /// 2), `none`, or a CPU's number.
@@ -147,7 +151,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     for kind in GuestEcho::ALL {
         if wanted(kind.name()) {
-            servers.push(Server::sockbox(kind)?);
+            servers.push(Server::sockbox(kind, args.instances)?);
         }
     }
     if wanted("guest-stock") {
@@ -338,6 +342,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "stream_chunk_bytes": load::STREAM_CHUNK,
             "startup_runs": args.startup_runs,
             "pinned_cpu": pinning.as_ref().map(pin::Pinning::cpu),
+            "instances": args.instances,
         }),
         figures,
     };

@@ -146,13 +146,21 @@ impl Server {
     }
 
     /// Starts the built-in guest's `echo` under `sockbox run` (this executable), in
-    /// `kind`'s build and mode.
-    pub fn sockbox(kind: GuestEcho) -> Result<Self> {
+    /// `kind`'s build and mode, as `instances` instances. Several share one port,
+    /// which the bench picks (the instances' binds to port 0 would each get their own).
+    pub fn sockbox(kind: GuestEcho, instances: u16) -> Result<Self> {
         let exe = std::env::current_exe().context("find the sockbox executable")?;
+        let addr = if instances > 1 {
+            let free = TcpListener::bind("127.0.0.1:0").context("pick a port")?;
+            free.local_addr()?.to_string()
+        } else {
+            "127.0.0.1:0".to_owned()
+        };
         let mut command = Command::new(exe);
         command
             .arg("run")
             .args(kind.p3().then_some("--p3"))
+            .args(["--instances", &instances.to_string()])
             .args([
                 "--allow-listen",
                 "tcp://127.0.0.1:*",
@@ -162,10 +170,14 @@ impl Server {
                 "unlimited",
                 "--",
                 "echo",
-                "127.0.0.1:0",
+                &addr,
             ])
             .args(kind.copy().then_some("--copy"));
-        Self::child(kind.name(), command)
+        let name = match instances {
+            1 => kind.name().to_owned(),
+            n => format!("{}×{n}", kind.name()),
+        };
+        Self::child(&name, command)
     }
 
     /// Starts a user's component, `wasm` with arguments `args`, under `sockbox run`
