@@ -292,7 +292,7 @@ fn sockbox_servers_run_as_several_instances() -> Result<()> {
             "--instances",
             "2",
             "--only",
-            "native,sockbox-splice×2",
+            "native,sockbox-splice",
         ])
         .args(["--scenarios", "concurrent", "--connections", "20"])
         .args(["--duration", "200ms", "--warmup", "50ms"]);
