@@ -125,7 +125,9 @@ impl Harness {
     }
 
     /// Starts `guest` with `args` in the sandbox `sandbox` describes, with its stdout
-    /// and stderr captured.
+    /// and stderr captured. One instance: a sandbox's
+    /// [`instances`](crate::SandboxBuilder::instances) are for
+    /// [`Sandbox::run_command`](crate::Sandbox::run_command).
     pub fn spawn<I, S>(&self, sandbox: SandboxBuilder, guest: &Prepared, args: I) -> Result<Guest>
     where
         I: IntoIterator<Item = S>,
