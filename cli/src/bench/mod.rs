@@ -219,6 +219,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             pinning.pin(*scenario != Scenario::Concurrent)?;
         }
         for server in &servers {
+            // Start-up is measured apart; idle memory only for a server process.
+            let measurable = match scenario {
+                Scenario::Startup => false,
+                Scenario::Idle => server.pid().is_some(),
+                _ => true,
+            };
+            if !measurable {
+                continue;
+            }
             let measured: Result<Figure> = (|| {
                 Ok(match scenario {
                     Scenario::Pingpong | Scenario::Concurrent => {
@@ -298,13 +307,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             p99_us: None,
                         }
                     }
-                    Scenario::Startup => return Err(anyhow::anyhow!("not a server's scenario")),
+                    Scenario::Startup => bail!("start-up is not a server's scenario"),
                 })
             })();
             let figure = match measured {
                 Ok(figure) => figure,
-                Err(_) if matches!(scenario, Scenario::Startup) => continue,
-                Err(_) if matches!(scenario, Scenario::Idle) && server.pid().is_none() => continue,
                 // Stock wasmtime is compared, not under test: a scenario it fails is
                 // left out, said so.
                 Err(err) if !server.ours => {

@@ -61,6 +61,7 @@ impl Sandbox {
             .map_err(|err| {
                 SandboxError::Setup(anyhow::Error::new(err).context("pick a published port"))
             })?;
+        let policy = Arc::new(policy);
         let held: HeldPorts = Arc::new(Mutex::new(held));
         let base = self.name.clone().unwrap_or_else(|| self.program.clone());
         let io = self.run_io();
@@ -74,7 +75,7 @@ impl Sandbox {
         let (done, mut ended) = tokio::sync::mpsc::unbounded_channel();
         for index in 1..=count {
             let mut sandbox = self.clone();
-            sandbox.policy = Arc::new(policy.clone());
+            sandbox.policy = Arc::clone(&policy);
             sandbox.name = Some(format!("{base}/{index}"));
             sandbox.on_publish = Some(on_publish.clone());
             let io = RunIo {

@@ -53,7 +53,8 @@ pub(super) trait Kind: 'static {
     /// The bind a policy decides for this kind.
     const BIND: SocketAddrUse;
 
-    /// Creates a socket (a TCP one with `TCP_NODELAY` when the instance wants it).
+    /// Creates a socket, with the options the instance wants (`TCP_NODELAY`,
+    /// `SO_REUSEPORT`: `sockopt.rs`).
     fn create(
         state: &mut GuestState,
         family: Self::Family,
@@ -315,9 +316,13 @@ pub(super) fn close_over_cap<K: Kind>(
     if let Some(peer) = peer {
         state.enforcer.refuse_over_cap(peer, max);
     }
-    let handle = socket.rep();
-    state.table.delete(socket)?;
-    state.socket_count.gone(handle);
+    drop_socket::<K>(state, socket.rep())
+}
+
+/// Closes the socket with handle `socket` and uncounts it.
+fn drop_socket<K: Kind>(state: &mut GuestState, socket: u32) -> wasmtime::Result<()> {
+    state.table.delete(Resource::<K::Socket>::new_own(socket))?;
+    state.socket_count.gone(socket);
     Ok(())
 }
 
@@ -332,10 +337,7 @@ pub(super) fn counted_resource<K: Kind>(
         name,
         ResourceType::host::<K::Socket>(),
         |mut store: StoreContextMut<'_, GuestState>, socket| {
-            let state = store.data_mut();
-            state.table.delete(Resource::<K::Socket>::new_own(socket))?;
-            state.socket_count.gone(socket);
-            Ok(())
+            drop_socket::<K>(store.data_mut(), socket)
         },
     )
 }
