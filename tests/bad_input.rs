@@ -253,7 +253,7 @@ fn trapping_guest_exits_134() -> Result<()> {
 /// switch, and a flag missing its value are bad usage too.
 #[test]
 fn guest_flags_are_checked() -> Result<()> {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["dial", "127.0.0.1:1", "--tiemout", "1s"],
             "Error: unknown flag --tiemout for dial\n",
@@ -269,6 +269,10 @@ fn guest_flags_are_checked() -> Result<()> {
         (
             &["echo", "127.0.0.1:0", "--copy=yes"],
             "Error: --copy takes no value\n",
+        ),
+        (
+            &["echo", "127.0.0.1:0", "--forward", "--copy"],
+            "Error: --copy and --forward exclude each other\n",
         ),
         (
             &["udp-send", "127.0.0.1:1", "hi", "--timeout"],

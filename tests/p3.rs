@@ -107,11 +107,11 @@ pub(crate) fn names_follow_the_policy() -> Result<()> {
     Ok(())
 }
 
-/// 8 MiB in uneven chunks through `echo` (host-forwarded, and `--copy`) comes back
+/// 8 MiB in uneven chunks through `echo` (`--forward`, and `--copy`) comes back
 /// identical; a client that half-closes first still gets everything back.
 #[test]
 fn integrity_and_half_close() -> Result<()> {
-    for mode in [&[][..], &["--copy"]] {
+    for mode in [&["--forward"][..], &["--copy"]] {
         eight_mib_random_through(P3, mode)?;
         for host in loopbacks() {
             let (server, addr) = echo_server_build(P3, host, 1, mode)?;
@@ -129,7 +129,7 @@ fn integrity_and_half_close() -> Result<()> {
 /// 200 clients at once through the forwarding `echo`.
 #[test]
 fn two_hundred_clients_forward() -> Result<()> {
-    two_hundred_clients_at_once(P3, &[])
+    two_hundred_clients_at_once(P3, &["--forward"])
 }
 
 /// 200 clients at once through `echo --copy`.
@@ -141,7 +141,7 @@ fn two_hundred_clients_copy() -> Result<()> {
 /// A stalled client does not stall the others (forwarding).
 #[test]
 fn stalled_client_forward() -> Result<()> {
-    stalled_client_does_not_stall_others(P3, &[])
+    stalled_client_does_not_stall_others(P3, &["--forward"])
 }
 
 /// A stalled client does not stall the others (`--copy`).

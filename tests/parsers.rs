@@ -115,6 +115,7 @@ proptest! {
             Just("--timeout".to_owned()),
             Just("--count".to_owned()),
             Just("--copy".to_owned()),
+            Just("--forward".to_owned()),
             Just("--wait".to_owned()),
             "[0-9]{1,4}(ms|s|h|x)?",
             ".{0,10}",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sockbox_guest::invocation::{self, Invocation, MAX_MESSAGE, MAX_REPLY, USAGE};
+use sockbox_guest::invocation::{self, Invocation, MAX_MESSAGE, MAX_REPLY, Mover, USAGE};
 use sockbox_guest::net::{Backoff, Error, Reason};
 use wasip3::cli::{environment, exit};
 
@@ -62,13 +62,14 @@ async fn run(args: &[&str]) -> Result<(), Failure> {
             Ok(())
         }
         Invocation::Listen { addr } => listen(addr).await,
-        Invocation::Echo { addr, count, copy } => {
+        Invocation::Echo { addr, count, mover } => {
             let listener = net::listen(addr).await?;
             announce(listener.local_addr()).await;
-            let mode = if copy {
-                echo::Mode::Copy
-            } else {
-                echo::Mode::Forward
+            // Copying is this build's faster way: wasmtime-wasi 48 forwards a receive
+            // stream to a send stream 8 KiB at a time (`docs/performance.md`).
+            let mode = match mover.unwrap_or(Mover::Guest) {
+                Mover::Guest => echo::Mode::Copy,
+                Mover::Host => echo::Mode::Forward,
             };
             echo::serve(listener, count, mode).await?;
             Ok(())

@@ -1,7 +1,7 @@
 //! sockbox-guest-p3: the built-in guest's commands as a WASI 0.3 component
-//! (`wasi:cli/run@0.3.0`, `wasi:sockets@0.3.0`): `dial`, `listen`, `echo` [`--copy`],
-//! `udp-echo`, `udp-send`, `lookup`, `pair`, with the WASI 0.2 build's output lines, error
-//! words and exit statuses.
+//! (`wasi:cli/run@0.3.0`, `wasi:sockets@0.3.0`): `dial`, `listen`, `echo` [`--copy` |
+//! `--forward`], `udp-echo`, `udp-send`, `lookup`, `pair`, with the WASI 0.2 build's
+//! output lines, error words and exit statuses.
 //!
 //! Where the WASI 0.2 build polls every connection from one loop, this one is async:
 //! one task per connection, each waiting on its own streams, so a wake costs only the

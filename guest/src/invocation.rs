@@ -20,11 +20,12 @@ pub enum Invocation<'a> {
     Lookup { name: &'a str },
     /// `listen ADDR`.
     Listen { addr: &'a str },
-    /// `echo ADDR [--count N] [--copy]`.
+    /// `echo ADDR [--count N] [--copy | --forward]`.
     Echo {
         addr: &'a str,
         count: Option<u64>,
-        copy: bool,
+        /// Who moves the bytes; `None`: the build's default.
+        mover: Option<Mover>,
     },
     /// `udp-echo ADDR [--count N]`.
     UdpEcho { addr: &'a str, count: Option<u64> },
@@ -55,11 +56,13 @@ commands:
   lookup NAME            print NAME's addresses, one per line
   listen ADDR            accept one connection on ADDR, print its first message as
                          `Received: <msg>`, reply \"Hello, World!\", close
-  echo ADDR [--count N] [--copy]
+  echo ADDR [--count N] [--copy | --forward]
                          send every connection's bytes back until it half-closes,
                          serving all connections at once; exit after N connections
-                         (default: serve forever); the host splices the bytes, or
-                         with --copy the guest reads and writes them
+                         (default: serve forever); with --copy the guest reads and
+                         writes the bytes, with --forward the host moves them (0.2:
+                         splice; 0.3: the receive stream is the send stream); by
+                         default the faster way: 0.2 forwards, 0.3 copies
   udp-echo ADDR [--count N]
                          send every UDP datagram back to its sender; exit after N
                          datagrams (default: serve forever)
@@ -75,6 +78,16 @@ commands:
 ADDR is 1.2.3.4:80, [::1]:80 or name:80; port 0 picks a free port, and servers print
 `listening on <addr>` with the real one before they accept.
 exit status: 0 done, 1 network error, 2 bad usage";
+
+/// Who moves an echoed connection's bytes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mover {
+    /// The guest reads them and writes them back (`--copy`).
+    Guest,
+    /// The host moves them without the guest seeing them (`--forward`): 0.2's splice,
+    /// 0.3's receive stream handed back as the send stream.
+    Host,
+}
 
 /// The classic programs' message, sent by `dial` and replied by `listen`.
 pub const HELLO: &[u8] = b"Hello, World!";
@@ -118,7 +131,12 @@ pub fn parse<'a>(args: &[&'a str]) -> Result<Invocation<'a>, String> {
         ("echo", [addr]) => Invocation::Echo {
             addr,
             count,
-            copy: line.has("copy"),
+            mover: match (line.has("copy"), line.has("forward")) {
+                (true, true) => return Err("--copy and --forward exclude each other".into()),
+                (true, false) => Some(Mover::Guest),
+                (false, true) => Some(Mover::Host),
+                (false, false) => None,
+            },
         },
         ("udp-echo", [addr]) => Invocation::UdpEcho { addr, count },
         ("udp-send", [addr, message]) => Invocation::UdpSend {
@@ -168,7 +186,7 @@ const TIMEOUT: Flags = Flags {
 };
 const ECHO: Flags = Flags {
     with_value: &["count"],
-    switches: &["copy"],
+    switches: &["copy", "forward"],
 };
 const WAIT: Flags = Flags {
     with_value: &["wait"],

@@ -19,13 +19,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The built-in guest's echo servers the bench compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum GuestEcho {
-    /// WASI 0.2, the host splices.
+    /// WASI 0.2, `--forward`: the host splices (the build's default).
     Splice,
     /// WASI 0.2, `--copy`.
     Copy,
-    /// WASI 0.3, the host forwards the receive stream to the send stream.
+    /// WASI 0.3, `--forward`: the host forwards the receive stream to the send stream.
     P3Forward,
-    /// WASI 0.3, `--copy`.
+    /// WASI 0.3, `--copy` (the build's default).
     P3Copy,
 }
 
@@ -172,7 +172,7 @@ impl Server {
                 "echo",
                 &addr,
             ])
-            .args(kind.copy().then_some("--copy"));
+            .arg(if kind.copy() { "--copy" } else { "--forward" });
         let name = match instances {
             1 => kind.name().to_owned(),
             n => format!("{}×{n}", kind.name()),
