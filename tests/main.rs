@@ -30,6 +30,7 @@ mod sandbox;
 mod self_connections;
 mod several_instances;
 mod stock_wasmtime;
+mod suggest;
 mod udp;
 mod wit_world;
 

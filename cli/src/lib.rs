@@ -12,6 +12,7 @@ pub mod bench;
 mod demo;
 mod policy;
 mod run;
+mod suggest;
 
 pub use sockbox_host::runner::parse_size;
 
@@ -58,7 +59,8 @@ enum Command {
         #[arg(long)]
         p3: bool,
     },
-    /// Check a policy file, or explain what a policy decides for one use.
+    /// Check a policy file, explain what a policy decides for one use, or suggest one
+    /// from an audit.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     /// Compare the guest's echo with native servers: ping-pong, stream, start-up, memory.

@@ -142,6 +142,20 @@ pub(super) enum PolicyCommand {
         #[arg(value_name = "USE", required = true, num_args = 2..=3)]
         attempt: Vec<String>,
     },
+    /// Print the least policy that allows every use the audits recorded (allowed,
+    /// denied and would-deny), for review before enforcing it.
+    #[command(
+        after_help = "The loop: run the workload with `sockbox run --audit-only \
+                            --audit audit.jsonl …`, then `sockbox policy suggest audit.jsonl \
+                            > policy.toml`, review it, and run with `--policy policy.toml`.\n\n\
+                            Names stay names: a connection to an address a lookup gave \
+                            becomes a rule on the name looked up. Peers' and \
+                            system-picked ports become `*`. A use the special-address \
+                            preset refused is listed commented out, with a warning.\n\n\
+                            Exit status: 0 printed, 2 an audit that cannot be read \
+                            (one line naming the file and line)."
+    )]
+    Suggest(crate::suggest::SuggestArgs),
 }
 
 pub(super) fn main(command: PolicyCommand) -> Result<ExitCode> {
@@ -165,6 +179,7 @@ pub(super) fn main(command: PolicyCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        PolicyCommand::Suggest(args) => crate::suggest::main(&args),
     }
 }
 

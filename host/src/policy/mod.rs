@@ -61,6 +61,9 @@ mod self_tests;
 mod special;
 #[cfg(test)]
 mod spelling_tests;
+pub mod suggest;
+#[cfg(test)]
+mod suggest_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 mod verdict;
