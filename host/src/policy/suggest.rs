@@ -22,8 +22,8 @@
 //! - **The special-address preset stays on**: a use it refused is listed as a rule
 //!   commented out, naming the preset's kind, with a warning.
 //!
-//! The default is exact: one rule per host and port. [`Group::Ports`] folds the ports
-//! of one host into a list or range, [`Group::Hosts`] the names of one domain into
+//! The default is exact: one rule per host and port. [`Group::ports`] folds the ports
+//! of one host into a list or range, [`Group::hosts`] the names of one domain into
 //! `*.domain`. Output is sorted, each rule with a comment counting the uses it covers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
