@@ -26,6 +26,7 @@ mod plugin;
 mod policy;
 mod poll;
 mod production;
+mod reload;
 mod sandbox;
 mod self_connections;
 mod several_instances;

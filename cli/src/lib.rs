@@ -11,6 +11,7 @@
 pub mod bench;
 mod demo;
 mod policy;
+mod reload;
 mod run;
 mod suggest;
 
@@ -78,8 +79,17 @@ pub fn main() -> ExitCode {
         }
         Err(err) => {
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let mut lines = rendered.lines();
+            let first = lines.next().unwrap_or("invalid arguments");
+            let mut first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+            // "…were not provided:" names them on the indented lines after it.
+            if first.ends_with(':') {
+                let named: Vec<&str> = lines
+                    .take_while(|line| line.starts_with(' '))
+                    .map(str::trim)
+                    .collect();
+                first = format!("{} {}", first.trim_end_matches(':'), named.join(", "));
+            }
             eprintln!("sockbox: {first} (see `sockbox --help`)");
             return ExitCode::from(SETUP_ERROR);
         }

@@ -1,7 +1,7 @@
 //! Policy flags shared by `run` and `policy explain`, and the `policy` subcommands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -17,7 +17,7 @@ fn parse_nat64_prefix(text: &str) -> Result<Nat64Prefix, String> {
 }
 
 /// The flags that make a policy: a file, then rules that add to it.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(super) struct PolicyArgs {
     /// Read rules from a TOML policy file (keys: allow, listen, accept, deny, mode,
     /// inherit_network, allow_special, no_self, nat64_prefixes, publish); the flags add
@@ -74,10 +74,26 @@ pub(super) struct PolicyArgs {
 impl PolicyArgs {
     /// Builds the policy: the file's rules first, then the flags' in the order above.
     pub(super) fn build(&self) -> Result<Policy> {
-        let mut policy = match &self.policy {
+        let policy = match &self.policy {
             Some(path) => Policy::load(path)?,
             None => Policy::deny_all(),
         };
+        self.build_on(policy)
+    }
+
+    /// The `--policy` file, if one was given.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.policy.as_deref()
+    }
+
+    /// Builds the policy as [`PolicyArgs::build`] does, from `text` as the file's
+    /// contents (read from `source`): a reload.
+    pub(crate) fn build_from_text(&self, text: &str, source: &str) -> Result<Policy> {
+        self.build_on(Policy::from_toml(text, source)?)
+    }
+
+    /// `policy` with the flags' settings and rules added.
+    fn build_on(&self, mut policy: Policy) -> Result<Policy> {
         if self.inherit_network {
             policy = policy.with_inherit_network();
         }

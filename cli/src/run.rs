@@ -13,6 +13,7 @@ use sockbox_host::output::Stdio;
 use sockbox_host::runner::{CompileCache, GUEST_PROGRAM, parse_max_sockets, parse_size};
 use sockbox_host::{Limit, Limits, Prepared, Runner, Sandbox, SandboxBuilder, WasiVersion};
 
+use crate::reload::Reloader;
 use crate::{Failure, policy};
 
 #[derive(Debug, Args)]
@@ -30,6 +31,11 @@ pub(crate) struct RunArgs {
     wasi: Option<WasiVersion>,
     #[command(flatten)]
     policy: policy::PolicyArgs,
+    /// Read --policy's FILE again on every change too (it is always read again on
+    /// SIGHUP): a file that parses takes effect for every decision from then on, one
+    /// that does not leaves the policy as it was.
+    #[arg(long, requires = "policy")]
+    watch_policy: bool,
     /// Write every decision (allowed or denied) to FILE as JSON Lines, instead of
     /// printing denials on stderr.
     #[arg(long, value_name = "FILE")]
@@ -99,7 +105,27 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // A guest blocked writing to a full stdout or stderr pipe blocks this thread, and
     // with it the runtime's timer: the watchdog holds the timeout from outside.
     let watchdog = args.timeout.map(Watchdog::start);
-    let result = runtime.block_on(sandbox.run_command(&prepared, args.args));
+    // With a policy file, SIGHUP (and --watch-policy's changes) reload it.
+    let reload = args
+        .policy
+        .file()
+        .is_some()
+        .then(|| (args.policy.clone(), sandbox.policy_handle()));
+    let result = runtime.block_on(async {
+        let reloader = match reload {
+            Some((policy, handle)) => {
+                let reloader = Reloader::start(&policy, handle, args.watch_policy)?;
+                Some(tokio::spawn(reloader.serve(policy)))
+            }
+            None => None,
+        };
+        let result = sandbox.run_command(&prepared, args.args).await;
+        if let Some(task) = reloader {
+            task.abort();
+        }
+        Ok::<_, anyhow::Error>(result)
+    });
+    let result = result.map_err(Failure::Setup)?;
     let ending = Ending::of(result, &settings).map_err(|err| Failure::Setup(err.into()))?;
     for line in &ending.lines {
         eprintln!("{line}");
@@ -229,12 +255,16 @@ mod tests {
     use crate::{Cli, Command};
 
     /// `sockbox run`'s flags that have no annotation, and why.
-    const CLI_ONLY: [(&str, &str); 6] = [
+    const CLI_ONLY: [(&str, &str); 7] = [
         ("wasm", "the image gives the component"),
         ("p3", "the image gives the component"),
         ("wasi", "the image's component runs by what it exports"),
         ("name", "the container's name is the instance's"),
         ("no-cache", "the shim keeps no per-user cache"),
+        (
+            "watch-policy",
+            "a pod's policy is its annotations: a new pod changes it",
+        ),
         ("verbose", "containerd sets the shim's log level"),
     ];
 

@@ -76,6 +76,7 @@ pub mod runner;
 pub mod sandbox;
 mod wasi;
 
+pub use enforce::PolicyHandle;
 pub use policy::{Policy, RuleError};
 pub use runner::bindings::NetError;
 pub use runner::{

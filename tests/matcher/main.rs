@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use fixtures::thousand_rules;
 use proptest::prelude::*;
-use sockbox_host::enforce::{DenialLog, Enforcer, NameGrants};
+use sockbox_host::enforce::{DenialLog, Enforcer, NameGrants, PolicyHandle};
 use sockbox_host::policy::{Policy, Rule, SocketAddrUse};
 
 #[path = "../../host/examples/fixtures/thousand_rules.rs"]
@@ -258,7 +258,7 @@ fn a_check_does_not_allocate() {
     // so allocates nothing (a denial is recorded, and may).
     let enforcer = Enforcer::new(
         "bench",
-        Arc::new(policy),
+        PolicyHandle::new(policy),
         Arc::new(DenialLog::default()),
         None,
     );

@@ -202,7 +202,41 @@ impl AuditLog {
             direction,
             rule,
         };
-        let result = serde_json::to_string(&line)
+        self.append(&line);
+    }
+
+    /// Appends a policy reload of the run's: `"use":"policy-reload"`, the file it read
+    /// (`source`) and its `sha256`; `"verdict":"allow"` when it took effect, else
+    /// `"deny"` with the reason as `error` (the old policy stays).
+    pub fn write_reload(&self, source: &str, sha256: &str, error: Option<&str>) {
+        #[derive(Serialize)]
+        struct Reload<'a> {
+            time: String,
+            instance: &'static str,
+            #[serde(rename = "use")]
+            use_kind: &'static str,
+            source: &'a str,
+            sha256: &'a str,
+            verdict: &'static str,
+            rule: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a str>,
+        }
+        self.append(&Reload {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            instance: "sockbox",
+            use_kind: "policy-reload",
+            source,
+            sha256,
+            verdict: if error.is_none() { "allow" } else { "deny" },
+            rule: "policy-reload",
+            error,
+        });
+    }
+
+    /// Appends one JSON line; a write that fails is reported once.
+    fn append(&self, line: &impl Serialize) {
+        let result = serde_json::to_string(line)
             .map_err(std::io::Error::from)
             .and_then(|mut text| {
                 text.push('\n');

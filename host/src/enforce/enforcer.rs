@@ -7,8 +7,9 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use super::PolicyHandle;
 use super::own::OwnSockets;
 use super::ports::{Ports, PublishSink, Published};
 use super::replies::ReplyPeers;
@@ -22,7 +23,7 @@ use crate::policy::{
 #[derive(Debug)]
 pub struct Enforcer {
     instance: String,
-    policy: Arc<Policy>,
+    policy: PolicyHandle,
     grants: NameGrants,
     /// UDP peers received from under a listen or accept rule, which may be replied to.
     replies: ReplyPeers,
@@ -33,9 +34,8 @@ pub struct Enforcer {
     on_publish: Option<PublishHook>,
     /// Its own self-connection sockets.
     own: OwnSockets,
-    /// Whether an unbound socket's implicit bind is refused, for IPv4 and for IPv6
-    /// ([`Enforcer::refuses_implicit_bind`]).
-    implicit_bind_refused: [bool; 2],
+    /// The policy its name grants are derived under (a reload derives them again).
+    grants_under: Mutex<Arc<Policy>>,
 }
 
 struct PublishHook(PublishSink);
@@ -47,24 +47,16 @@ impl fmt::Debug for PublishHook {
 }
 
 impl Enforcer {
-    /// Enforces `policy` for the instance called `instance`, recording denials in
-    /// `denials` and, if given, every decision in `audit`.
+    /// Enforces `policy` (the one in force at each decision) for the instance called
+    /// `instance`, recording denials in `denials` and, if given, every decision in
+    /// `audit`.
     pub fn new(
         instance: impl Into<String>,
-        policy: Arc<Policy>,
+        policy: PolicyHandle,
         denials: Arc<DenialLog>,
         audit: Option<Arc<AuditLog>>,
     ) -> Self {
-        let refused = |unspecified: IpAddr| {
-            policy.mode() == Mode::Enforce
-                && !policy
-                    .decide(SocketAddr::new(unspecified, 0), SocketAddrUse::TcpBind)
-                    .allowed
-        };
-        let implicit_bind_refused = [
-            refused(Ipv4Addr::UNSPECIFIED.into()),
-            refused(Ipv6Addr::UNSPECIFIED.into()),
-        ];
+        let policy_now = policy.current();
         Self {
             instance: instance.into(),
             policy,
@@ -75,7 +67,7 @@ impl Enforcer {
             ports: Ports::default(),
             on_publish: None,
             own: OwnSockets::default(),
-            implicit_bind_refused,
+            grants_under: Mutex::new(policy_now),
         }
     }
 
@@ -85,9 +77,14 @@ impl Enforcer {
         self
     }
 
-    /// Returns the policy enforced.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// Returns the policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.current()
+    }
+
+    /// Whether a reload may replace the policy ([`PolicyHandle::is_reloadable`]).
+    pub fn reloadable(&self) -> bool {
+        self.policy.is_reloadable()
     }
 
     /// Decides a socket use wasmtime-wasi reports. Allocates only to record a decision
@@ -109,19 +106,21 @@ impl Enforcer {
         addr: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
-        if !self.policy.published().is_empty() {
+        // One policy for the whole decision, whatever a reload does meanwhile.
+        let policy = self.policy.current();
+        if !policy.published().is_empty() {
             if self.ports.take_pending(socket_use, addr) {
                 return true;
             }
-            if let Some(guest) = self.guest_view(socket_use, addr) {
-                return self.check_published(guest, addr, socket_use);
+            if let Some(guest) = self.guest_view(&policy, socket_use, addr) {
+                return self.check_published(&policy, guest, addr, socket_use);
             }
         }
-        let own = self.policy.allows_self() && self.own.claims(addr, socket_use);
+        let own = policy.allows_self() && self.own.claims(addr, socket_use);
         let mut verdict = if own {
-            self.decide_own(addr, socket_use)
+            self.decide_own(&policy, addr, socket_use)
         } else {
-            self.decide(requested, addr, socket_use)
+            self.decide(&policy, requested, addr, socket_use)
         };
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
@@ -146,7 +145,13 @@ impl Enforcer {
             allowed = verdict.allowed,
             "decided"
         );
-        let allowed = self.take_effect(socket_use.into(), Subject::Addr(addr), verdict, None);
+        let allowed = self.take_effect(
+            &policy,
+            socket_use.into(),
+            Subject::Addr(addr),
+            verdict,
+            None,
+        );
         if own && allowed && matches!(socket_use, SocketAddrUse::TcpListen) {
             self.own.listening(addr);
         }
@@ -164,7 +169,7 @@ impl Enforcer {
         socket: u32,
     ) -> bool {
         let allowed = self.check_bound(requested, bound, socket_use);
-        if allowed && self.policy.allows_self() && is_self_bind(requested, socket_use) {
+        if allowed && self.policy.current().allows_self() && is_self_bind(requested, socket_use) {
             self.own.bound(bound, socket);
         }
         allowed
@@ -172,10 +177,18 @@ impl Enforcer {
 
     /// Reports whether an unbound socket's connect to `target` would be refused at its
     /// implicit bind (the unspecified address of `target`'s family, port 0) while
-    /// denials take effect: no rule allows it. Decided once, when the enforcer is made
-    /// (the policy alone decides it), not at each connect.
+    /// denials take effect: no rule allows it (the policy alone decides it).
     pub fn refuses_implicit_bind(&self, target: SocketAddr) -> bool {
-        self.implicit_bind_refused[usize::from(target.is_ipv6())]
+        let policy = self.policy.current();
+        let unspecified: IpAddr = if target.is_ipv6() {
+            Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
+        policy.mode() == Mode::Enforce
+            && !policy
+                .decide(SocketAddr::new(unspecified, 0), SocketAddrUse::TcpBind)
+                .allowed
     }
 
     /// The handle of the socket listening on `addr`, if it is one of the instance's
@@ -183,7 +196,7 @@ impl Enforcer {
     /// that the handle still names a socket listening on `addr`, and if not,
     /// [forgets it](Enforcer::forget_own_listener).
     pub fn own_listener(&self, addr: SocketAddr) -> Option<u32> {
-        if !self.policy.allows_self() {
+        if !self.policy.current().allows_self() {
             return None;
         }
         self.own.listener(addr)
@@ -204,40 +217,58 @@ impl Enforcer {
     /// host's address beside it.
     fn check_published(
         &self,
+        policy: &Arc<Policy>,
         guest: SocketAddr,
         host: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
-        let verdict = self.decide(guest, guest, socket_use);
-        self.take_effect(socket_use.into(), Subject::Addr(guest), verdict, Some(host))
+        let verdict = self.decide(policy, guest, guest, socket_use);
+        self.take_effect(
+            policy,
+            socket_use.into(),
+            Subject::Addr(guest),
+            verdict,
+            Some(host),
+        )
     }
 
     /// The policy's verdict on a use of `bound` (asked for as `requested`), with what
     /// this instance's lookups granted.
     fn decide(
         &self,
+        policy: &Arc<Policy>,
         requested: SocketAddr,
         bound: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> Verdict {
-        self.with_grants(bound, |granted| {
-            self.policy
-                .decide_bound(requested, bound, socket_use, granted)
+        self.with_grants(policy, bound, |granted| {
+            policy.decide_bound(requested, bound, socket_use, granted)
         })
     }
 
     /// The policy's verdict on a use of one of the instance's own self-connection
     /// sockets, with what this instance's lookups granted.
-    fn decide_own(&self, addr: SocketAddr, socket_use: SocketAddrUse) -> Verdict {
-        self.with_grants(addr, |granted| {
-            self.policy.decide_own(addr, socket_use, granted)
+    fn decide_own(
+        &self,
+        policy: &Arc<Policy>,
+        addr: SocketAddr,
+        socket_use: SocketAddrUse,
+    ) -> Verdict {
+        self.with_grants(policy, addr, |granted| {
+            policy.decide_own(addr, socket_use, granted)
         })
     }
 
     /// Calls `decide` with the name rules this instance's lookups granted `addr`'s
     /// address to. The grants' lock is taken only when some rule names a host.
-    fn with_grants(&self, addr: SocketAddr, decide: impl FnOnce(&[RuleRef]) -> Verdict) -> Verdict {
-        if self.policy.has_name_rules() {
+    fn with_grants(
+        &self,
+        policy: &Arc<Policy>,
+        addr: SocketAddr,
+        decide: impl FnOnce(&[RuleRef]) -> Verdict,
+    ) -> Verdict {
+        if policy.has_name_rules() {
+            self.grants_follow(policy);
             let granted = self.grants.read();
             decide(granted.rules_for(addr.ip().to_canonical()))
         } else {
@@ -245,23 +276,37 @@ impl Enforcer {
         }
     }
 
+    /// Derives the name grants again if `policy` is not the one they were derived
+    /// under: a grant is a rule's index, and a reload renumbers the rules.
+    fn grants_follow(&self, policy: &Arc<Policy>) {
+        let mut under = self
+            .grants_under
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !Arc::ptr_eq(&under, policy) {
+            self.grants.rederive(policy);
+            *under = Arc::clone(policy);
+        }
+    }
+
     /// Makes `verdict` take effect: records it, and answers whether the use goes ahead
     /// (a denial does too, in audit mode, recorded as `would-deny`).
     fn take_effect(
         &self,
+        policy: &Policy,
         use_kind: UseKind,
         subject: Subject,
         verdict: Verdict,
         host_addr: Option<SocketAddr>,
     ) -> bool {
-        let would_deny = !verdict.allowed && self.policy.mode() == Mode::Audit;
+        let would_deny = !verdict.allowed && policy.mode() == Mode::Audit;
         if !verdict.allowed || self.audit.is_some() {
             self.write(Decision {
                 use_kind,
                 subject,
                 allowed: verdict.allowed || would_deny,
                 would_deny,
-                by: self.policy.decided_by(verdict.by),
+                by: policy.decided_by(verdict.by),
                 host_addr,
             });
         }
@@ -271,17 +316,26 @@ impl Enforcer {
     /// For a listen on a port published on the host (wasmtime-wasi checks a listen on
     /// the socket's bound address, the host's): the guest's view of `addr`. Binds are
     /// decided on the guest's view before they are made ([`Enforcer::begin_bind`]).
-    fn guest_view(&self, socket_use: SocketAddrUse, addr: SocketAddr) -> Option<SocketAddr> {
+    fn guest_view(
+        &self,
+        policy: &Policy,
+        socket_use: SocketAddrUse,
+        addr: SocketAddr,
+    ) -> Option<SocketAddr> {
         let SocketAddrUse::TcpListen = socket_use else {
             return None;
         };
-        let port = self.guest_port(Transport::Tcp, addr.port())?;
+        let port = self.guest_port_in(policy, Transport::Tcp, addr.port())?;
         Some(SocketAddr::new(addr.ip(), port))
     }
 
     /// The guest's port for the host's `host_port`, if the guest's bind published it.
     pub fn guest_port(&self, transport: Transport, host_port: u16) -> Option<u16> {
-        if self.policy.published().is_empty() {
+        self.guest_port_in(&self.policy.current(), transport, host_port)
+    }
+
+    fn guest_port_in(&self, policy: &Policy, transport: Transport, host_port: u16) -> Option<u16> {
+        if policy.published().is_empty() {
             return None;
         }
         self.ports.guest_port(transport, host_port)
@@ -301,13 +355,20 @@ impl Enforcer {
             SocketAddrUse::UdpBind => Transport::Udp,
             _ => return Ok(None),
         };
-        let Some(publish) = self.policy.publication(transport, guest.port()) else {
+        let policy = self.policy.current();
+        let Some(publish) = policy.publication(transport, guest.port()) else {
             return Ok(None);
         };
         let host = SocketAddr::new(guest.ip(), publish.host_port);
-        let verdict = self.decide(guest, guest, socket_use);
-        if !verdict.allowed && self.policy.mode() != Mode::Audit {
-            self.take_effect(socket_use.into(), Subject::Addr(guest), verdict, None);
+        let verdict = self.decide(&policy, guest, guest, socket_use);
+        if !verdict.allowed && policy.mode() != Mode::Audit {
+            self.take_effect(
+                &policy,
+                socket_use.into(),
+                Subject::Addr(guest),
+                verdict,
+                None,
+            );
             return Err(());
         }
         self.ports.begin(socket_use, host);
@@ -332,7 +393,7 @@ impl Enforcer {
         let Some(host) = bound else {
             return;
         };
-        self.check_published(guest, host, socket_use);
+        self.check_published(&self.policy.current(), guest, host, socket_use);
         let published = Published {
             transport,
             guest,
@@ -346,9 +407,11 @@ impl Enforcer {
 
     /// Decides a lookup of `name` (already normalized: lowercase, punycode).
     pub fn check_lookup(&self, name: &str) -> bool {
-        let verdict = self.policy.decide_lookup(name);
+        let policy = self.policy.current();
+        let verdict = policy.decide_lookup(name);
         tracing::debug!(instance = %self.instance, name, allowed = verdict.allowed, "decided lookup");
         self.take_effect(
+            &policy,
             UseKind::Lookup,
             Subject::Name(name.to_owned()),
             verdict,
@@ -360,15 +423,16 @@ impl Enforcer {
     /// refuses ([`Policy::decide_answer`]) are dropped and recorded (`lookup-answer`),
     /// before the guest sees any. In audit mode they are kept, recorded `would-deny`.
     pub fn filter_answers(&self, name: &str, addrs: Vec<IpAddr>) -> Vec<IpAddr> {
+        let policy = self.policy.current();
         addrs
             .into_iter()
             .filter(|&addr| {
-                let verdict = self.policy.decide_answer(name, addr);
+                let verdict = policy.decide_answer(name, addr);
                 let subject = Subject::Answer {
                     name: name.to_owned(),
                     addr,
                 };
-                self.take_effect(UseKind::LookupAnswer, subject, verdict, None)
+                self.take_effect(&policy, UseKind::LookupAnswer, subject, verdict, None)
             })
             .collect()
     }
@@ -376,7 +440,9 @@ impl Enforcer {
     /// Records that an allowed lookup of `name` returned `addrs`, auditing each older
     /// address forgotten to make room ([`MAX_NAME_GRANTS`](super::MAX_NAME_GRANTS)).
     pub fn grant(&self, name: &str, addrs: &[IpAddr]) {
-        for evicted in self.grants.record(&self.policy, name, addrs) {
+        let policy = self.policy.current();
+        self.grants_follow(&policy);
+        for evicted in self.grants.record(&policy, name, addrs) {
             self.write(Decision {
                 use_kind: UseKind::GrantEvicted,
                 subject: Subject::Answer {

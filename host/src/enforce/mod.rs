@@ -9,6 +9,7 @@ mod enforcer;
 mod names;
 mod own;
 mod ports;
+mod reload;
 mod replies;
 #[cfg(test)]
 mod tests;
@@ -18,3 +19,4 @@ pub use enforcer::Enforcer;
 pub use names::{Evicted, Grants, MAX_NAME_GRANTS, NameGrants};
 pub use own::MAX_OWN;
 pub use ports::{PublishSink, Published};
+pub use reload::{PolicyHandle, ReloadRefused};

@@ -44,6 +44,8 @@ struct Granted {
     rules: Vec<RuleRef>,
     /// The name whose lookup granted it last.
     name: Arc<str>,
+    /// Every name whose lookup granted it, to grant it again under a reloaded policy.
+    names: Vec<Arc<str>>,
     /// The number of its latest grant (see [`Grants::order`]).
     number: u64,
 }
@@ -81,8 +83,12 @@ impl Grants {
         let granted = self.by_addr.entry(addr).or_insert_with(|| Granted {
             rules: Vec::new(),
             name: Arc::clone(name),
+            names: Vec::new(),
             number,
         });
+        if !granted.names.contains(name) {
+            granted.names.push(Arc::clone(name));
+        }
         for rule in rules {
             if !granted.rules.contains(rule) {
                 granted.rules.push(*rule);
@@ -140,15 +146,7 @@ impl NameGrants {
         addrs: &[IpAddr],
         max: usize,
     ) -> Vec<Evicted> {
-        let rules: Vec<RuleRef> = policy
-            .rules()
-            .filter(|(_, rule)| {
-                rule.hosts()
-                    .iter()
-                    .any(|host| host.is_name() && host.matches_name(name))
-            })
-            .map(|(rule_ref, _)| rule_ref)
-            .collect();
+        let rules = covering(policy, name);
         if rules.is_empty() || addrs.is_empty() {
             return Vec::new();
         }
@@ -163,12 +161,46 @@ impl NameGrants {
         granted.evict_past(max)
     }
 
+    /// Grants every address again under `policy` (a reload): to the rules of `policy`
+    /// that cover the names whose lookups granted it. An address no rule covers any
+    /// more stays known, granted to no rule, until a lookup grants it again.
+    pub fn rederive(&self, policy: &Policy) {
+        let mut granted = self
+            .granted
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for entry in granted.by_addr.values_mut() {
+            let mut rules = Vec::new();
+            for name in &entry.names {
+                for rule in covering(policy, name) {
+                    if !rules.contains(&rule) {
+                        rules.push(rule);
+                    }
+                }
+            }
+            entry.rules = rules;
+        }
+    }
+
     /// Returns every grant so far, to decide with ([`Grants::rules_for`]).
     pub fn read(&self) -> RwLockReadGuard<'_, Grants> {
         self.granted
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The rules of `policy` whose hosts cover `name` by name (not by `*`).
+fn covering(policy: &Policy, name: &str) -> Vec<RuleRef> {
+    policy
+        .rules()
+        .filter(|(_, rule)| {
+            rule.hosts()
+                .iter()
+                .any(|host| host.is_name() && host.matches_name(name))
+        })
+        .map(|(rule_ref, _)| rule_ref)
+        .collect()
 }
 
 #[cfg(test)]
@@ -253,13 +285,13 @@ mod tests {
     /// The enforcer audits every address it forgets, with the name that granted it.
     #[test]
     fn evictions_are_audited() {
-        use crate::enforce::{AuditLog, DenialLog, Enforcer};
+        use crate::enforce::{AuditLog, DenialLog, Enforcer, PolicyHandle};
         let file = tempfile::NamedTempFile::new().expect("a temp file");
         let audit = AuditLog::to_file(file.reopen().expect("reopen"));
         let denials = Arc::new(DenialLog::default());
         let enforcer = Enforcer::new(
             "grants",
-            Arc::new(policy()),
+            PolicyHandle::new(policy()),
             Arc::clone(&denials),
             Some(Arc::new(audit)),
         );

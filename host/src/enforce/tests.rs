@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{DenialLog, Enforcer, MAX_DENIALS};
+use super::{DenialLog, Enforcer, MAX_DENIALS, PolicyHandle};
 use crate::policy::tests::policy;
 use crate::policy::{
     DecidedBy, Decision, Direction, Mode, Policy, SocketAddrUse, Subject, Transport, UseKind,
@@ -60,7 +60,7 @@ fn denial_log_keeps_distinct_denials() {
 fn udp_replies_follow_receives() {
     use SocketAddrUse::{UdpReceive, UdpSend};
     let policy = policy("listen udp://127.0.0.1:*; deny udp://127.0.0.1:9");
-    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     let peer = |text: &str| -> SocketAddr { text.parse().expect("an address") };
     assert!(
         !enforcer.check(peer("127.0.0.1:5000"), UdpSend),
@@ -110,7 +110,7 @@ fn denial_log_is_bounded() {
 #[test]
 fn udp_replies_reach_special_peers_that_came_first() {
     let policy = Policy::deny_all().allow_listen("udp://*:53").unwrap();
-    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     assert!(!enforcer.check(peer("169.254.7.7:5000"), UdpSend));
     assert!(enforcer.check(peer("169.254.7.7:5000"), UdpReceive));
     assert!(enforcer.check(peer("169.254.7.7:5000"), UdpSend), "a reply");
@@ -127,7 +127,7 @@ fn published_binds_are_judged_on_the_guest_port() {
         .unwrap()
         .with_publish("8080:80".parse().unwrap())
         .unwrap();
-    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     let guest = peer("127.0.0.1:80");
     let host = enforcer.begin_bind(TcpBind, guest).unwrap().unwrap();
     assert_eq!(host, peer("127.0.0.1:8080"));
@@ -147,7 +147,7 @@ fn published_binds_are_judged_on_the_guest_port() {
     let policy = Policy::deny_all()
         .with_publish("0:80".parse().unwrap())
         .unwrap();
-    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     assert_eq!(enforcer.begin_bind(TcpBind, guest), Err(()));
 }
 
@@ -156,7 +156,7 @@ fn published_binds_are_judged_on_the_guest_port() {
 fn enforcer_in_audit_mode_records_would_deny() {
     let denials = Arc::new(DenialLog::default());
     let policy = Policy::deny_all().with_mode(Mode::Audit);
-    let enforcer = Enforcer::new("t", Arc::new(policy), denials.clone(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), denials.clone(), None);
     assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
     assert!(enforcer.check(peer("10.0.0.1:80"), TcpConnect));
     assert_eq!(denials.would_deny(), 2);
@@ -176,7 +176,8 @@ fn enforcer_in_audit_mode_records_would_deny() {
 /// never in audit mode.
 #[test]
 fn implicit_binds_are_refused_where_no_rule_allows_them() {
-    let enforcer = |policy: Policy| Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer =
+        |policy: Policy| Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     let (v4, v6) = (peer("10.0.0.1:80"), peer("[fd00::1]:80"));
     let none = enforcer(Policy::deny_all());
     assert!(none.refuses_implicit_bind(v4) && none.refuses_implicit_bind(v6));

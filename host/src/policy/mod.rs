@@ -285,6 +285,18 @@ impl Policy {
         Ok(())
     }
 
+    /// Takes the host ports `running` picked for its publications of port 0, for the
+    /// same publications of this policy (a reload keeps the ports the run bound).
+    pub(crate) fn adopt_published(&mut self, running: &Policy) {
+        for publish in &mut self.publish {
+            if publish.host_port == 0
+                && let Some(picked) = running.publication(publish.transport, publish.guest_port)
+            {
+                publish.host_port = picked.host_port;
+            }
+        }
+    }
+
     /// Returns the publication of the guest's `port` over `transport`, if it has one.
     pub fn publication(&self, transport: Transport, port: u16) -> Option<Publish> {
         self.publish

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{DecidedBy, Decider, Policy, SocketAddrUse, Transport};
-use crate::enforce::{DenialLog, Enforcer};
+use crate::enforce::{DenialLog, Enforcer, PolicyHandle};
 use SocketAddrUse::{TcpAccept, TcpBind, TcpConnect, TcpListen, UdpBind, UdpSend};
 
 fn addr(text: &str) -> SocketAddr {
@@ -141,7 +141,12 @@ fn self_connections_are_on_by_default_and_need_tcp() {
 #[test]
 fn the_enforcer_follows_a_socket_pair() {
     let denials = Arc::new(DenialLog::default());
-    let enforcer = Enforcer::new("t", Arc::new(Policy::deny_all()), denials.clone(), None);
+    let enforcer = Enforcer::new(
+        "t",
+        PolicyHandle::new(Policy::deny_all()),
+        denials.clone(),
+        None,
+    );
     let listener = addr("127.0.0.1:41234");
     let client = addr("127.0.0.1:41235");
     let stranger = addr("127.0.0.1:41236");
@@ -188,7 +193,7 @@ fn no_self_records_nothing_as_its_own() {
         .allow_listen("tcp://127.0.0.1:*")
         .expect("a rule")
         .without_self();
-    let enforcer = Enforcer::new("t", Arc::new(policy), Default::default(), None);
+    let enforcer = Enforcer::new("t", PolicyHandle::new(policy), Default::default(), None);
     let listener = addr("127.0.0.1:41234");
     assert!(enforcer.check_bind(addr("127.0.0.1:0"), listener, TcpBind, 7));
     assert!(enforcer.check(listener, TcpListen));

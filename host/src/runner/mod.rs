@@ -179,8 +179,8 @@ impl Runner {
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&args)
             .envs(&env)
-            .allow_tcp(policy.uses(Transport::Tcp))
-            .allow_udp(policy.uses(Transport::Udp))
+            .allow_tcp(policy.uses(Transport::Tcp) || enforcer.reloadable())
+            .allow_udp(policy.uses(Transport::Udp) || enforcer.reloadable())
             // Lookups go through sockbox's resolver (`lookup`), which asks the policy.
             .allow_ip_name_lookup(false);
         let check = Arc::clone(&enforcer);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Hook, PublishHook, Sandbox, SandboxBuilder};
-use crate::enforce::{AuditLog, Published};
+use crate::enforce::{AuditLog, PolicyHandle, Published};
 use crate::output::Stdio;
 use crate::policy::{Decision, Policy};
 use crate::runner::{Limits, WasiVersion};
@@ -12,7 +12,7 @@ use crate::runner::{Limits, WasiVersion};
 impl SandboxBuilder {
     /// Sets the network policy (default: none at all).
     pub fn policy(mut self, policy: Policy) -> Self {
-        self.sandbox.policy = Arc::new(policy);
+        self.sandbox.policy = PolicyHandle::new(policy);
         self
     }
 
@@ -139,6 +139,7 @@ impl SandboxBuilder {
 
     /// Returns the sandbox.
     pub fn build(self) -> Sandbox {
+        self.sandbox.policy.audit_to(self.sandbox.audit.clone());
         self.sandbox
     }
 }

@@ -50,7 +50,7 @@ impl Sandbox {
         args: Vec<String>,
     ) -> Result<Output, SandboxError> {
         let count = self.instances;
-        let mut policy = (*self.policy).clone();
+        let mut policy = (*self.policy.current()).clone();
         let mut held = Vec::new();
         policy
             .pick_host_ports(|publish| {
@@ -61,7 +61,8 @@ impl Sandbox {
             .map_err(|err| {
                 SandboxError::Setup(anyhow::Error::new(err).context("pick a published port"))
             })?;
-        let policy = Arc::new(policy);
+        // The ports picked are the run's: a reload keeps them.
+        self.policy.set(policy);
         let held: HeldPorts = Arc::new(Mutex::new(held));
         let base = self.name.clone().unwrap_or_else(|| self.program.clone());
         let io = self.run_io();
@@ -75,7 +76,6 @@ impl Sandbox {
         let (done, mut ended) = tokio::sync::mpsc::unbounded_channel();
         for index in 1..=count {
             let mut sandbox = self.clone();
-            sandbox.policy = Arc::clone(&policy);
             sandbox.name = Some(format!("{base}/{index}"));
             sandbox.on_publish = Some(on_publish.clone());
             let io = RunIo {

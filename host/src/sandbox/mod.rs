@@ -46,7 +46,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer, PublishSink};
+use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer, PolicyHandle, PublishSink};
 use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
@@ -64,7 +64,7 @@ pub use plugin::Plugin;
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     runner: Arc<Runner>,
-    policy: Arc<Policy>,
+    policy: PolicyHandle,
     name: Option<String>,
     program: String,
     args: Vec<String>,
@@ -139,7 +139,7 @@ impl Sandbox {
         SandboxBuilder {
             sandbox: Self {
                 runner,
-                policy: Arc::new(Policy::deny_all()),
+                policy: PolicyHandle::new(Policy::deny_all()),
                 name: None,
                 program: GUEST_PROGRAM.to_owned(),
                 args: Vec::new(),
@@ -162,9 +162,21 @@ impl Sandbox {
         &self.runner
     }
 
-    /// Returns the policy its instances run under.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// Returns the policy its instances run under now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.current()
+    }
+
+    /// Returns the handle that replaces its policy while instances run
+    /// ([`PolicyHandle::reload`]): the next decision of every instance of every run of
+    /// this sandbox (and its clones) uses the new one; what the old one let happen, an
+    /// established connection say, stays. Reloads are audit lines of their own.
+    /// Take it before running: only instances started after get sockets of every
+    /// transport, so that a reload can allow UDP where the first policy had no UDP
+    /// rule.
+    pub fn policy_handle(&self) -> PolicyHandle {
+        self.policy.mark_reloadable();
+        self.policy.clone()
     }
 
     /// Returns the limits each of its instances gets.
@@ -330,7 +342,7 @@ impl Sandbox {
         let name = self.name.clone().unwrap_or_else(|| self.program.clone());
         let mut enforcer = Enforcer::new(
             name,
-            Arc::clone(&self.policy),
+            self.policy.clone(),
             Arc::clone(&io.denials),
             self.audit.clone(),
         );
