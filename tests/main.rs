@@ -19,6 +19,7 @@ mod instances;
 mod integrity;
 mod limits;
 mod lookup;
+mod metrics;
 mod nodelay;
 mod p3;
 mod parsers;

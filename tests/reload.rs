@@ -40,9 +40,21 @@ fn echoes(conn: &mut TcpStream, bytes: &[u8]) -> bool {
     conn.write_all(bytes).is_ok() && conn.read_exact(&mut back).is_ok() && back == bytes
 }
 
-/// Whether a new connection from `from` is served: echoed, then closed cleanly.
+/// Whether a new connection from `from` is served: echoed, then closed cleanly. A
+/// refused one may be reset before the connect even returns.
 fn served(from: Ipv4Addr, server: SocketAddr) -> Result<bool> {
-    let mut conn = connect_from(from, server)?;
+    let mut conn = match connect_from(from, server) {
+        Ok(conn) => conn,
+        Err(err)
+            if err
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind)
+                == Some(std::io::ErrorKind::ConnectionReset) =>
+        {
+            return Ok(false);
+        }
+        Err(err) => return Err(err),
+    };
     let echoed = echoes(&mut conn, b"hello");
     let _ = conn.shutdown(Shutdown::Write);
     Ok(echoed)

@@ -18,13 +18,22 @@ use crate::policy::PolicyArgs;
 /// How long the file must be left alone before it is read.
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// Why the file is read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// `SIGHUP`: read it whatever it holds.
+    Signal,
+    /// The watcher saw it change: read it if its bytes changed.
+    Change,
+}
+
 /// What reloads the policy: the signal, and the file watcher if asked for.
 pub(crate) struct Reloader {
     file: PathBuf,
     handle: PolicyHandle,
     /// Keeps the watcher alive; it sends on `changes`.
     _watcher: Option<notify::RecommendedWatcher>,
-    changes: mpsc::UnboundedReceiver<()>,
+    changes: mpsc::UnboundedReceiver<Trigger>,
     /// The sha256 of the file in force, to skip the several events one save makes.
     in_force: String,
 }
@@ -43,7 +52,7 @@ impl Reloader {
         let on_signal = send.clone();
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
-                if on_signal.send(()).is_err() {
+                if on_signal.send(Trigger::Signal).is_err() {
                     break;
                 }
             }
@@ -69,9 +78,12 @@ impl Reloader {
     /// Events that come within [`SETTLE`] of each other are one reload: an editor's
     /// save is several, and a file written in place is read once it is whole.
     pub(crate) async fn serve(mut self, args: PolicyArgs) {
-        while self.changes.recv().await.is_some() {
-            while let Ok(Some(())) = tokio::time::timeout(SETTLE, self.changes.recv()).await {}
-            self.reload(&args, true);
+        while let Some(first) = self.changes.recv().await {
+            let mut signalled = first == Trigger::Signal;
+            while let Ok(Some(next)) = tokio::time::timeout(SETTLE, self.changes.recv()).await {
+                signalled |= next == Trigger::Signal;
+            }
+            self.reload(&args, !signalled);
         }
     }
 
@@ -113,7 +125,7 @@ impl Reloader {
 /// and sends on `changes` for every event that names the file.
 fn watch_file(
     file: &Path,
-    changes: mpsc::UnboundedSender<()>,
+    changes: mpsc::UnboundedSender<Trigger>,
 ) -> Result<notify::RecommendedWatcher> {
     let name = file.file_name().map(ToOwned::to_owned);
     let dir = match file.parent() {
@@ -130,7 +142,7 @@ fn watch_file(
             .iter()
             .any(|path| path.file_name() == name.as_deref())
         {
-            let _ = changes.send(());
+            let _ = changes.send(Trigger::Change);
         }
     })
     .context("watch the policy file")?;

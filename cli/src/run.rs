@@ -1,6 +1,7 @@
 //! `sockbox run`: one component, with exactly the network and limits its flags grant,
 //! and the guest's end mapped to the process's exit status.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,6 +73,11 @@ pub(crate) struct RunArgs {
     /// Each instance has its own memory and state.
     #[arg(long, value_name = "N", value_parser = parse_instances, default_value = "1")]
     instances: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the guest runs (sockbox's
+    /// own listener, not the guest's: the policy does not apply to it), e.g.
+    /// 127.0.0.1:9464; port 0 picks one, printed as `sockbox: metrics on …`.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// Compile the component on every run instead of keeping it compiled in the cache
     /// ($SOCKBOX_CACHE_DIR, or ~/.cache/sockbox).
     #[arg(long)]
@@ -111,7 +117,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .file()
         .is_some()
         .then(|| (args.policy.clone(), sandbox.policy_handle()));
+    let report: Report = Arc::new(|line| eprintln!("{line}"));
     let result = runtime.block_on(async {
+        let metrics = settings.serve_metrics(&sandbox, &report).await?;
         let reloader = match reload {
             Some((policy, handle)) => {
                 let reloader = Reloader::start(&policy, handle, args.watch_policy)?;
@@ -120,7 +128,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             None => None,
         };
         let result = sandbox.run_command(&prepared, args.args).await;
-        if let Some(task) = reloader {
+        for task in [reloader, metrics].into_iter().flatten() {
             task.abort();
         }
         Ok::<_, anyhow::Error>(result)
@@ -190,6 +198,7 @@ impl RunArgs {
             audit: self.audit.clone().map(AuditTo::File),
             no_tcp_nodelay: self.no_tcp_nodelay,
             instances: self.instances,
+            metrics: self.metrics,
         })
     }
 }
@@ -374,6 +383,10 @@ mod tests {
                 vec!["--instances", "3"],
                 vec![("sockbox.io/instances", "3")],
             ),
+            (
+                vec!["--metrics", "0.0.0.0:9464"],
+                vec![("sockbox.io/metrics", "0.0.0.0:9464")],
+            ),
         ];
         let mut covered = Vec::new();
         for (flags, pairs) in &cases {
@@ -394,6 +407,7 @@ mod tests {
                 from_flags.instances, from_annotations.instances,
                 "{flags:?}"
             );
+            assert_eq!(from_flags.metrics, from_annotations.metrics, "{flags:?}");
             assert_eq!(
                 from_flags.audit.is_some(),
                 from_annotations.audit.is_some(),

@@ -70,6 +70,7 @@
 pub mod enforce;
 pub mod harness;
 pub mod launch;
+pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod runner;

@@ -115,7 +115,12 @@ async fn run(ctx: &impl RuntimeContext, settings: &Settings) -> Result<i32> {
         }
     }
     let args = ctx.args().iter().skip(1).cloned().collect::<Vec<_>>();
-    let result = sandbox.build().run_command(&prepared, args).await;
+    let sandbox = sandbox.build();
+    let metrics = settings.serve_metrics(&sandbox, &report).await?;
+    let result = sandbox.run_command(&prepared, args).await;
+    if let Some(task) = metrics {
+        task.abort();
+    }
     let ending = Ending::of(result, settings)?;
     for line in &ending.lines {
         eprintln!("{line}");

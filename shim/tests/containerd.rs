@@ -515,9 +515,11 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
             "sockbox.io/allow-listen=tcp://127.0.0.1:8080",
             "sockbox.io/publish=0:8080",
             "sockbox.io/audit=stderr",
+            "sockbox.io/metrics=127.0.0.1:0",
         ],
         &["echo", "127.0.0.1:8080"],
     ))?;
+    let metrics = server.stderr_line("sockbox: metrics on http://");
     let published = server.stderr_line("sockbox: published tcp 127.0.0.1:8080 on ");
     let host: SocketAddr = match published.and_then(|host| Ok(host.parse()?)) {
         Ok(host) => host,
@@ -531,6 +533,25 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     for i in 0..20 {
         let message = format!("to one of two, {i}");
         ensure!(echo(host, message.as_bytes())? == message.as_bytes());
+    }
+    // The pod's metrics (`sockbox.io/metrics`): both instances, every connection.
+    let scraped = metrics.and_then(|url| scrape(&url));
+    let scraped = match scraped {
+        Ok(text) => text,
+        Err(err) => {
+            let _ = containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "instances"]);
+            let (_, output) = server.finish()?;
+            bail!("{err}\n{output}");
+        }
+    };
+    for sample in [
+        "sockbox_instances_running 2",
+        r#"sockbox_connections_total{direction="accepted"} 20"#,
+    ] {
+        ensure!(
+            scraped.lines().any(|line| line == sample),
+            "no {sample} in\n{scraped}"
+        );
     }
     containerd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", "instances"])?;
     let (_, output) = server.finish()?;
@@ -593,4 +614,21 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     );
     ensure!(listener.accept().is_err(), "a connection arrived");
     Ok(())
+}
+
+/// `GET /metrics` from `url` (`ADDR/metrics`, after `http://`) over plain HTTP/1.1;
+/// the response's body.
+fn scrape(url: &str) -> Result<String> {
+    let (addr, path) = url.split_once('/').context("a path")?;
+    let mut conn = TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        conn,
+        "GET /{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)?;
+    ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (_, body) = response.split_once("\r\n\r\n").context("a body")?;
+    Ok(body.to_owned())
 }

@@ -14,6 +14,7 @@ use super::own::OwnSockets;
 use super::ports::{Ports, PublishSink, Published};
 use super::replies::ReplyPeers;
 use super::{AuditLog, DenialLog, NameGrants};
+use crate::metrics::Metrics;
 use crate::policy::{
     DecidedBy, Decider, Decision, Direction, Mode, Policy, RuleRef, SocketAddrUse, Subject,
     Transport, UseKind, Verdict, is_self_bind,
@@ -36,6 +37,8 @@ pub struct Enforcer {
     own: OwnSockets,
     /// The policy its name grants are derived under (a reload derives them again).
     grants_under: Mutex<Arc<Policy>>,
+    /// Where decisions are counted, if anywhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 struct PublishHook(PublishSink);
@@ -68,7 +71,19 @@ impl Enforcer {
             on_publish: None,
             own: OwnSockets::default(),
             grants_under: Mutex::new(policy_now),
+            metrics: None,
         }
+    }
+
+    /// Returns where its decisions are counted, if anywhere.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Counts every decision in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Hands each port published to `sink` as the guest binds it.
@@ -300,7 +315,7 @@ impl Enforcer {
         host_addr: Option<SocketAddr>,
     ) -> bool {
         let would_deny = !verdict.allowed && policy.mode() == Mode::Audit;
-        if !verdict.allowed || self.audit.is_some() {
+        if !verdict.allowed || self.audit.is_some() || self.metrics.is_some() {
             self.write(Decision {
                 use_kind,
                 subject,
@@ -471,6 +486,9 @@ impl Enforcer {
     }
 
     fn write(&self, decision: Decision) {
+        if let Some(metrics) = &self.metrics {
+            metrics.decided(&decision);
+        }
         if let Some(audit) = &self.audit {
             audit.write(&self.instance, &decision);
         }

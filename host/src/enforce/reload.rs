@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use super::AuditLog;
+use crate::metrics::Metrics;
 use crate::policy::{Policy, Publish};
 
 /// A run's policy, shared by its instances and by whoever may replace it (the CLI on
@@ -25,6 +26,8 @@ struct Shared {
     published: Vec<Publish>,
     /// Where reloads are recorded, if the run has an audit trail.
     audit: std::sync::Mutex<Option<Arc<AuditLog>>>,
+    /// Where reloads are counted, if anywhere.
+    metrics: std::sync::Mutex<Option<Arc<Metrics>>>,
     reloads: AtomicU64,
     refused: AtomicU64,
     /// Whether someone holds the handle to reload it: then every transport is on,
@@ -60,6 +63,7 @@ impl PolicyHandle {
             published: policy.published().to_vec(),
             current: ArcSwap::from_pointee(policy),
             audit: std::sync::Mutex::new(None),
+            metrics: std::sync::Mutex::new(None),
             reloads: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             reloadable: AtomicBool::new(false),
@@ -78,6 +82,23 @@ impl PolicyHandle {
             .audit
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = audit;
+    }
+
+    /// Counts reloads in `metrics` from now on.
+    pub(crate) fn count_in(&self, metrics: Option<Arc<Metrics>>) {
+        *self
+            .0
+            .metrics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = metrics;
+    }
+
+    fn metrics(&self) -> Option<Arc<Metrics>> {
+        self.0
+            .metrics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Puts `policy` in force for every decision from now on, and records it in the
@@ -102,6 +123,9 @@ impl PolicyHandle {
         policy.adopt_published(&current);
         self.0.current.store(Arc::new(policy));
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.metrics() {
+            metrics.reloaded(true);
+        }
         tracing::info!(source, sha256, "policy reloaded");
         if let Some(audit) = self.audit() {
             audit.write_reload(source, sha256, None);
@@ -113,6 +137,9 @@ impl PolicyHandle {
     /// policy stays.
     pub fn refuse(&self, source: &str, sha256: &str, why: &dyn fmt::Display) {
         self.0.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.metrics() {
+            metrics.reloaded(false);
+        }
         if let Some(audit) = self.audit() {
             audit.write_reload(source, sha256, Some(&why.to_string()));
         }

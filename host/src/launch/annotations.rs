@@ -19,7 +19,7 @@ use crate::runner::{parse_max_sockets, parse_size};
 pub const PREFIX: &str = "sockbox.io/";
 
 /// Every annotation the shim reads, with the `sockbox run` flag it stands for.
-pub const KEYS: [(&str, &str); 18] = [
+pub const KEYS: [(&str, &str); 19] = [
     (
         "sockbox.io/policy",
         "--policy FILE (the file's TOML, inline)",
@@ -44,6 +44,10 @@ pub const KEYS: [(&str, &str); 18] = [
     ("sockbox.io/max-sockets", "--max-sockets N|unlimited"),
     ("sockbox.io/no-tcp-nodelay", "--no-tcp-nodelay"),
     ("sockbox.io/instances", "--instances N|auto"),
+    (
+        "sockbox.io/metrics",
+        "--metrics ADDR (inside the pod's network)",
+    ),
 ];
 
 /// An annotation that could not be read: which, and why, in one line.
@@ -165,12 +169,23 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Settings, Annotati
             .map_err(|why| AnnotationError::new("sockbox.io/instances", why))?,
         None => 1,
     };
+    let metrics = get("sockbox.io/metrics")
+        .map(|addr| {
+            addr.parse().map_err(|_| {
+                AnnotationError::new(
+                    "sockbox.io/metrics",
+                    format!("`{addr}` is not an address: write IP:PORT, e.g. 0.0.0.0:9464"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(Settings {
         policy,
         limits,
         audit,
         no_tcp_nodelay,
         instances,
+        metrics,
     })
 }
 
@@ -347,6 +362,10 @@ mod tests {
             (
                 &[("sockbox.io/max-memory", "lots")],
                 "annotation sockbox.io/max-memory: `lots` is not a size",
+            ),
+            (
+                &[("sockbox.io/metrics", "9464")],
+                "annotation sockbox.io/metrics: `9464` is not an address: write IP:PORT",
             ),
             (
                 &[("sockbox.io/timeout", "soon")],

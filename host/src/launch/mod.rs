@@ -11,15 +11,17 @@
 pub mod annotations;
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use crate::enforce::AuditLog;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::sandbox::MAX_INSTANCES;
-use crate::{Exit, Limit, LimitExceeded, Limits, Output, SandboxBuilder, SandboxError};
+use crate::{Exit, Limit, LimitExceeded, Limits, Output, Sandbox, SandboxBuilder, SandboxError};
 
 /// The exit status of a run sockbox refused to start: a bad flag, rule, policy file or
 /// annotation, or a component that cannot run. Reported in one line before any guest
@@ -64,6 +66,8 @@ pub struct Settings {
     /// How many instances the command runs as (default 1; see
     /// [`SandboxBuilder::instances`]).
     pub instances: usize,
+    /// Where to serve Prometheus metrics (`/metrics`), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             audit: None,
             no_tcp_nodelay: false,
             instances: 1,
+            metrics: None,
         }
     }
 }
@@ -128,8 +133,29 @@ impl Settings {
                 sandbox.on_denial(move |denial| report(&format!("sockbox: {denial}")))
             }
         };
+        if self.metrics.is_some() {
+            sandbox = sandbox.metrics(Metrics::new());
+        }
         let report = Arc::clone(report);
         Ok(sandbox.on_publish(move |published| report(&format!("sockbox: {published}"))))
+    }
+
+    /// Serves `sandbox`'s metrics where the settings say (inside a tokio runtime),
+    /// reporting `sockbox: metrics on http://ADDR/metrics`; the server stops when the
+    /// returned task is aborted or the runtime ends. `Ok(None)`: no metrics asked for.
+    pub async fn serve_metrics(
+        &self,
+        sandbox: &Sandbox,
+        report: &Report,
+    ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+        let (Some(addr), Some(metrics)) = (self.metrics, sandbox.metrics()) else {
+            return Ok(None);
+        };
+        let (local, task) = crate::metrics::serve(addr, Arc::clone(metrics))
+            .await
+            .with_context(|| format!("serve metrics on {addr}"))?;
+        report(&format!("sockbox: metrics on http://{local}/metrics"));
+        Ok(Some(task))
     }
 }
 

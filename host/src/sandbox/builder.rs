@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{Hook, PublishHook, Sandbox, SandboxBuilder};
 use crate::enforce::{AuditLog, PolicyHandle, Published};
+use crate::metrics::Metrics;
 use crate::output::Stdio;
 use crate::policy::{Decision, Policy};
 use crate::runner::{Limits, WasiVersion};
@@ -137,9 +138,17 @@ impl SandboxBuilder {
         self
     }
 
+    /// Counts what its instances do in `metrics` (Prometheus; see
+    /// [`Metrics::register`] and [`crate::metrics::serve`]).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.sandbox.metrics = Some(metrics);
+        self
+    }
+
     /// Returns the sandbox.
     pub fn build(self) -> Sandbox {
         self.sandbox.policy.audit_to(self.sandbox.audit.clone());
+        self.sandbox.policy.count_in(self.sandbox.metrics.clone());
         self.sandbox
     }
 }

@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::enforce::{AuditLog, DenialLog, DenialSink, Enforcer, PolicyHandle, PublishSink};
+use crate::metrics::Metrics;
 use crate::output::Stdio;
 use crate::policy::Policy;
 use crate::runner::{
@@ -78,6 +79,7 @@ pub struct Sandbox {
     on_denial: Option<Hook>,
     on_publish: Option<PublishHook>,
     audit: Option<Arc<AuditLog>>,
+    metrics: Option<Arc<Metrics>>,
     /// How many instances a command runs as (at least 1).
     instances: usize,
 }
@@ -152,6 +154,7 @@ impl Sandbox {
                 on_denial: None,
                 on_publish: None,
                 audit: None,
+                metrics: None,
                 instances: 1,
             },
         }
@@ -177,6 +180,11 @@ impl Sandbox {
     pub fn policy_handle(&self) -> PolicyHandle {
         self.policy.mark_reloadable();
         self.policy.clone()
+    }
+
+    /// Returns the metrics its runs count into, if it has any ([`SandboxBuilder::metrics`]).
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// Returns the limits each of its instances gets.
@@ -278,11 +286,16 @@ impl Sandbox {
             }
         };
         let run = tracing::Instrument::instrument(run, self.span());
+        let running = self.metrics.as_ref().map(Metrics::instance_running);
         let outcome = match within(self.limits.timeout, cpu.as_deref(), run).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(err)) => Err(err),
             Err(err) => Err(SandboxError::from_trap(err)),
         };
+        drop(running);
+        if let (Some(metrics), Err(SandboxError::Limit(limit))) = (&self.metrics, &outcome) {
+            metrics.limit_stopped(*limit);
+        }
         io.close();
         let status = match outcome {
             Ok(Ok(())) => Exit::Code(0),
@@ -348,6 +361,9 @@ impl Sandbox {
         );
         if let Some(PublishHook(sink)) = &self.on_publish {
             enforcer = enforcer.with_publish_sink(Arc::clone(sink));
+        }
+        if let Some(metrics) = &self.metrics {
+            enforcer = enforcer.with_metrics(Arc::clone(metrics));
         }
         self.runner.store(Instance {
             args,

@@ -171,7 +171,7 @@ pub(super) async fn create<K: Kind>(
     }
     Ok(match K::create(state, family).await? {
         Ok(socket) => {
-            state.socket_count.made(socket.rep());
+            state.socket_count.made(socket.rep(), K::TRANSPORT);
             Ok(socket)
         }
         Err(code) => Err(or_socket_limit(code)),

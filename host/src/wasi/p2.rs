@@ -27,6 +27,7 @@ use super::errors::{GuestCode as _, error_code, or_socket_limit};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
 use super::{GuestState, poll};
+use crate::policy::Transport;
 
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const UDP: &str = "wasi:sockets/udp@0.2.12";
@@ -220,7 +221,7 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
         Ok(accepted) => accepted,
         Err(code) => return Ok(Err(or_socket_limit(code))),
     };
-    state.socket_count.made(socket.rep());
+    state.socket_count.made(socket.rep(), Transport::Tcp);
     let Some(max) = state.socket_count.past_cap() else {
         let (input, output) = poll::watch_streams(state, &socket, input, output)?;
         return Ok(Ok((socket, input, output)));

@@ -45,6 +45,7 @@ use super::errors::{GuestCode as _, error_code, lookup_code};
 use super::lookup::{self, Started};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
+use crate::policy::Transport;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
 
@@ -325,7 +326,7 @@ impl StreamProducer<GuestState> for Capped {
             }
             let state = store.data_mut();
             // The connection is in the table already.
-            state.socket_count.made(socket.rep());
+            state.socket_count.made(socket.rep(), Transport::Tcp);
             let Some(max) = state.socket_count.past_cap() else {
                 this.grace = None;
                 this.grace_spent = false;

@@ -3,7 +3,7 @@
 //! its `wasi:io/poll` readiness and its socket count. The runner makes one per store;
 //! every shadow works on it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Waker;
@@ -14,6 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{poll, sockopt};
 use crate::enforce::Enforcer;
+use crate::metrics::Metrics;
+use crate::policy::Transport;
 use crate::runner::{CpuClock, Limits, Meter, default_max_sockets};
 
 /// What each guest's `Store` holds.
@@ -52,13 +54,14 @@ impl GuestState {
         tcp_nodelay: bool,
         siblings: Siblings,
     ) -> Self {
+        let metrics = enforcer.metrics().cloned();
         Self {
             wasi,
             table: ResourceTable::new(),
             enforcer,
             meter: Meter::new(limits),
             readiness: poll::Readiness::default(),
-            socket_count: SocketCount::new(limits.max_sockets, siblings.sockets),
+            socket_count: SocketCount::new(limits.max_sockets, siblings.sockets, metrics),
             tcp_nodelay,
             reuse_port: siblings.several,
         }
@@ -146,8 +149,10 @@ impl WasiView for GuestState {
 /// take over (no cap set for the instance, see `p3.rs`) is not counted: under the
 /// default cap, the process's descriptor limit stands behind it.
 pub(crate) struct SocketCount {
-    /// The handles of the sockets counted.
-    held: HashSet<u32>,
+    /// The handles of the sockets counted, with their transports.
+    held: HashMap<u32, Transport>,
+    /// Where open sockets are counted by transport, if anywhere.
+    metrics: Option<Arc<Metrics>>,
     /// The sockets the run's instances hold together.
     total: Arc<AtomicUsize>,
     /// The cap, if any (at least 1).
@@ -161,9 +166,14 @@ pub(crate) struct SocketCount {
 impl SocketCount {
     /// A count into `total` against the cap `max_sockets` (`Some(0)`: none; `None`:
     /// the default, [`default_max_sockets`]).
-    fn new(max_sockets: Option<usize>, total: Arc<AtomicUsize>) -> Self {
+    fn new(
+        max_sockets: Option<usize>,
+        total: Arc<AtomicUsize>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         Self {
-            held: HashSet::new(),
+            held: HashMap::new(),
+            metrics,
             total,
             max: match max_sockets {
                 Some(0) => None,
@@ -187,17 +197,23 @@ impl SocketCount {
         self.set
     }
 
-    /// Counts the socket with handle `socket`, just created or accepted.
-    pub(super) fn made(&mut self, socket: u32) {
-        if self.held.insert(socket) {
+    /// Counts the socket of `transport` with handle `socket`, just created or accepted.
+    pub(super) fn made(&mut self, socket: u32, transport: Transport) {
+        if self.held.insert(socket, transport).is_none() {
             self.total.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.socket(transport, true);
+            }
         }
     }
 
     /// Uncounts the socket with handle `socket`: dropped or closed.
     pub(super) fn gone(&mut self, socket: u32) {
-        if self.held.remove(&socket) {
+        if let Some(transport) = self.held.remove(&socket) {
             self.total.fetch_sub(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.metrics {
+                metrics.socket(transport, false);
+            }
             for waker in self.waiting.drain(..) {
                 waker.wake();
             }
@@ -223,5 +239,10 @@ impl Drop for SocketCount {
     /// The instance is gone, and its sockets with its store.
     fn drop(&mut self) {
         self.total.fetch_sub(self.held.len(), Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            for transport in self.held.values() {
+                metrics.socket(*transport, false);
+            }
+        }
     }
 }

@@ -1,0 +1,140 @@
+//! `sockbox run --metrics ADDR`: Prometheus text at `/metrics`, scraped with a real HTTP
+//! client while the guest serves, its counts checked against the traffic this test
+//! made and against the audit.
+
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+
+use anyhow::{Context as _, Result, ensure};
+use socket2::{Domain, Socket, Type};
+
+use crate::common::{Process, TIMEOUT, sockbox};
+
+/// Scrapes `url` and returns the value of the sample `name{labels}` (0 if absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn scrape(url: &str) -> Result<String> {
+    let mut response = ureq::get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    ensure!(response.status() == 200, "GET {url}: {}", response.status());
+    Ok(response.body_mut().read_to_string()?)
+}
+
+/// A connection from `from` to `server`, echoed once; whether it was served.
+fn echo_from(from: Ipv4Addr, server: SocketAddr) -> Result<bool> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(IpAddr::V4(from), 0).into())?;
+    if socket.connect_timeout(&server.into(), TIMEOUT).is_err() {
+        return Ok(false);
+    }
+    let mut conn: TcpStream = socket.into();
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    let mut back = [0; 5];
+    Ok(conn.write_all(b"hello").is_ok() && conn.read_exact(&mut back).is_ok())
+}
+
+/// Three peers served, one refused, one reload: the scrape says so, and agrees with
+/// the audit line for line.
+#[test]
+fn metrics_count_what_the_guest_did() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "listen = [\"tcp://127.0.0.1:*\"]\naccept = [\"tcp://127.0.0.1:*\"]\n",
+    )?;
+    let audit = dir.path().join("audit.jsonl");
+    let mut command = sockbox();
+    command
+        .args(["run", "--metrics", "127.0.0.1:0", "--policy"])
+        .arg(&policy)
+        .arg("--audit")
+        .arg(&audit)
+        .args(["--", "echo", "127.0.0.1:0"]);
+    let server = Process::spawn(command)?;
+    let url = server.stderr_line("sockbox: metrics on ")?;
+    let addr = server.listening_addr()?;
+
+    for _ in 0..3 {
+        ensure!(
+            echo_from(Ipv4Addr::LOCALHOST, addr)?,
+            "a peer of 127.0.0.1 is served"
+        );
+    }
+    ensure!(
+        !echo_from(Ipv4Addr::new(127, 0, 0, 2), addr)?,
+        "127.0.0.2 is refused"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(server.pid())?).context("a pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP)?;
+    server.stderr_line("sockbox: policy reloaded from ")?;
+
+    let text = scrape(&url)?;
+    ensure!(sample(&text, "sockbox_instances_running") == 1.0, "{text}");
+    ensure!(
+        sample(&text, r#"sockbox_connections_total{direction="accepted"}"#) == 3.0,
+        "{text}"
+    );
+    let rule = "tcp://127.0.0.1:*";
+    let accepted =
+        format!(r#"sockbox_decisions_total{{use="tcp-accept",verdict="allow",rule="{rule}"}}"#);
+    ensure!(sample(&text, &accepted) == 3.0, "{text}");
+    let refused = r#"sockbox_decisions_total{use="tcp-accept",verdict="deny",rule="default-deny"}"#;
+    ensure!(sample(&text, refused) == 1.0, "{text}");
+    ensure!(
+        sample(&text, r#"sockbox_policy_reloads_total{result="applied"}"#) == 1.0,
+        "{text}"
+    );
+    // The listener at least; connections the guest has not dropped yet at most.
+    let open = sample(&text, r#"sockbox_sockets_open{transport="tcp"}"#);
+    ensure!((1.0..=4.0).contains(&open), "{text}");
+
+    // The audit agrees: every decision counted is a line, and back.
+    let audit = std::fs::read_to_string(&audit)?;
+    let lines = |verdict: &str| {
+        audit
+            .lines()
+            .filter(|line| {
+                line.contains(r#""use":"tcp-accept""#)
+                    && line.contains(&format!(r#""verdict":"{verdict}""#))
+            })
+            .count()
+    };
+    ensure!(lines("allow") == 3 && lines("deny") == 1, "{audit}");
+    let decisions: f64 = text
+        .lines()
+        .filter(|line| line.starts_with("sockbox_decisions_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let decided_lines = audit
+        .lines()
+        .filter(|line| !line.contains(r#""use":"policy-reload""#))
+        .count();
+    ensure!(
+        decisions == decided_lines as f64,
+        "{decisions} vs {decided_lines}\n{text}\n{audit}"
+    );
+
+    // Only /metrics is served.
+    ensure!(ureq::get(url.replace("/metrics", "/other")).call().is_err());
+    Ok(())
+}
+
+/// `--metrics` takes an address; anything else is a usage error, exit 2.
+#[test]
+fn metrics_needs_an_address() -> Result<()> {
+    let mut command = sockbox();
+    command.args(["run", "--metrics", "nowhere", "--", "lookup", "localhost"]);
+    let done = Process::run(command)?;
+    ensure!(
+        done.status.code() == Some(2) && done.stderr.lines().count() == 1,
+        "{done}"
+    );
+    ensure!(done.stderr.contains("--metrics"), "{done}");
+    Ok(())
+}
