@@ -12,20 +12,22 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::policy::{DecidedBy, Decision, Transport, UseKind};
+use crate::policy::{DecidedBy, Decision, UseKind};
 use crate::runner::Limit;
 
 /// The metrics of one sandbox (and its clones), shared by its runs and instances.
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
     instances: Gauge,
-    sockets: Family<TransportLabel, Gauge>,
+    sockets: Family<SocketLabels, Gauge>,
     connections: Family<ConnectionLabel, Counter>,
     /// Labelled `use`, `verdict`, `rule`.
     decisions: Family<Vec<(&'static str, String)>, Counter>,
@@ -35,8 +37,9 @@ pub struct Metrics {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TransportLabel {
+struct SocketLabels {
     transport: TransportValue,
+    kind: SocketKind,
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -44,6 +47,30 @@ struct TransportLabel {
 enum TransportValue {
     tcp,
     udp,
+}
+
+/// What an open socket is, for `sockbox_sockets_open`'s `kind`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub(crate) enum SocketKind {
+    /// A TCP socket neither listening nor connected (yet).
+    Unconnected,
+    /// A TCP socket listening.
+    Listener,
+    /// A TCP connection, dialed or accepted.
+    Connection,
+    /// A UDP socket.
+    Datagram,
+}
+
+impl EncodeLabelValue for SocketKind {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(match self {
+            Self::Unconnected => "unconnected",
+            Self::Listener => "listener",
+            Self::Connection => "connection",
+            Self::Datagram => "datagram",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,7 +139,7 @@ impl Metrics {
         );
         registry.register(
             "sockets_open",
-            "TCP and UDP sockets the guests hold open, by transport",
+            "TCP and UDP sockets the guests hold open, by transport and kind",
             self.sockets.clone(),
         );
         registry.register(
@@ -158,13 +185,16 @@ impl Metrics {
         RunningInstance(Arc::clone(self))
     }
 
-    /// A socket of `transport` was made (`true`) or let go (`false`).
-    pub(crate) fn socket(&self, transport: Transport, open: bool) {
-        let transport = match transport {
-            Transport::Tcp => TransportValue::tcp,
-            Transport::Udp => TransportValue::udp,
+    /// A socket of `kind` was made or became one (`true`), or was let go or became
+    /// another (`false`).
+    pub(crate) fn socket(&self, kind: SocketKind, open: bool) {
+        let transport = match kind {
+            SocketKind::Datagram => TransportValue::udp,
+            _ => TransportValue::tcp,
         };
-        let gauge = self.sockets.get_or_create(&TransportLabel { transport });
+        let gauge = self
+            .sockets
+            .get_or_create(&SocketLabels { transport, kind });
         if open {
             gauge.inc();
         } else {
@@ -337,7 +367,7 @@ mod tests {
             },
         );
         metrics.decided(&denied);
-        metrics.socket(Transport::Udp, true);
+        metrics.socket(SocketKind::Datagram, true);
         metrics.limit_stopped(Limit::Memory(1 << 20));
         metrics.reloaded(false);
         let running = metrics.instance_running();
@@ -346,7 +376,7 @@ mod tests {
         for sample in [
             "requests_total 1",
             "sockbox_instances_running 1",
-            r#"sockbox_sockets_open{transport="udp"} 1"#,
+            r#"sockbox_sockets_open{transport="udp",kind="datagram"} 1"#,
             r#"sockbox_decisions_total{use="tcp-connect",verdict="deny",rule="default-deny"} 1"#,
             r#"sockbox_limit_stops_total{limit="memory"} 1"#,
             r#"sockbox_policy_reloads_total{result="refused"} 1"#,

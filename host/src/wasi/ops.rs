@@ -30,6 +30,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 
 use super::GuestState;
 use super::errors::{GuestCode, or_socket_limit};
+use crate::metrics::SocketKind;
 use crate::policy::Transport;
 
 /// A result for the guest (its error code) inside a result for the host (a trap).
@@ -171,7 +172,11 @@ pub(super) async fn create<K: Kind>(
     }
     Ok(match K::create(state, family).await? {
         Ok(socket) => {
-            state.socket_count.made(socket.rep(), K::TRANSPORT);
+            let kind = match K::TRANSPORT {
+                Transport::Tcp => SocketKind::Unconnected,
+                Transport::Udp => SocketKind::Datagram,
+            };
+            state.socket_count.made(socket.rep(), kind);
             Ok(socket)
         }
         Err(code) => Err(or_socket_limit(code)),

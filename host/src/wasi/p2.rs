@@ -27,7 +27,7 @@ use super::errors::{GuestCode as _, error_code, or_socket_limit};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
 use super::{GuestState, poll};
-use crate::policy::Transport;
+use crate::metrics::SocketKind;
 
 const TCP: &str = "wasi:sockets/tcp@0.2.12";
 const UDP: &str = "wasi:sockets/udp@0.2.12";
@@ -116,12 +116,29 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.instance(TCP)?.func_wrap(
+        "[method]tcp-socket.finish-listen",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let listened = tcp::HostTcpSocket::finish_listen(&mut state.sockets(), borrow(&this));
+            let listened = error_code(listened)?;
+            if listened.is_ok() {
+                state.socket_count.became(this.rep(), SocketKind::Listener);
+            }
+            Ok((listened,))
+        },
+    )?;
+    linker.instance(TCP)?.func_wrap(
         "[method]tcp-socket.finish-connect",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
             let state = store.data_mut();
             let connected = tcp::HostTcpSocket::finish_connect(&mut state.sockets(), borrow(&this));
             let streams = match error_code(connected)? {
-                Ok((input, output)) => Ok(poll::watch_streams(state, &this, input, output)?),
+                Ok((input, output)) => {
+                    state
+                        .socket_count
+                        .became(this.rep(), SocketKind::Connection);
+                    Ok(poll::watch_streams(state, &this, input, output)?)
+                }
                 Err(code) => Err(code),
             };
             Ok((streams,))
@@ -221,7 +238,9 @@ fn accept(state: &mut GuestState, listener: Resource<TcpSocket>) -> wasmtime::Re
         Ok(accepted) => accepted,
         Err(code) => return Ok(Err(or_socket_limit(code))),
     };
-    state.socket_count.made(socket.rep(), Transport::Tcp);
+    state
+        .socket_count
+        .made(socket.rep(), SocketKind::Connection);
     let Some(max) = state.socket_count.past_cap() else {
         let (input, output) = poll::watch_streams(state, &socket, input, output)?;
         return Ok(Ok((socket, input, output)));

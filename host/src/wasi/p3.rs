@@ -45,7 +45,7 @@ use super::errors::{GuestCode as _, error_code, lookup_code};
 use super::lookup::{self, Started};
 use super::ops::{self, Kind, borrow};
 use super::own::{self, OwnTcp};
-use crate::policy::Transport;
+use crate::metrics::SocketKind;
 
 const TYPES: &str = "wasi:sockets/types@0.3.0";
 
@@ -95,12 +95,20 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 if prepared.is_err() {
                     return Ok((Err(ErrorCode::access_denied()),));
                 }
+                let socket = this.rep();
                 let sockets = accessor.with_getter::<WasiSockets>(sockets);
                 let connected = <WasiSockets as HostTcpSocketWithStore<GuestState>>::connect(
                     &sockets, this, remote,
                 )
                 .await;
-                Ok((error_code(connected)?,))
+                let connected = error_code(connected)?;
+                if connected.is_ok() {
+                    accessor.with(|mut access| {
+                        let count = &mut access.data_mut().socket_count;
+                        count.became(socket, SocketKind::Connection);
+                    });
+                }
+                Ok((connected,))
             })
         },
     )?;
@@ -110,12 +118,17 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             Box::new(async move {
                 let access =
                     Access::<GuestState, WasiSockets>::new(store.as_context_mut(), sockets);
+                let socket = this.rep();
                 let listened =
                     <WasiSockets as HostTcpSocketWithStore<GuestState>>::listen(access, this).await;
                 let arriving = match error_code(listened)? {
                     Ok(arriving) => arriving,
                     Err(code) => return Ok((Err(code),)),
                 };
+                store
+                    .data_mut()
+                    .socket_count
+                    .became(socket, SocketKind::Listener);
                 // The handoff keeps wasmtime-wasi's stream, and so the listener, open
                 // until a connection arrives after the guest drops its end: only a cap
                 // set for the instance takes it; the default cap holds at creation.
@@ -326,7 +339,9 @@ impl StreamProducer<GuestState> for Capped {
             }
             let state = store.data_mut();
             // The connection is in the table already.
-            state.socket_count.made(socket.rep(), Transport::Tcp);
+            state
+                .socket_count
+                .made(socket.rep(), SocketKind::Connection);
             let Some(max) = state.socket_count.past_cap() else {
                 this.grace = None;
                 this.grace_spent = false;

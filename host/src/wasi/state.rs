@@ -14,8 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{poll, sockopt};
 use crate::enforce::Enforcer;
-use crate::metrics::Metrics;
-use crate::policy::Transport;
+use crate::metrics::{Metrics, SocketKind};
 use crate::runner::{CpuClock, Limits, Meter, default_max_sockets};
 
 /// What each guest's `Store` holds.
@@ -149,8 +148,8 @@ impl WasiView for GuestState {
 /// take over (no cap set for the instance, see `p3.rs`) is not counted: under the
 /// default cap, the process's descriptor limit stands behind it.
 pub(crate) struct SocketCount {
-    /// The handles of the sockets counted, with their transports.
-    held: HashMap<u32, Transport>,
+    /// The handles of the sockets counted, with what each is.
+    held: HashMap<u32, SocketKind>,
     /// Where open sockets are counted by transport, if anywhere.
     metrics: Option<Arc<Metrics>>,
     /// The sockets the run's instances hold together.
@@ -197,22 +196,35 @@ impl SocketCount {
         self.set
     }
 
-    /// Counts the socket of `transport` with handle `socket`, just created or accepted.
-    pub(super) fn made(&mut self, socket: u32, transport: Transport) {
-        if self.held.insert(socket, transport).is_none() {
+    /// Counts the socket with handle `socket`, just created or accepted, as `kind`.
+    pub(super) fn made(&mut self, socket: u32, kind: SocketKind) {
+        if self.held.insert(socket, kind).is_none() {
             self.total.fetch_add(1, Ordering::Relaxed);
             if let Some(metrics) = &self.metrics {
-                metrics.socket(transport, true);
+                metrics.socket(kind, true);
             }
+        }
+    }
+
+    /// The counted socket with handle `socket` is now `kind`: it listens, or connected.
+    pub(super) fn became(&mut self, socket: u32, kind: SocketKind) {
+        if let Some(was) = self.held.get_mut(&socket)
+            && *was != kind
+        {
+            if let Some(metrics) = &self.metrics {
+                metrics.socket(*was, false);
+                metrics.socket(kind, true);
+            }
+            *was = kind;
         }
     }
 
     /// Uncounts the socket with handle `socket`: dropped or closed.
     pub(super) fn gone(&mut self, socket: u32) {
-        if let Some(transport) = self.held.remove(&socket) {
+        if let Some(kind) = self.held.remove(&socket) {
             self.total.fetch_sub(1, Ordering::Relaxed);
             if let Some(metrics) = &self.metrics {
-                metrics.socket(transport, false);
+                metrics.socket(kind, false);
             }
             for waker in self.waiting.drain(..) {
                 waker.wake();
@@ -240,8 +252,8 @@ impl Drop for SocketCount {
     fn drop(&mut self) {
         self.total.fetch_sub(self.held.len(), Ordering::Relaxed);
         if let Some(metrics) = &self.metrics {
-            for transport in self.held.values() {
-                metrics.socket(*transport, false);
+            for kind in self.held.values() {
+                metrics.socket(*kind, false);
             }
         }
     }
