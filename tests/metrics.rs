@@ -90,6 +90,11 @@ fn metrics_count_what_the_guest_did() -> Result<()> {
         sample(&text, r#"sockbox_policy_reloads_total{result="applied"}"#) == 1.0,
         "{text}"
     );
+    // Three peers' 5 bytes each, in and back out (0.2's splice reads and writes them).
+    for direction in ["received", "sent"] {
+        let series = format!(r#"sockbox_bytes_total{{transport="tcp",direction="{direction}"}}"#);
+        ensure!(sample(&text, &series) == 15.0, "{series}: {text}");
+    }
     // The listener; and the connections the guest has not let go of yet, at most.
     let listeners = r#"sockbox_sockets_open{transport="tcp",kind="listener"}"#;
     ensure!(sample(&text, listeners) == 1.0, "{text}");
@@ -172,6 +177,42 @@ fn metrics_count_a_wasi_0_3_guest_too() -> Result<()> {
         ("sockbox_instances_running", 1.0),
     ] {
         ensure!(sample(&text, series) == value, "{series}: {text}");
+    }
+    Ok(())
+}
+
+/// UDP datagrams' bytes, both builds: two datagrams in, two replies out.
+#[test]
+fn metrics_count_datagram_bytes() -> Result<()> {
+    for build in [&[][..], &["--p3"][..]] {
+        let mut command = sockbox();
+        command
+            .arg("run")
+            .args(build)
+            .args([
+                "--metrics",
+                "127.0.0.1:0",
+                "--allow-listen",
+                "udp://127.0.0.1:*",
+            ])
+            .args(["--", "udp-echo", "127.0.0.1:0"]);
+        let server = Process::spawn(command)?;
+        let url = server.stderr_line("sockbox: metrics on ")?;
+        let addr = server.listening_addr()?;
+        let client = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        client.set_read_timeout(Some(TIMEOUT))?;
+        for message in [&b"ping"[..], b"pong"] {
+            client.send_to(message, addr)?;
+            let mut back = [0; 16];
+            let (n, _) = client.recv_from(&mut back)?;
+            ensure!(&back[..n] == message, "{build:?}");
+        }
+        let text = scrape(&url)?;
+        for direction in ["received", "sent"] {
+            let series =
+                format!(r#"sockbox_bytes_total{{transport="udp",direction="{direction}"}}"#);
+            ensure!(sample(&text, &series) == 8.0, "{build:?} {series}: {text}");
+        }
     }
     Ok(())
 }

@@ -34,6 +34,28 @@ pub struct Metrics {
     lookups: Family<VerdictLabel, Counter>,
     limits: Family<LimitLabel, Counter>,
     reloads: Family<ReloadLabel, Counter>,
+    bytes: Family<BytesLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BytesLabels {
+    transport: TransportValue,
+    direction: BytesDirection,
+}
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types, reason = "the label values Prometheus shows")]
+enum BytesDirection {
+    received,
+    sent,
+}
+
+/// The byte counters of one transport, received and sent: cheap to clone, each add
+/// one atomic operation.
+#[derive(Debug, Clone)]
+pub(crate) struct ByteCounters {
+    pub received: Counter,
+    pub sent: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -163,6 +185,11 @@ impl Metrics {
             self.limits.clone(),
         );
         registry.register(
+            "bytes",
+            "Bytes the guests received and sent over TCP connections (WASI 0.2) and UDP, by transport",
+            self.bytes.clone(),
+        );
+        registry.register(
             "policy_reloads",
             "Policy reloads, applied or refused (the old policy stays)",
             self.reloads.clone(),
@@ -252,6 +279,38 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// The byte counters of `udp` (else TCP).
+    pub(crate) fn bytes(&self, udp: bool) -> ByteCounters {
+        let transport = if udp {
+            TransportValue::udp
+        } else {
+            TransportValue::tcp
+        };
+        let counter = |direction| {
+            self.bytes
+                .get_or_create(&BytesLabels {
+                    transport,
+                    direction,
+                })
+                .clone()
+        };
+        ByteCounters {
+            received: counter(BytesDirection::received),
+            sent: counter(BytesDirection::sent),
+        }
+    }
+
+    /// `bytes` of datagrams `sent` (else received).
+    pub(crate) fn udp_bytes(&self, bytes: usize, sent: bool) {
+        let counters = self.bytes(true);
+        let counter = if sent {
+            counters.sent
+        } else {
+            counters.received
+        };
+        counter.inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// A limit stopped an instance.

@@ -115,6 +115,46 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             Ok((pollable,))
         },
     )?;
+    linker.instance(UDP)?.func_wrap(
+        "[method]incoming-datagram-stream.receive",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, max): (Resource<udp::IncomingDatagramStream>, u64)| {
+            let state = store.data_mut();
+            let received =
+                udp::HostIncomingDatagramStream::receive(&mut state.sockets(), this, max);
+            let received = error_code(received)?;
+            if let (Ok(datagrams), Some(metrics)) = (&received, state.enforcer.metrics()) {
+                let bytes: usize = datagrams.iter().map(|datagram| datagram.data.len()).sum();
+                metrics.udp_bytes(bytes, false);
+            }
+            Ok((received,))
+        },
+    )?;
+    linker.instance(UDP)?.func_wrap(
+        "[method]outgoing-datagram-stream.send",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, datagrams): (
+            Resource<udp::OutgoingDatagramStream>,
+            Vec<udp::OutgoingDatagram>,
+        )| {
+            let state = store.data_mut();
+            let lengths: Option<Vec<usize>> = state.enforcer.metrics().map(|_| {
+                datagrams
+                    .iter()
+                    .map(|datagram| datagram.data.len())
+                    .collect()
+            });
+            let sent = udp::HostOutgoingDatagramStream::send(&mut state.sockets(), this, datagrams);
+            let sent = error_code(sent)?;
+            if let (Ok(count), Some(lengths), Some(metrics)) =
+                (&sent, lengths, state.enforcer.metrics())
+            {
+                let count = usize::try_from(*count).unwrap_or(usize::MAX);
+                metrics.udp_bytes(lengths.iter().take(count).sum(), true);
+            }
+            Ok((sent,))
+        },
+    )?;
     linker.instance(TCP)?.func_wrap(
         "[method]tcp-socket.finish-listen",
         |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {

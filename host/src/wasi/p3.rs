@@ -33,8 +33,8 @@ use wasmtime::component::{
 use wasmtime::{AsContextMut as _, StoreContextMut};
 use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as LookupError;
 use wasmtime_wasi::p3::bindings::sockets::types::{
-    ErrorCode, HostTcpSocket, HostTcpSocketWithStore, HostUdpSocket, IpAddress, IpAddressFamily,
-    IpSocketAddress,
+    ErrorCode, HostTcpSocket, HostTcpSocketWithStore, HostUdpSocket, HostUdpSocketWithStore,
+    IpAddress, IpAddressFamily, IpSocketAddress,
 };
 use wasmtime_wasi::sockets::{
     TcpSocket, UdpSocket, WasiSockets, WasiSocketsCtxView, WasiSocketsView as _,
@@ -146,6 +146,41 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             })
         },
     )?;
+    types.func_wrap_concurrent(
+        "[method]udp-socket.send",
+        |accessor: &Accessor<GuestState>,
+         (this, data, remote): (Resource<UdpSocket>, Vec<u8>, Option<IpSocketAddress>)| {
+            Box::pin(async move {
+                let bytes = data.len();
+                let sockets = accessor.with_getter::<WasiSockets>(sockets);
+                let sent = <WasiSockets as HostUdpSocketWithStore<GuestState>>::send(
+                    &sockets, this, data, remote,
+                )
+                .await;
+                let sent = error_code(sent)?;
+                if sent.is_ok() {
+                    count_udp(accessor, bytes, true);
+                }
+                Ok((sent,))
+            })
+        },
+    )?;
+    types.func_wrap_concurrent(
+        "[method]udp-socket.receive",
+        |accessor: &Accessor<GuestState>, (this,): (Resource<UdpSocket>,)| {
+            Box::pin(async move {
+                let sockets = accessor.with_getter::<WasiSockets>(sockets);
+                let received =
+                    <WasiSockets as HostUdpSocketWithStore<GuestState>>::receive(&sockets, this)
+                        .await;
+                let received = error_code(received)?;
+                if let Ok((data, _)) = &received {
+                    count_udp(accessor, data.len(), false);
+                }
+                Ok((received,))
+            })
+        },
+    )?;
     types.func_wrap_async(
         "[method]udp-socket.bind",
         |mut store: StoreContextMut<'_, GuestState>,
@@ -169,6 +204,15 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// Counts `bytes` of a datagram `sent` (else received), if the run counts anything.
+fn count_udp(accessor: &Accessor<GuestState>, bytes: usize, sent: bool) {
+    accessor.with(|mut access| {
+        if let Some(metrics) = access.data_mut().enforcer.metrics() {
+            metrics.udp_bytes(bytes, sent);
+        }
+    });
 }
 
 /// The sockets view of an instance's state, for wasmtime-wasi's p3 functions.

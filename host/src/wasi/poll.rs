@@ -37,6 +37,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable, ResourceType};
 use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable};
@@ -309,15 +310,20 @@ pub(super) fn watch_streams(
     input: Resource<DynInputStream>,
     output: Resource<DynOutputStream>,
 ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+    let bytes = state.enforcer.metrics().map(|metrics| metrics.bytes(false));
     let slot = state.readiness.stream_slot();
     let inner = state.table.delete(input)?;
-    let input: DynInputStream = Box::new(Watched::new(inner, &slot));
+    let mut input = Watched::new(inner, &slot);
+    input.bytes = bytes.as_ref().map(|bytes| bytes.received.clone());
+    let input: DynInputStream = Box::new(input);
     let input = state.table.push_child(input, socket)?;
     state.readiness.watching(input.rep(), slot);
 
     let slot = state.readiness.stream_slot();
     let inner = state.table.delete(output)?;
-    let output: DynOutputStream = Box::new(Watched::new(inner, &slot));
+    let mut output = Watched::new(inner, &slot);
+    output.bytes = bytes.map(|bytes| bytes.sent);
+    let output: DynOutputStream = Box::new(output);
     let output = state.table.push_child(output, socket)?;
     state.readiness.watching(output.rep(), slot);
     Ok((input, output))
@@ -430,6 +436,9 @@ fn poll_watched(table: &mut ResourceTable, rep: u32, slot: &Arc<Slot>) -> wasmti
 struct Watched<S> {
     inner: S,
     slot: Arc<Slot>,
+    /// Where the bytes it moves are counted, if anywhere (received for an input
+    /// stream, sent for an output stream).
+    bytes: Option<Counter>,
 }
 
 impl<S> Watched<S> {
@@ -437,6 +446,14 @@ impl<S> Watched<S> {
         Self {
             inner,
             slot: Arc::clone(slot),
+            bytes: None,
+        }
+    }
+
+    /// Counts `n` bytes moved.
+    fn moved(&self, n: usize) {
+        if let Some(bytes) = &self.bytes {
+            bytes.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         }
     }
 }
@@ -445,22 +462,38 @@ impl<S> Watched<S> {
 impl InputStream for Watched<DynInputStream> {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
         self.slot.touch();
-        self.inner.read(size)
+        let read = self.inner.read(size);
+        if let Ok(bytes) = &read {
+            self.moved(bytes.len());
+        }
+        read
     }
 
     async fn blocking_read(&mut self, size: usize) -> StreamResult<Bytes> {
         self.slot.touch();
-        self.inner.blocking_read(size).await
+        let read = self.inner.blocking_read(size).await;
+        if let Ok(bytes) = &read {
+            self.moved(bytes.len());
+        }
+        read
     }
 
     fn skip(&mut self, nelem: usize) -> StreamResult<usize> {
         self.slot.touch();
-        self.inner.skip(nelem)
+        let skipped = self.inner.skip(nelem);
+        if let Ok(n) = &skipped {
+            self.moved(*n);
+        }
+        skipped
     }
 
     async fn blocking_skip(&mut self, nelem: usize) -> StreamResult<usize> {
         self.slot.touch();
-        self.inner.blocking_skip(nelem).await
+        let skipped = self.inner.blocking_skip(nelem).await;
+        if let Ok(n) = &skipped {
+            self.moved(*n);
+        }
+        skipped
     }
 
     async fn cancel(&mut self) {
@@ -473,7 +506,12 @@ impl InputStream for Watched<DynInputStream> {
 impl OutputStream for Watched<DynOutputStream> {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.slot.touch();
-        self.inner.write(bytes)
+        let n = bytes.len();
+        let written = self.inner.write(bytes);
+        if written.is_ok() {
+            self.moved(n);
+        }
+        written
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -488,12 +526,21 @@ impl OutputStream for Watched<DynOutputStream> {
 
     async fn blocking_write_and_flush(&mut self, bytes: Bytes) -> StreamResult<()> {
         self.slot.touch();
-        self.inner.blocking_write_and_flush(bytes).await
+        let n = bytes.len();
+        let written = self.inner.blocking_write_and_flush(bytes).await;
+        if written.is_ok() {
+            self.moved(n);
+        }
+        written
     }
 
     fn write_zeroes(&mut self, nelem: usize) -> StreamResult<()> {
         self.slot.touch();
-        self.inner.write_zeroes(nelem)
+        let written = self.inner.write_zeroes(nelem);
+        if written.is_ok() {
+            self.moved(nelem);
+        }
+        written
     }
 
     async fn write_ready(&mut self) -> StreamResult<usize> {
