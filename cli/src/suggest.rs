@@ -51,12 +51,12 @@ pub(super) fn main(args: &SuggestArgs) -> Result<ExitCode> {
         .iter()
         .map(|path| read_audit(path))
         .collect::<Result<Vec<_>>>()?;
-    let lines: usize = audits.iter().map(Vec::len).sum();
     let group = Group {
         ports: args.group.contains(&GroupBy::Ports),
         hosts: args.group.contains(&GroupBy::Hosts),
     };
     let suggestion = suggest::suggest(audits, group);
+    let lines = suggestion.lines;
     let sources: Vec<String> = args
         .audits
         .iter()

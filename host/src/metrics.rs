@@ -248,10 +248,7 @@ impl Metrics {
             DecidedBy::Special(special) => special.rule_name().to_owned(),
             DecidedBy::SelfConnection => "self".to_owned(),
         };
-        let use_word = serde_json::to_value(decision.use_kind)
-            .ok()
-            .and_then(|value| value.as_str().map(ToOwned::to_owned))
-            .unwrap_or_default();
+        let use_word = decision.use_kind.word().to_owned();
         let verdict_word = match verdict {
             VerdictValue::allow => "allow",
             VerdictValue::deny => "deny",

@@ -16,6 +16,8 @@ mod tests;
 
 pub use audit::{AuditLog, DenialLog, DenialSink, MAX_DENIALS};
 pub use enforcer::Enforcer;
+#[cfg(test)]
+pub(crate) use names::covering;
 pub use names::{Evicted, Grants, MAX_NAME_GRANTS, NameGrants};
 pub use own::MAX_OWN;
 pub use ports::{PublishSink, Published};

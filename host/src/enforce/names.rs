@@ -190,8 +190,9 @@ impl NameGrants {
     }
 }
 
-/// The rules of `policy` whose hosts cover `name` by name (not by `*`).
-fn covering(policy: &Policy, name: &str) -> Vec<RuleRef> {
+/// The rules of `policy` whose hosts cover `name` by name (not by `*`): what a lookup
+/// of `name` grants its answers to.
+pub(crate) fn covering(policy: &Policy, name: &str) -> Vec<RuleRef> {
     policy
         .rules()
         .filter(|(_, rule)| {

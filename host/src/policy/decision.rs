@@ -4,13 +4,13 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Direction, Policy, SocketAddrUse, Special, Verdict};
 
 /// What a guest tried: a socket use as wasmtime-wasi reports it, or a name lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Audit lines and metrics name it by [`UseKind::word`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[expect(
     missing_docs,
     reason = "each socket variant is the SocketAddrUse of the same name"
@@ -30,6 +30,60 @@ pub enum UseKind {
     /// An address a lookup granted, forgotten to keep the instance's grants within
     /// their bound (`MAX_NAME_GRANTS`): not a use of the guest's, and never a denial.
     GrantEvicted,
+}
+
+impl UseKind {
+    /// Every kind, in the order of [`UseKind::WORDS`].
+    pub const ALL: [Self; 10] = [
+        Self::TcpBind,
+        Self::TcpListen,
+        Self::TcpAccept,
+        Self::TcpConnect,
+        Self::UdpBind,
+        Self::UdpSend,
+        Self::UdpReceive,
+        Self::Lookup,
+        Self::LookupAnswer,
+        Self::GrantEvicted,
+    ];
+
+    /// The audit's word for each kind (its `use`), in the order of [`UseKind::ALL`].
+    pub const WORDS: [&'static str; 10] = [
+        "tcp-bind",
+        "tcp-listen",
+        "tcp-accept",
+        "tcp-connect",
+        "udp-bind",
+        "udp-send",
+        "udp-receive",
+        "lookup",
+        "lookup-answer",
+        "grant-evicted",
+    ];
+
+    /// The audit's word for it: `tcp-connect`, `lookup-answer`, …
+    pub fn word(self) -> &'static str {
+        Self::WORDS[self as usize]
+    }
+
+    /// The kind the audit's `word` names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        let index = Self::WORDS.iter().position(|known| *known == word)?;
+        Some(Self::ALL[index])
+    }
+}
+
+impl Serialize for UseKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.word())
+    }
+}
+
+impl<'de> Deserialize<'de> for UseKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::from_word(&word).ok_or_else(|| serde::de::Error::unknown_variant(&word, &Self::WORDS))
+    }
 }
 
 impl From<SocketAddrUse> for UseKind {
@@ -190,5 +244,23 @@ impl fmt::Display for DecidedBy {
             Self::Special(special) => f.write_str(special.rule_name()),
             Self::SelfConnection => f.write_str("self"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UseKind;
+
+    /// Each kind's word names it back, and serializes as itself.
+    #[test]
+    fn every_kind_has_its_word() {
+        for (index, kind) in UseKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, index, "{kind:?}");
+            assert_eq!(UseKind::from_word(kind.word()), Some(kind));
+            let json = serde_json::to_string(&kind).expect("serialized");
+            assert_eq!(json, format!("\"{}\"", kind.word()));
+            assert_eq!(serde_json::from_str::<UseKind>(&json).expect("read"), kind);
+        }
+        assert_eq!(UseKind::from_word("teleport"), None);
     }
 }

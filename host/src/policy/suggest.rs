@@ -54,21 +54,12 @@ pub struct AuditRecord {
     pub rule: String,
 }
 
-/// A use an audit line records: the guest's uses, and the lines about the run itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[expect(missing_docs, reason = "each is the audit's `use` of the same name")]
+/// A use an audit line records: a guest's use, or a reload of the run's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecordedUse {
-    TcpBind,
-    TcpListen,
-    TcpAccept,
-    TcpConnect,
-    UdpBind,
-    UdpSend,
-    UdpReceive,
-    Lookup,
-    LookupAnswer,
-    GrantEvicted,
+    /// A guest's use (or a grant it lost), by the audit's word for it.
+    Use(UseKind),
+    /// `policy-reload`: the run's policy replaced, or a reload refused.
     PolicyReload,
 }
 
@@ -76,40 +67,29 @@ impl RecordedUse {
     /// The word the audit uses.
     fn word(self) -> &'static str {
         match self {
-            Self::TcpBind => "tcp-bind",
-            Self::TcpListen => "tcp-listen",
-            Self::TcpAccept => "tcp-accept",
-            Self::TcpConnect => "tcp-connect",
-            Self::UdpBind => "udp-bind",
-            Self::UdpSend => "udp-send",
-            Self::UdpReceive => "udp-receive",
-            Self::Lookup => "lookup",
-            Self::LookupAnswer => "lookup-answer",
-            Self::GrantEvicted => "grant-evicted",
+            Self::Use(use_kind) => use_kind.word(),
             Self::PolicyReload => "policy-reload",
         }
     }
+}
 
-    fn udp(self) -> bool {
-        matches!(self, Self::UdpBind | Self::UdpSend | Self::UdpReceive)
+impl<'de> Deserialize<'de> for RecordedUse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        if word == "policy-reload" {
+            return Ok(Self::PolicyReload);
+        }
+        UseKind::from_word(&word)
+            .map(Self::Use)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&word, &UseKind::WORDS))
     }
 }
 
-impl From<UseKind> for RecordedUse {
-    fn from(use_kind: UseKind) -> Self {
-        match use_kind {
-            UseKind::TcpBind => Self::TcpBind,
-            UseKind::TcpListen => Self::TcpListen,
-            UseKind::TcpAccept => Self::TcpAccept,
-            UseKind::TcpConnect => Self::TcpConnect,
-            UseKind::UdpBind => Self::UdpBind,
-            UseKind::UdpSend => Self::UdpSend,
-            UseKind::UdpReceive => Self::UdpReceive,
-            UseKind::Lookup => Self::Lookup,
-            UseKind::LookupAnswer => Self::LookupAnswer,
-            UseKind::GrantEvicted => Self::GrantEvicted,
-        }
-    }
+fn is_udp(use_kind: UseKind) -> bool {
+    matches!(
+        use_kind,
+        UseKind::UdpBind | UseKind::UdpSend | UseKind::UdpReceive
+    )
 }
 
 /// Parses one audit line; `Ok(None)` for a blank line. The error says what is wrong
@@ -127,14 +107,14 @@ pub fn parse_record(line: &str) -> Result<Option<AuditRecord>, String> {
     })?;
     let needs_address = !matches!(
         record.use_kind,
-        RecordedUse::Lookup | RecordedUse::PolicyReload
+        RecordedUse::Use(UseKind::Lookup) | RecordedUse::PolicyReload
     );
     match (&record.address, record.use_kind) {
         (None, _) if needs_address => Err(format!(
             "a `{}` line without an address",
             record.use_kind.word()
         )),
-        (Some(address), RecordedUse::LookupAnswer | RecordedUse::GrantEvicted) => {
+        (Some(address), RecordedUse::Use(UseKind::LookupAnswer | UseKind::GrantEvicted)) => {
             address
                 .parse::<IpAddr>()
                 .map_err(|_| format!("`{address}` is not an IP address"))?;
@@ -196,7 +176,7 @@ struct Need {
 }
 
 /// How many uses of each kind a rule covers.
-type Counts = BTreeMap<RecordedUse, u64>;
+type Counts = BTreeMap<UseKind, u64>;
 
 /// One suggested rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,7 +311,7 @@ struct Instance {
     /// Addresses bound on a port the system picked.
     picked: HashSet<(bool, SocketAddr)>,
     /// Listeners and binds allowed as self connections, by transport.
-    self_inbound: Vec<(bool, SocketAddr, RecordedUse)>,
+    self_inbound: Vec<(bool, SocketAddr, UseKind)>,
     /// Whether the instance accepted someone other than itself, by transport.
     accepted_others: [bool; 2],
     /// Whether the instance bound as a client does (the unspecified address, port 0)
@@ -350,7 +330,7 @@ where
     let mut instances: BTreeMap<(usize, String), Instance> = BTreeMap::new();
     let mut warnings = BTreeSet::new();
     let mut suggestion = Suggestion::default();
-    let mut add = |need: Need, use_kind: RecordedUse, rule: &str| {
+    let mut add = |need: Need, use_kind: UseKind, rule: &str| {
         if let Some(special) = rule.strip_prefix("special:") {
             let entry = refused
                 .entry(need)
@@ -366,11 +346,14 @@ where
         .flat_map(|(audit, records)| records.into_iter().map(move |record| (audit, record)));
     for (audit, record) in records {
         suggestion.lines += 1;
+        let RecordedUse::Use(use_kind) = record.use_kind else {
+            // A policy reload: no use of the guest's.
+            continue;
+        };
         let instance = instances
             .entry((audit, record.instance.clone()))
             .or_default();
-        let use_kind = record.use_kind;
-        let udp = use_kind.udp();
+        let udp = is_udp(use_kind);
         if record.verdict == "deny"
             && !matches!(&*record.rule, "default-deny" | "max-sockets")
             && !record.rule.starts_with("special:")
@@ -383,19 +366,19 @@ where
         }
         let addr = record.address.as_deref().and_then(|a| a.parse().ok());
         match use_kind {
-            RecordedUse::GrantEvicted | RecordedUse::PolicyReload => {}
-            RecordedUse::Lookup => {
+            UseKind::GrantEvicted => {}
+            UseKind::Lookup => {
                 if let Some(name) = record.name {
                     *instance.lookups.entry(name).or_default() += 1;
                 }
             }
-            RecordedUse::LookupAnswer => {
+            UseKind::LookupAnswer => {
                 let ip = record.address.as_deref().and_then(|a| a.parse().ok());
                 if let (Some(ip), Some(name)) = (ip, record.name) {
                     instance.answers.insert(canonical(ip), name);
                 }
             }
-            RecordedUse::TcpConnect | RecordedUse::UdpSend => {
+            UseKind::TcpConnect | UseKind::UdpSend => {
                 let Some(addr) = addr.map(canonical_addr) else {
                     continue;
                 };
@@ -403,7 +386,7 @@ where
                     suggestion.self_uses += 1;
                     continue;
                 }
-                if use_kind == RecordedUse::UdpSend && instance.reply_peers.contains(&addr) {
+                if use_kind == UseKind::UdpSend && instance.reply_peers.contains(&addr) {
                     // A reply to a peer that reached the instance first.
                     add(accept_need(true, addr), use_kind, &record.rule);
                     continue;
@@ -426,7 +409,7 @@ where
                 };
                 add(need, use_kind, &record.rule);
             }
-            RecordedUse::TcpAccept | RecordedUse::UdpReceive => {
+            UseKind::TcpAccept | UseKind::UdpReceive => {
                 let Some(addr) = addr.map(canonical_addr) else {
                     continue;
                 };
@@ -444,16 +427,14 @@ where
                 instance.accepted_others[usize::from(udp)] = true;
                 add(accept_need(udp, addr), use_kind, &record.rule);
             }
-            RecordedUse::TcpBind | RecordedUse::UdpBind | RecordedUse::TcpListen => {
+            UseKind::TcpBind | UseKind::UdpBind | UseKind::TcpListen => {
                 let Some(addr) = addr else { continue };
                 let ip = canonical(addr.ip());
-                if use_kind != RecordedUse::TcpListen && addr.port() == 0 {
+                if use_kind != UseKind::TcpListen && addr.port() == 0 {
                     instance.pending_port0.insert(udp, ip);
                     continue;
                 }
-                if use_kind != RecordedUse::TcpListen
-                    && instance.pending_port0.get(&udp) == Some(&ip)
-                {
+                if use_kind != UseKind::TcpListen && instance.pending_port0.get(&udp) == Some(&ip) {
                     instance.pending_port0.remove(&udp);
                     instance.picked.insert((udp, addr));
                     if ip.is_unspecified() {
@@ -476,9 +457,9 @@ where
         for (udp, ip) in std::mem::take(&mut instance.pending_port0) {
             if !ip.is_unspecified() {
                 let use_kind = if udp {
-                    RecordedUse::UdpBind
+                    UseKind::UdpBind
                 } else {
-                    RecordedUse::TcpBind
+                    UseKind::TcpBind
                 };
                 let need = Need {
                     direction: Direction::Listen,
@@ -504,7 +485,7 @@ where
                 need.direction == Direction::Allow && need.target == Target::Name(name.clone())
             });
             match covering {
-                Some((_, counts)) => *counts.entry(RecordedUse::Lookup).or_default() += count,
+                Some((_, counts)) => *counts.entry(UseKind::Lookup).or_default() += count,
                 None => {
                     let need = Need {
                         direction: Direction::Allow,
@@ -515,7 +496,7 @@ where
                     *needs
                         .entry(need)
                         .or_default()
-                        .entry(RecordedUse::Lookup)
+                        .entry(UseKind::Lookup)
                         .or_default() += count;
                 }
             }
@@ -545,9 +526,9 @@ where
                 port: Port::Any,
             };
             let use_kind = if udp {
-                RecordedUse::UdpBind
+                UseKind::UdpBind
             } else {
-                RecordedUse::TcpBind
+                UseKind::TcpBind
             };
             *needs.entry(need).or_default().entry(use_kind).or_default() += 1;
         }

@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use proptest::prelude::*;
 
 use super::suggest::{AuditRecord, Group, RecordedUse, Suggestion, parse_record, suggest};
-use super::{Decider, Policy, RuleRef, SocketAddrUse};
+use super::{Decider, Policy, RuleRef, SocketAddrUse, UseKind};
+use crate::enforce::covering;
 
 /// An audit line of instance `i`, would-deny by default-deny unless `rule` says.
 fn line(use_kind: &str, address: Option<&str>, name: Option<&str>, rule: &str) -> AuditRecord {
@@ -275,7 +276,7 @@ fn the_reader_reads_the_writer() {
     use std::io::{Read as _, Seek as _};
 
     use crate::enforce::AuditLog;
-    use crate::policy::{Decision, Subject, UseKind, Verdict};
+    use crate::policy::{Decision, Subject, Verdict};
 
     let mut file = tempfile::tempfile().expect("a temporary file");
     let log = AuditLog::to_file(file.try_clone().expect("a second handle"));
@@ -306,9 +307,9 @@ fn the_reader_reads_the_writer() {
     assert_eq!(
         uses,
         [
-            RecordedUse::Lookup,
-            RecordedUse::LookupAnswer,
-            RecordedUse::TcpConnect
+            RecordedUse::Use(UseKind::Lookup),
+            RecordedUse::Use(UseKind::LookupAnswer),
+            RecordedUse::Use(UseKind::TcpConnect)
         ]
     );
     assert_eq!(
@@ -496,19 +497,6 @@ enum Check {
     Reply(SocketAddr),
 }
 
-/// The rules a lookup of `name` grants its answers under (as `enforce::names` does).
-fn granted_by(policy: &Policy, name: &str) -> Vec<RuleRef> {
-    policy
-        .rules()
-        .filter(|(_, rule)| {
-            rule.hosts()
-                .iter()
-                .any(|host| host.is_name() && host.matches_name(name))
-        })
-        .map(|(rule_ref, _)| rule_ref)
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -532,7 +520,7 @@ proptest! {
                 Check::Lookup(name, answer) => {
                     prop_assert!(policy.decide_lookup(name).allowed, "lookup {name}\n{}", suggestion.to_toml(""));
                     grants.retain(|(ip, _)| ip != answer);
-                    grants.push((*answer, granted_by(&policy, name)));
+                    grants.push((*answer, covering(&policy, name)));
                 }
                 Check::Use(use_, requested, bound) => {
                     let granted: Vec<RuleRef> = grants
