@@ -121,21 +121,31 @@ impl Enforcer {
         addr: SocketAddr,
         socket_use: SocketAddrUse,
     ) -> bool {
-        // One policy for the whole decision, whatever a reload does meanwhile.
-        let policy = self.policy.current();
+        self.check_bound_under(&self.policy.current(), requested, addr, socket_use)
+    }
+
+    /// [`Enforcer::check_bound`] under `policy`: one policy for the whole decision,
+    /// whatever a reload does meanwhile.
+    fn check_bound_under(
+        &self,
+        policy: &Arc<Policy>,
+        requested: SocketAddr,
+        addr: SocketAddr,
+        socket_use: SocketAddrUse,
+    ) -> bool {
         if !policy.published().is_empty() {
             if self.ports.take_pending(socket_use, addr) {
                 return true;
             }
-            if let Some(guest) = self.guest_view(&policy, socket_use, addr) {
-                return self.check_published(&policy, guest, addr, socket_use);
+            if let Some(guest) = self.guest_view(policy, socket_use, addr) {
+                return self.check_published(policy, guest, addr, socket_use);
             }
         }
         let own = policy.allows_self() && self.own.claims(addr, socket_use);
         let mut verdict = if own {
-            self.decide_own(&policy, addr, socket_use)
+            self.decide_own(policy, addr, socket_use)
         } else {
-            self.decide(&policy, requested, addr, socket_use)
+            self.decide(policy, requested, addr, socket_use)
         };
         let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         match (socket_use, verdict.by) {
@@ -161,7 +171,7 @@ impl Enforcer {
             "decided"
         );
         let allowed = self.take_effect(
-            &policy,
+            policy,
             socket_use.into(),
             Subject::Addr(addr),
             verdict,
@@ -183,8 +193,9 @@ impl Enforcer {
         socket_use: SocketAddrUse,
         socket: u32,
     ) -> bool {
-        let allowed = self.check_bound(requested, bound, socket_use);
-        if allowed && self.policy.current().allows_self() && is_self_bind(requested, socket_use) {
+        let policy = self.policy.current();
+        let allowed = self.check_bound_under(&policy, requested, bound, socket_use);
+        if allowed && policy.allows_self() && is_self_bind(requested, socket_use) {
             self.own.bound(bound, socket);
         }
         allowed
