@@ -146,37 +146,74 @@ fn metrics_needs_an_address() -> Result<()> {
     Ok(())
 }
 
-/// The WASI 0.3 build counts alike: its listener, and the connections it accepted.
+/// The WASI 0.3 build counts alike: its listener, the connections it accepted, and their
+/// bytes, counted as the guest lets each connection go (copied by the guest, or its
+/// receive stream forwarded by the host).
 #[test]
 fn metrics_count_a_wasi_0_3_guest_too() -> Result<()> {
-    let mut command = sockbox();
-    command.args([
-        "run",
-        "--p3",
-        "--metrics",
-        "127.0.0.1:0",
-        "--allow-listen",
-        "tcp://127.0.0.1:*",
-        "--",
-        "echo",
-        "127.0.0.1:0",
-    ]);
-    let server = Process::spawn(command)?;
-    let url = server.stderr_line("sockbox: metrics on ")?;
-    let addr = server.listening_addr()?;
-    for _ in 0..2 {
-        ensure!(echo_from(Ipv4Addr::LOCALHOST, addr)?, "served");
-    }
-    let text = scrape(&url)?;
-    for (series, value) in [
-        (
-            r#"sockbox_sockets_open{transport="tcp",kind="listener"}"#,
-            1.0,
-        ),
-        (r#"sockbox_connections_total{direction="accepted"}"#, 2.0),
-        ("sockbox_instances_running", 1.0),
-    ] {
-        ensure!(sample(&text, series) == value, "{series}: {text}");
+    for mode in ["--copy", "--forward"] {
+        let mut command = sockbox();
+        command.args([
+            "run",
+            "--p3",
+            "--metrics",
+            "127.0.0.1:0",
+            "--allow-listen",
+            "tcp://127.0.0.1:*",
+            "--",
+            "echo",
+            mode,
+            "127.0.0.1:0",
+        ]);
+        let server = Process::spawn(command)?;
+        let url = server.stderr_line("sockbox: metrics on ")?;
+        let addr = server.listening_addr()?;
+        // One connection held open, echoed once; one more echoed and closed.
+        let mut held = TcpStream::connect(addr)?;
+        held.set_read_timeout(Some(TIMEOUT))?;
+        held.write_all(b"hello")?;
+        held.read_exact(&mut [0; 5])?;
+        let text = scrape(&url)?;
+        let connections = r#"sockbox_sockets_open{transport="tcp",kind="connection"}"#;
+        ensure!(
+            sample(&text, connections) == 1.0,
+            "{mode}: {connections}: {text}"
+        );
+        ensure!(echo_from(Ipv4Addr::LOCALHOST, addr)?, "{mode}: served");
+        drop(held);
+        let text = scrape(&url)?;
+        for (series, value) in [
+            (
+                r#"sockbox_sockets_open{transport="tcp",kind="listener"}"#,
+                1.0,
+            ),
+            (r#"sockbox_connections_total{direction="accepted"}"#, 2.0),
+            ("sockbox_instances_running", 1.0),
+        ] {
+            ensure!(sample(&text, series) == value, "{mode}: {series}: {text}");
+        }
+        // Two peers' 5 bytes each, in and back out, once the guest has let both go.
+        let bytes = |text: &str, direction| {
+            let series =
+                format!(r#"sockbox_bytes_total{{transport="tcp",direction="{direction}"}}"#);
+            sample(text, &series)
+        };
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        let text = loop {
+            let text = scrape(&url)?;
+            if bytes(&text, "received") >= 10.0 && sample(&text, connections) == 0.0
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+        };
+        for direction in ["received", "sent"] {
+            ensure!(
+                bytes(&text, direction) == 10.0,
+                "{mode}: {direction}: {text}"
+            );
+        }
+        ensure!(sample(&text, connections) == 0.0, "{mode}: {text}");
     }
     Ok(())
 }

@@ -325,7 +325,7 @@ pub(super) fn close_over_cap<K: Kind>(
 }
 
 /// Closes the socket with handle `socket` and uncounts it.
-fn drop_socket<K: Kind>(state: &mut GuestState, socket: u32) -> wasmtime::Result<()> {
+pub(super) fn drop_socket<K: Kind>(state: &mut GuestState, socket: u32) -> wasmtime::Result<()> {
     state.table.delete(Resource::<K::Socket>::new_own(socket))?;
     state.socket_count.gone(socket);
     Ok(())

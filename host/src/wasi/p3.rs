@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use wasmtime::component::{
-    Access, Accessor, Destination, Linker, Resource, Source, StreamConsumer, StreamProducer,
-    StreamReader, StreamResult,
+    Access, Accessor, Destination, Linker, Resource, ResourceType, Source, StreamConsumer,
+    StreamProducer, StreamReader, StreamResult,
 };
 use wasmtime::{AsContextMut as _, StoreContextMut};
 use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as LookupError;
@@ -60,7 +60,16 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             },
         )?;
     let mut types = linker.instance(TYPES)?;
-    ops::counted_resource::<Tcp>(&mut types, "tcp-socket")?;
+    types.resource(
+        "tcp-socket",
+        ResourceType::host::<TcpSocket>(),
+        |mut store: StoreContextMut<'_, GuestState>, socket| {
+            if let Some(connections) = &mut store.data_mut().connections {
+                connections.closing(socket);
+            }
+            ops::drop_socket::<Tcp>(store.data_mut(), socket)
+        },
+    )?;
     ops::counted_resource::<Udp>(&mut types, "udp-socket")?;
     types.func_wrap_async(
         "[static]tcp-socket.create",
@@ -146,6 +155,25 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
             })
         },
     )?;
+    types.func_wrap(
+        "[method]tcp-socket.receive",
+        |mut store: StoreContextMut<'_, GuestState>, (this,): (Resource<TcpSocket>,)| {
+            seen_connection(store.data_mut(), this.rep());
+            let access = Access::<GuestState, WasiSockets>::new(store.as_context_mut(), sockets);
+            Ok((<WasiSockets as HostTcpSocketWithStore<GuestState>>::receive(access, this)?,))
+        },
+    )?;
+    types.func_wrap(
+        "[method]tcp-socket.send",
+        |mut store: StoreContextMut<'_, GuestState>,
+         (this, data): (Resource<TcpSocket>, StreamReader<u8>)| {
+            seen_connection(store.data_mut(), this.rep());
+            let access = Access::<GuestState, WasiSockets>::new(store.as_context_mut(), sockets);
+            Ok((<WasiSockets as HostTcpSocketWithStore<GuestState>>::send(
+                access, this, data,
+            )?,))
+        },
+    )?;
     types.func_wrap_concurrent(
         "[method]udp-socket.send",
         |accessor: &Accessor<GuestState>,
@@ -204,6 +232,30 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// The guest reads or writes the connection with handle `socket`: counts it if it is
+/// not counted yet (one wasmtime-wasi accepted through a listener's stream that
+/// sockbox does not take over: no cap set for the instance), and notes its addresses if
+/// the run counts bytes ([`crate::metrics::Connections`]).
+fn seen_connection(state: &mut GuestState, socket: u32) {
+    if state.socket_count.kind_of(socket).is_none() {
+        state.socket_count.made(socket, SocketKind::Connection);
+    }
+    if state
+        .connections
+        .as_ref()
+        .is_none_or(|connections| connections.knows(socket))
+    {
+        return;
+    }
+    let handle = Resource::<TcpSocket>::new_borrow(socket);
+    let mut sockets = state.sockets();
+    let remote = HostTcpSocket::get_remote_address(&mut sockets, borrow(&handle));
+    let local = HostTcpSocket::get_local_address(&mut sockets, handle);
+    if let (Ok(local), Ok(remote), Some(connections)) = (local, remote, &mut state.connections) {
+        connections.seen(socket, local.into(), remote.into());
+    }
 }
 
 /// Counts `bytes` of a datagram `sent` (else received), if the run counts anything.

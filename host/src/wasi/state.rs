@@ -14,12 +14,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{poll, sockopt};
 use crate::enforce::Enforcer;
-use crate::metrics::{Metrics, SocketKind};
+use crate::metrics::{Connections, Metrics, SocketKind};
 use crate::runner::{CpuClock, Limits, Meter, default_max_sockets};
 
 /// What each guest's `Store` holds.
 pub(crate) struct GuestState {
     wasi: WasiCtx,
+    /// Its WASI 0.3 TCP connections, if the run counts bytes. Dropped before the table
+    /// closes them, so that the kernel's count of each is waited for.
+    pub(super) connections: Option<Connections>,
     pub(super) table: ResourceTable,
     pub(super) enforcer: Arc<Enforcer>,
     meter: Meter,
@@ -56,6 +59,9 @@ impl GuestState {
         let metrics = enforcer.metrics().cloned();
         Self {
             wasi,
+            connections: metrics
+                .as_ref()
+                .map(|metrics| Connections::new(metrics.bytes(false))),
             table: ResourceTable::new(),
             enforcer,
             meter: Meter::new(limits),
@@ -145,8 +151,9 @@ impl WasiView for GuestState {
 /// the instances of a run count into one total.
 ///
 /// A WASI 0.3 connection accepted through a listener's stream that sockbox does not
-/// take over (no cap set for the instance, see `p3.rs`) is not counted: under the
-/// default cap, the process's descriptor limit stands behind it.
+/// take over (no cap set for the instance, see `p3.rs`) is counted from the guest's
+/// first `receive` or `send` on it: under the default cap, the process's descriptor
+/// limit stands behind it until then.
 pub(crate) struct SocketCount {
     /// The handles of the sockets counted, with what each is.
     held: HashMap<u32, SocketKind>,
@@ -217,6 +224,11 @@ impl SocketCount {
             }
             *was = kind;
         }
+    }
+
+    /// What the counted socket with handle `socket` is.
+    pub(super) fn kind_of(&self, socket: u32) -> Option<SocketKind> {
+        self.held.get(&socket).copied()
     }
 
     /// Uncounts the socket with handle `socket`: dropped or closed.

@@ -23,6 +23,10 @@ use prometheus_client::registry::Registry;
 use crate::policy::{DecidedBy, Decision, UseKind};
 use crate::runner::Limit;
 
+mod closed;
+
+pub(crate) use closed::Connections;
+
 /// The metrics of one sandbox (and its clones), shared by its runs and instances.
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
