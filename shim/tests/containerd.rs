@@ -4,22 +4,22 @@
 //! its policy. Needs root and Debian's `containerd` (`.ci/run` installs it). (Over 400
 //! lines: the private containerd and the image are set up once for both tests.)
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use sha2::{Digest as _, Sha256};
 use wait_timeout::ChildExt as _;
 
-/// How long any one step may take.
-const TIMEOUT: Duration = Duration::from_secs(60);
+use common::{Containerd, Content, TIMEOUT, echo};
 
-/// The shim cargo built for this test.
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-sockbox-v1");
+/// containerd's configuration for these tests: `ctr` needs no CRI.
+const NO_CRI: &str = "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n";
 
 /// The images the test makes: the built-in guest's WASI 0.2 and 0.3 builds in ordinary
 /// tar layers (the entrypoint `.wasm` among the image's files), and its 0.2 build as a
@@ -78,254 +78,42 @@ struct Image {
     wasm_layer: bool,
 }
 
-/// runwasi's media type for a component layer.
-const WASM_LAYER: &str = "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
-
-/// A containerd of the test's own, stopped (and its state removed) when dropped.
-struct Containerd {
-    child: Child,
-    dir: tempfile::TempDir,
-    namespace: String,
-}
-
-impl Containerd {
-    /// Starts containerd with everything under a fresh temporary directory, the
-    /// shim's directory first on its PATH, and waits for it to say it booted.
-    fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path();
-        let config = path.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\n\
-                 root = \"{root}\"\n\
-                 state = \"{state}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{sock}\"\n\
-                 [ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                root = path.join("root").display(),
-                state = path.join("state").display(),
-                sock = path.join("containerd.sock").display(),
-            ),
-        )?;
-        let shim_dir = Path::new(SHIM).parent().context("the shim's directory")?;
-        let search = format!(
-            "{}:{}",
-            shim_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", search)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("start containerd (Debian's `containerd` package; the test needs root)")?;
-        let stderr = child.stderr.take().context("piped")?;
-        let (booted, wait) = mpsc::channel();
-        let log = path.join("containerd.log");
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::create(log).ok();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(file) = &mut file {
-                    let _ = writeln!(file, "{line}");
-                }
-                if line.contains("containerd successfully booted") {
-                    let _ = booted.send(());
-                }
-            }
-        });
-        let containerd = Self {
-            child,
-            dir,
-            namespace: "sockbox-test".into(),
+impl Image {
+    /// Writes this image's archive into `dir`, and returns its path.
+    fn archive(&self, dir: &std::path::Path) -> Result<PathBuf> {
+        let content = if self.wasm_layer {
+            Content::WasmLayer(self.wasm)
+        } else {
+            Content::Files(vec![("sockbox-guest.wasm", self.wasm, 0o644)])
         };
-        if wait.recv_timeout(TIMEOUT).is_err() {
-            bail!("containerd did not boot:\n{}", containerd.log());
-        }
-        Ok(containerd)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    /// `ctr` against this containerd, in the test's namespace.
-    fn ctr(&self) -> Command {
-        let mut command = Command::new("ctr");
-        command
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(["--namespace", &self.namespace]);
-        command
-    }
-
-    /// Runs `ctr ARGS` to its end and returns its output; fails on a non-zero exit.
-    fn ctr_ok(&self, args: &[&str]) -> Result<String> {
-        let output = self.ctr().args(args).output()?;
-        ensure!(
-            output.status.success(),
-            "ctr {args:?}: {}\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    /// `ctr run --rm --net-host` of `image` with the sockbox runtime, the annotations
-    /// given and the guest's `args`.
-    fn run(&self, image: &Image, id: &str, annotations: &[&str], args: &[&str]) -> Command {
-        let mut command = self.ctr();
-        command.args([
-            "run",
-            "--rm",
-            "--net-host",
-            "--runtime",
-            "io.containerd.sockbox.v1",
-        ]);
-        for annotation in annotations {
-            command.args(["--annotation", annotation]);
-        }
-        command
-            .args([image.name, id, "/sockbox-guest.wasm"])
-            .args(args);
-        command
+        common::image_archive(dir, self.name, &content, &["/sockbox-guest.wasm"])
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Whatever a failed test left running goes first, then containerd.
-        if let Ok(list) = self.ctr_ok(&["task", "list", "--quiet"]) {
-            for id in list.lines() {
-                let _ = self.ctr_ok(&["task", "kill", "--signal", "SIGKILL", id]);
-                let _ = self.ctr_ok(&["task", "delete", "--force", id]);
-                let _ = self.ctr_ok(&["container", "delete", id]);
-            }
-        }
-        for image in IMAGES {
-            let _ = self.ctr_ok(&["image", "remove", image.name]);
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        if let Ok(None) = self.child.wait_timeout(TIMEOUT) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        // Snapshots containerd left mounted would keep the directory from going.
-        let _ = Command::new("umount")
-            .args(["--recursive", "--lazy"])
-            .arg(self.dir.path().join("root"))
-            .stderr(Stdio::null())
-            .status();
+/// `ctr run --rm --net-host` of `image` with the sockbox runtime, the annotations
+/// given and the guest's `args`.
+fn run(
+    containerd: &Containerd,
+    image: &Image,
+    id: &str,
+    annotations: &[&str],
+    args: &[&str],
+) -> Command {
+    let mut command = containerd.ctr();
+    command.args([
+        "run",
+        "--rm",
+        "--net-host",
+        "--runtime",
+        "io.containerd.sockbox.v1",
+    ]);
+    for annotation in annotations {
+        command.args(["--annotation", annotation]);
     }
-}
-
-/// A file in an OCI image archive: its digest and size.
-struct Blob {
-    digest: String,
-    size: usize,
-}
-
-/// Writes an OCI image archive (`ctr image import` reads it) of `image`, and returns
-/// its path.
-fn image_archive(dir: &Path, image: &Image) -> Result<PathBuf> {
-    fn sha256(bytes: &[u8]) -> String {
-        format!("sha256:{:x}", Sha256::digest(bytes))
-    }
-    let (layer, layer_type, diff_ids, platform) = if image.wasm_layer {
-        let none: [String; 0] = [];
-        (
-            image.wasm.to_vec(),
-            WASM_LAYER,
-            none.to_vec(),
-            ("wasm", "wasip1"),
-        )
-    } else {
-        let mut layer = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(image.wasm.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_cksum();
-        layer.append_data(&mut header, "sockbox-guest.wasm", image.wasm)?;
-        let layer = layer.into_inner()?;
-        let diff_id = sha256(&layer);
-        (
-            layer,
-            "application/vnd.oci.image.layer.v1.tar",
-            vec![diff_id],
-            ("amd64", "linux"),
-        )
-    };
-    let config = serde_json::json!({
-        "architecture": platform.0,
-        "os": platform.1,
-        "config": { "Entrypoint": ["/sockbox-guest.wasm"] },
-        "rootfs": { "type": "layers", "diff_ids": diff_ids },
-    })
-    .to_string();
-    let mut blobs: Vec<(Blob, Vec<u8>)> = Vec::new();
-    let mut add = |bytes: Vec<u8>| {
-        let blob = Blob {
-            digest: sha256(&bytes),
-            size: bytes.len(),
-        };
-        let described = serde_json::json!({ "digest": blob.digest, "size": blob.size });
-        blobs.push((blob, bytes));
-        described
-    };
-    let mut layer_desc = add(layer);
-    layer_desc["mediaType"] = layer_type.into();
-    let mut config_desc = add(config.into_bytes());
-    config_desc["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config_desc,
-        "layers": [layer_desc],
-    })
-    .to_string();
-    let mut manifest_desc = add(manifest.into_bytes());
-    manifest_desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
-    manifest_desc["annotations"] = serde_json::json!({
-        "io.containerd.image.name": image.name,
-        "org.opencontainers.image.ref.name": "latest",
-    });
-    manifest_desc["platform"] = serde_json::json!({ "architecture": platform.0, "os": platform.1 });
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [manifest_desc],
-    })
-    .to_string();
-    let path = dir.join(format!("{}.tar", image.name.replace(['/', ':'], "_")));
-    let mut files = vec![
-        (
-            "oci-layout".to_owned(),
-            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-        ),
-        ("index.json".to_owned(), index.into_bytes()),
-    ];
-    for (blob, bytes) in blobs {
-        let hex = blob.digest.trim_start_matches("sha256:").to_owned();
-        files.push((format!("blobs/sha256/{hex}"), bytes));
-    }
-    let mut archive = tar::Builder::new(std::fs::File::create(&path)?);
-    for (name, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o444);
-        header.set_mtime(0);
-        header.set_cksum();
-        archive.append_data(&mut header, name, bytes.as_slice())?;
-    }
-    archive.into_inner()?.sync_all()?;
-    Ok(path)
+    command
+        .args([image.name, id, "/sockbox-guest.wasm"])
+        .args(args);
+    command
 }
 
 /// A `ctr run` in the background: its stdout's and stderr's lines as they come, all
@@ -415,22 +203,11 @@ impl Running {
     }
 }
 
-/// One echo through `addr`.
-fn echo(addr: SocketAddr, bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut conn = TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(TIMEOUT))?;
-    conn.write_all(bytes)?;
-    conn.shutdown(Shutdown::Write)?;
-    let mut echoed = Vec::new();
-    conn.read_to_end(&mut echoed)?;
-    Ok(echoed)
-}
-
 /// The whole path, for real: containerd, the images, the shim, annotations as policy,
 /// for the guest's WASI 0.2 build in a tar layer and its 0.3 build in a wasm layer.
 #[test]
 fn containerd_runs_the_guest_under_its_annotations() -> Result<()> {
-    let containerd = Containerd::start()?;
+    let containerd = Containerd::start(NO_CRI, "sockbox-test")?;
     let wasm_layers = unpacks_wasm_layers()?;
     for image in &IMAGES {
         if image.wasm_layer && !wasm_layers {
@@ -440,11 +217,10 @@ fn containerd_runs_the_guest_under_its_annotations() -> Result<()> {
             );
             continue;
         }
-        let archive = image_archive(containerd.dir.path(), image)?;
+        let archive = image.archive(containerd.dir.path())?;
         let size = std::fs::metadata(&archive)?.len();
         println!("{}: image archive of {size} bytes", image.name);
-        let archive = archive.to_str().context("a UTF-8 path")?;
-        containerd.ctr_ok(&["image", "import", "--all-platforms", archive])?;
+        containerd.import(&archive)?;
         serve_and_refuse(&containerd, image)
             .with_context(|| format!("{}\n--- containerd ---\n{}", image.name, containerd.log()))?;
     }
@@ -456,16 +232,14 @@ fn containerd_runs_the_guest_under_its_annotations() -> Result<()> {
 /// `sockbox run` and the harness.
 #[test]
 fn containerd_runs_the_0_3_entry_of_a_command_exporting_both() -> Result<()> {
-    let containerd = Containerd::start()?;
+    let containerd = Containerd::start(NO_CRI, "sockbox-test")?;
     let image = Image {
         name: "sockbox.test/both-entries:latest",
         wasm: include_bytes!(env!("BOTH_ENTRIES_WASM")),
         wasm_layer: false,
     };
-    let archive = image_archive(containerd.dir.path(), &image)?;
-    let archive = archive.to_str().context("a UTF-8 path")?;
-    containerd.ctr_ok(&["image", "import", "--all-platforms", archive])?;
-    let (code, output) = Running::spawn(containerd.run(&image, "both", &[], &[]))?.finish()?;
+    containerd.import(&image.archive(containerd.dir.path())?)?;
+    let (code, output) = Running::spawn(run(&containerd, &image, "both", &[], &[]))?.finish()?;
     ensure!(
         code == 0,
         "exit {code}\n{output}\n--- containerd ---\n{}",
@@ -482,7 +256,8 @@ fn containerd_runs_the_0_3_entry_of_a_command_exporting_both() -> Result<()> {
 fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     // A server allowed to listen on loopback: echo through it, from here.
     let started = Instant::now();
-    let server = Running::spawn(containerd.run(
+    let server = Running::spawn(run(
+        containerd,
         image,
         "echo",
         &["sockbox.io/allow-listen=tcp://127.0.0.1:*"],
@@ -507,7 +282,8 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     server.finish()?;
 
     // Two instances (`sockbox.io/instances`) on one published port: both serve.
-    let server = Running::spawn(containerd.run(
+    let server = Running::spawn(run(
+        containerd,
         image,
         "instances",
         &[
@@ -564,7 +340,8 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let target = listener.local_addr()?.to_string();
-    let (code, output) = Running::spawn(containerd.run(
+    let (code, output) = Running::spawn(run(
+        containerd,
         image,
         "dial",
         &["sockbox.io/allow=tcp://127.0.0.1:1"],
@@ -582,7 +359,8 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     ensure!(listener.accept().is_err(), "a connection arrived");
 
     // The audit on the container's stderr: a JSON line per decision.
-    let (code, output) = Running::spawn(containerd.run(
+    let (code, output) = Running::spawn(run(
+        containerd,
         image,
         "audit",
         &[
@@ -599,7 +377,8 @@ fn serve_and_refuse(containerd: &Containerd, image: &Image) -> Result<()> {
     ensure!(output.contains(&line), "no {line} in\n{output}");
 
     // A malformed annotation fails the start, in one line.
-    let (code, output) = Running::spawn(containerd.run(
+    let (code, output) = Running::spawn(run(
+        containerd,
         image,
         "bad",
         &["sockbox.io/allow=tcp://10.0.0.0/33:80"],
