@@ -1,0 +1,427 @@
+//! The shim as Kubernetes drives it: kubelet's calls, through CRI, to a private
+//! containerd (its own root, state and socket in a temporary directory) whose CRI
+//! plugin registers the runtime exactly as docs/kubernetes.md's stanza says. The test
+//! is kubelet: it runs pod sandboxes with runtime handler `sockbox`, host network and
+//! the pods' `sockbox.io/…` annotations, creates and starts containers of the built-in
+//! guest in them, reads their logs where CRI put them, and stops and removes the pods.
+//! The pod sandbox's pause image is built here: a static binary that waits to be
+//! killed. Needs root and Debian's `containerd` (`.ci/run` installs it).
+
+#[expect(dead_code, reason = "images with a wasm layer are the ctr test's alone")]
+mod common;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
+    CreateContainerRequest, ImageSpec, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
+    ListContainersRequest, ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest,
+};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use common::{Containerd, Content, TIMEOUT, echo};
+
+/// The pause image the CRI plugin runs each pod's sandbox from.
+const PAUSE_IMAGE: &str = "sockbox.test/pause:1";
+/// The built-in guest, its entrypoint a file of the image.
+const GUEST_IMAGE: &str = "sockbox.test/guest:latest";
+
+/// containerd's CRI plugin, the runtime registered as docs/kubernetes.md says (and
+/// runc, which the plugin wants as its default). No CNI: every pod here is on the
+/// host's network, as the CRI plugin allows without one. `restrict_oom_score_adj`:
+/// this machine withholds `CAP_SYS_RESOURCE` even from root, so the pause container's
+/// OOM score (-998 by default) cannot go below containerd's own.
+const CRI: &str = r#"[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "sockbox.test/pause:1"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.sockbox]
+      runtime_type = "io.containerd.sockbox.v1"
+      pod_annotations = ["sockbox.io/*"]
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{dir}/cni/bin"
+    conf_dir = "{dir}/cni/conf"
+"#;
+
+/// A CRI client of the test's containerd, as kubelet's.
+struct Cri {
+    runtime: tokio::runtime::Runtime,
+    client: RuntimeServiceClient<Channel>,
+    /// Where pods' logs go.
+    logs: PathBuf,
+}
+
+/// A pod the test ran: its id and the configuration containers are created with.
+struct Pod {
+    id: String,
+    config: PodSandboxConfig,
+}
+
+impl Cri {
+    fn connect(containerd: &Containerd) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let socket = containerd.dir.path().join("containerd.sock");
+        let channel = runtime.block_on(async {
+            // The URI is not used: every connection is to the Unix socket.
+            Endpoint::try_from("http://[::]:0")?
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(socket).await?;
+                        Ok::<_, std::io::Error>(TokioIo::new(stream))
+                    }
+                }))
+                .await
+        })?;
+        let logs = containerd.dir.path().join("pods");
+        std::fs::create_dir_all(&logs)?;
+        Ok(Self {
+            runtime,
+            client: RuntimeServiceClient::new(channel),
+            logs,
+        })
+    }
+
+    /// `RunPodSandbox` of pod `name` on the host's network, runtime handler `sockbox`,
+    /// with `annotations`.
+    fn run_pod(&mut self, name: &str, annotations: &[(&str, &str)]) -> Result<Pod> {
+        let log_directory = self.logs.join(name);
+        std::fs::create_dir_all(&log_directory)?;
+        let config = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                namespace: "sockbox-test".into(),
+                attempt: 0,
+            }),
+            hostname: name.into(),
+            log_directory: log_directory.display().to_string(),
+            annotations: annotations
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect::<HashMap<_, _>>(),
+            linux: Some(LinuxPodSandboxConfig {
+                security_context: Some(LinuxSandboxSecurityContext {
+                    namespace_options: Some(NamespaceOption {
+                        network: NamespaceMode::Node.into(),
+                        ..NamespaceOption::default()
+                    }),
+                    ..LinuxSandboxSecurityContext::default()
+                }),
+                ..LinuxPodSandboxConfig::default()
+            }),
+            ..PodSandboxConfig::default()
+        };
+        let request = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: "sockbox".into(),
+        };
+        let id = self
+            .runtime
+            .block_on(self.client.run_pod_sandbox(request))
+            .with_context(|| format!("RunPodSandbox {name}"))?
+            .into_inner()
+            .pod_sandbox_id;
+        Ok(Pod { id, config })
+    }
+
+    /// `CreateContainer` and `StartContainer` of the guest, `args` its arguments, in
+    /// `pod`; returns its id, or the error `StartContainer` gave.
+    fn start_container(&mut self, pod: &Pod, name: &str, args: &[&str]) -> Result<String> {
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: GUEST_IMAGE.into(),
+                ..ImageSpec::default()
+            }),
+            command: vec!["/sockbox-guest.wasm".into()],
+            args: args.iter().map(|&arg| arg.to_owned()).collect(),
+            log_path: format!("{name}.log"),
+            ..ContainerConfig::default()
+        };
+        let request = CreateContainerRequest {
+            pod_sandbox_id: pod.id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod.config.clone()),
+        };
+        let id = self
+            .runtime
+            .block_on(self.client.create_container(request))
+            .with_context(|| format!("CreateContainer {name}"))?
+            .into_inner()
+            .container_id;
+        let request = StartContainerRequest {
+            container_id: id.clone(),
+        };
+        self.runtime
+            .block_on(self.client.start_container(request))
+            .with_context(|| format!("StartContainer {name}"))?;
+        Ok(id)
+    }
+
+    /// Waits for container `id` to exit; returns its exit code.
+    fn exit_code(&mut self, id: &str) -> Result<i32> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let request = ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            };
+            let status = self
+                .runtime
+                .block_on(self.client.container_status(request))?
+                .into_inner()
+                .status
+                .context("no status")?;
+            if status.state == i32::from(ContainerState::ContainerExited) {
+                return Ok(status.exit_code);
+            }
+            ensure!(Instant::now() < deadline, "container {id} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `StopPodSandbox` and `RemovePodSandbox` of `pod`.
+    fn remove_pod(&mut self, pod: &Pod) -> Result<()> {
+        let stop = StopPodSandboxRequest {
+            pod_sandbox_id: pod.id.clone(),
+        };
+        self.runtime
+            .block_on(self.client.stop_pod_sandbox(stop))
+            .context("StopPodSandbox")?;
+        let remove = RemovePodSandboxRequest {
+            pod_sandbox_id: pod.id.clone(),
+        };
+        self.runtime
+            .block_on(self.client.remove_pod_sandbox(remove))
+            .context("RemovePodSandbox")?;
+        Ok(())
+    }
+
+    /// How many pods and containers CRI knows.
+    fn counts(&mut self) -> Result<(usize, usize)> {
+        let pods = self
+            .runtime
+            .block_on(
+                self.client
+                    .list_pod_sandbox(ListPodSandboxRequest { filter: None }),
+            )?
+            .into_inner()
+            .items
+            .len();
+        let containers = self
+            .runtime
+            .block_on(
+                self.client
+                    .list_containers(ListContainersRequest { filter: None }),
+            )?
+            .into_inner()
+            .containers
+            .len();
+        Ok((pods, containers))
+    }
+}
+
+/// The lines container `name` of `pod` wrote, from its CRI log (`TIME STREAM TAG
+/// LINE` each).
+fn log_lines(pod: &Pod, name: &str) -> Vec<String> {
+    let path = Path::new(&pod.config.log_directory).join(format!("{name}.log"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| Some(line.splitn(4, ' ').nth(3)?.to_owned()))
+        .collect()
+}
+
+/// Waits for `listening on ADDR` in the log of container `name`; returns ADDR.
+fn listening_addr(pod: &Pod, name: &str) -> Result<SocketAddr> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(addr) = log_lines(pod, name)
+            .iter()
+            .find_map(|line| sockbox_host::harness::parse_listening(line))
+        {
+            return addr.map_err(anyhow::Error::msg);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no `listening on` in {name}'s log: {:?}",
+            log_lines(pod, name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Builds the pause binary (a static executable) and writes the pause image's archive.
+fn pause_archive(dir: &Path) -> Result<PathBuf> {
+    let binary = dir.join("pause");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cri/pause.rs");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = Command::new(rustc)
+        .args([
+            "--edition",
+            "2024",
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+        ])
+        .args(["-C", "strip=symbols", "-o"])
+        .arg(&binary)
+        .arg(source)
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "rustc pause.rs: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pause = std::fs::read(&binary)?;
+    common::image_archive(
+        dir,
+        PAUSE_IMAGE,
+        &Content::Files(vec![("pause", &pause, 0o755)]),
+        &["/pause"],
+    )
+}
+
+/// Pods as kubelet runs them: one whose annotations let its echo listen and serve,
+/// and refuse its second container's dial; one with no annotations, whose container
+/// has no network; one whose malformed annotation fails its container in one line.
+/// Then every pod is stopped and removed, and nothing of them is left.
+#[test]
+fn kubelet_s_calls_run_pods_under_their_annotations() -> Result<()> {
+    let containerd = Containerd::start(CRI, "k8s.io")?;
+    let dir = containerd.dir.path();
+    containerd.import(&pause_archive(dir)?)?;
+    let guest = Content::Files(vec![(
+        "sockbox-guest.wasm",
+        sockbox_host::GUEST_WASM,
+        0o644,
+    )]);
+    containerd.import(&common::image_archive(
+        dir,
+        GUEST_IMAGE,
+        &guest,
+        &["/sockbox-guest.wasm"],
+    )?)?;
+    let mut cri = Cri::connect(&containerd)?;
+    let result = pods(&mut cri);
+    result.with_context(|| format!("--- containerd ---\n{}", containerd.log()))
+}
+
+fn pods(cri: &mut Cri) -> Result<()> {
+    // Nobody may reach this listener: any connection to it is a policy's failure.
+    let bystander = TcpListener::bind("127.0.0.1:0")?;
+    bystander.set_nonblocking(true)?;
+    let forbidden = bystander.local_addr()?.to_string();
+
+    // A pod allowed to listen on loopback and to dial one other port: its echo serves,
+    // its second container's dial to the bystander is refused.
+    let started = Instant::now();
+    let pod = cri.run_pod(
+        "served",
+        &[
+            ("sockbox.io/allow-listen", "tcp://127.0.0.1:*"),
+            ("sockbox.io/allow", "tcp://127.0.0.1:1"),
+            ("not-sockbox.io/ignored", "x"),
+        ],
+    )?;
+    let echo_id = cri.start_container(&pod, "echo", &["echo", "127.0.0.1:0"])?;
+    let addr = listening_addr(&pod, "echo")?;
+    println!("RunPodSandbox to `listening on`: {:?}", started.elapsed());
+    ensure!(echo(addr, b"through CRI")? == b"through CRI");
+    let dial = cri.start_container(&pod, "dial", &["dial", &forbidden])?;
+    let code = cri.exit_code(&dial)?;
+    let lines = log_lines(&pod, "dial");
+    ensure!(code == 1, "dial exited {code}: {lines:?}");
+    ensure!(
+        lines.iter().any(|line| line.contains("access denied")),
+        "{lines:?}"
+    );
+    let denial = format!("sockbox: denied tcp connect to {forbidden}");
+    ensure!(
+        lines.iter().any(|line| line.starts_with(&denial)),
+        "{lines:?}"
+    );
+    // The echo still serves, in the same shim.
+    ensure!(echo(addr, b"still")? == b"still");
+    let _ = echo_id;
+
+    // A pod with no annotations: no network at all.
+    let bare = cri.run_pod("bare", &[])?;
+    let dial = cri.start_container(&bare, "dial", &["dial", &forbidden])?;
+    let code = cri.exit_code(&dial)?;
+    let lines = log_lines(&bare, "dial");
+    ensure!(code == 1, "dial exited {code}: {lines:?}");
+    ensure!(
+        lines.iter().any(|line| line.starts_with(&denial)),
+        "{lines:?}"
+    );
+    ensure!(
+        bystander.accept().is_err(),
+        "a denied dial reached the bystander"
+    );
+
+    // A malformed annotation: the container fails, its log one line saying why.
+    let broken = cri.run_pod("broken", &[("sockbox.io/allow", "tcp://10.0.0.0/33:80")])?;
+    let failed = match cri.start_container(&broken, "dial", &["dial", &forbidden]) {
+        Ok(id) => format!("exit {}", cri.exit_code(&id)?),
+        Err(err) => format!("{err:#}"),
+    };
+    let lines = log_lines(&broken, "dial");
+    println!("malformed annotation: {failed}; log: {lines:?}");
+    ensure!(
+        lines.len() == 1
+            && lines[0].starts_with("sockbox: annotation sockbox.io/allow: invalid rule"),
+        "{failed}: {lines:?}"
+    );
+
+    // Stop and remove every pod: nothing of them is left.
+    for pod in [&pod, &bare, &broken] {
+        cri.remove_pod(pod)?;
+    }
+    let counts = cri.counts()?;
+    ensure!(counts == (0, 0), "pods and containers left: {counts:?}");
+    ensure!(
+        bystander.accept().is_err(),
+        "a denied dial reached the bystander"
+    );
+    if let Some(left) = leftovers(cri)? {
+        bail!("left behind: {left}");
+    }
+    Ok(())
+}
+
+/// What the removed pods left on the node: shim processes of this containerd, or mounts
+/// under its directory.
+fn leftovers(cri: &Cri) -> Result<Option<String>> {
+    let dir = cri.logs.parent().context("the test's directory")?;
+    let dir = dir.display().to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mounted: Vec<&str> = mounts
+        .lines()
+        .filter(|line| line.contains(&format!("{dir}/state")))
+        .collect();
+    let shims = Command::new("pgrep")
+        .args(["-f", &format!("containerd-shim-sockbox-v1 .*{dir}")])
+        .output()?;
+    let shims = String::from_utf8_lossy(&shims.stdout).trim().to_owned();
+    Ok((!mounted.is_empty() || !shims.is_empty())
+        .then(|| format!("mounts {mounted:?}; shim processes {shims:?}")))
+}
