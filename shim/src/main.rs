@@ -30,6 +30,7 @@ fn main() {
     // annotations are read here, before any container process is made, and every
     // container this shim runs inherits them (under Kubernetes: the pod's).
     workload::read_bundle_annotations();
+    workload::open_node_cache();
     SockboxShim::run(Config {
         default_log_level: "info".into(),
         ..Config::default()

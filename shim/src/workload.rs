@@ -1,6 +1,9 @@
 //! One container's component, run through sockbox's library.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
@@ -8,7 +11,58 @@ use containerd_shim_wasm::sandbox::Sandbox;
 use containerd_shim_wasm::sandbox::context::RuntimeContext;
 use sockbox_host::launch::{Ending, Report, SETUP_STATUS, Settings, annotations};
 use sockbox_host::output::Stdio;
+use sockbox_host::runner::CompileCache;
 use sockbox_host::{Runner, Sandbox as SockboxSandbox};
+
+/// The node's compile cache: a directory only root can write, shared by every
+/// container this node's shims run, so a component is compiled once per node.
+pub const NODE_CACHE_DIR: &str = "/var/lib/sockbox/cache";
+
+/// The environment variable (in containerd's environment, which its shims inherit)
+/// that moves the node's compile cache.
+pub const NODE_CACHE_ENV: &str = "SOCKBOX_SHIM_CACHE_DIR";
+
+/// The node's compile cache, opened by the shim itself, in the node's file system: a
+/// container's process (forked from the shim, in the container's own root) reaches it
+/// through this descriptor, as `/proc/self/fd/N`. The descriptor is close-on-exec, so a
+/// Linux container the shim runs (a pod's pause) never has it: only sockbox's own code
+/// in a component's container does.
+static NODE_CACHE: OnceLock<Option<OwnedFd>> = OnceLock::new();
+
+/// Opens the node's compile cache (`$SOCKBOX_SHIM_CACHE_DIR`, or [`NODE_CACHE_DIR`]),
+/// creating it private to root if missing; without it, containers compile their
+/// component every time (a warning in containerd's log).
+pub fn open_node_cache() {
+    let dir = std::env::var_os(NODE_CACHE_ENV)
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| Path::new(NODE_CACHE_DIR).to_owned(), Into::into);
+    let opened = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .and_then(|()| std::fs::File::open(&dir))
+        .map(OwnedFd::from);
+    let opened = match opened {
+        Ok(fd) => Some(fd),
+        Err(err) => {
+            log::warn!(
+                "no compile cache at {}: {err}; containers compile their component each time",
+                dir.display()
+            );
+            None
+        }
+    };
+    let _ = NODE_CACHE.set(opened);
+}
+
+/// The node's compile cache, as a container's process reaches it.
+fn node_cache() -> Option<CompileCache> {
+    let fd = NODE_CACHE.get()?.as_ref()?;
+    Some(CompileCache::new(format!(
+        "/proc/self/fd/{}",
+        fd.as_raw_fd()
+    )))
+}
 
 /// The annotations of the bundle the shim was started in, read once, before any
 /// container process exists, so every container process inherits them.
@@ -89,7 +143,7 @@ async fn run(ctx: &impl RuntimeContext, settings: &Settings) -> Result<i32> {
         |path| path.display().to_string(),
     );
     let bytes = entrypoint.source.as_bytes()?;
-    let runner = Arc::new(Runner::new()?);
+    let runner = Arc::new(Runner::new()?.with_cache(node_cache()));
     let component = runner
         .compile(&bytes)
         .with_context(|| format!("compile component {program}"))?;

@@ -227,6 +227,36 @@ fn containerd_runs_the_guest_under_its_annotations() -> Result<()> {
     Ok(())
 }
 
+/// The node's compile cache: the first container of a component compiles it and stores
+/// one entry; the next loads that entry (it is not written again), and so does another
+/// container of the same image started after it.
+#[test]
+fn containerd_compiles_a_component_once_per_node() -> Result<()> {
+    let containerd = Containerd::start(NO_CRI, "sockbox-test")?;
+    let image = &IMAGES[0];
+    containerd.import(&image.archive(containerd.dir.path())?)?;
+    ensure!(containerd.cache_entries().is_empty());
+    let mut seen = Vec::new();
+    for id in ["first", "second", "third"] {
+        let (code, output) = Running::spawn(run(
+            &containerd,
+            image,
+            id,
+            &["sockbox.io/allow=tcp://localhost:*"],
+            &["lookup", "127.0.0.1"],
+        ))?
+        .finish()?;
+        ensure!(code == 0, "{id}: exit {code}\n{output}");
+        seen.push(containerd.cache_entries());
+    }
+    ensure!(
+        seen[0].len() == 1 && seen.iter().all(|entries| *entries == seen[0]),
+        "one entry, written once (name and inode): {seen:?}"
+    );
+    ensure!(seen[0][0].0.ends_with(".cwasm"), "{seen:?}");
+    Ok(())
+}
+
 /// A command exporting both `wasi:cli/run@0.2` (std's `main`) and `@0.3.0`, as Rust's
 /// toolchain builds WASI 0.3 programs today, runs its 0.3 entry under the shim, as under
 /// `sockbox run` and the harness.

@@ -7,7 +7,10 @@
 //! The pod sandbox's pause image is built here: a static binary that waits to be
 //! killed. Needs root and Debian's `containerd` (`.ci/run` installs it).
 
-#[expect(dead_code, reason = "images with a wasm layer are the ctr test's alone")]
+#[expect(
+    dead_code,
+    reason = "images with a wasm layer are the ctr test's alone"
+)]
 mod common;
 
 use std::collections::HashMap;
@@ -362,6 +365,14 @@ fn pods(cri: &mut Cri) -> Result<()> {
     // The echo still serves, in the same shim.
     ensure!(echo(addr, b"still")? == b"still");
     let _ = echo_id;
+    // The pod's pause, a Linux container the shim runs too, has no way into the node's
+    // compile cache, which only sockbox's code in a component's container reaches.
+    let cache = cri.logs.with_file_name("cache");
+    let pauses = pause_descriptors()?;
+    ensure!(
+        pauses.iter().all(|target| !target.starts_with(&cache)),
+        "a pause process holds {pauses:?}"
+    );
 
     // A pod with no annotations: no network at all.
     let bare = cri.run_pod("bare", &[])?;
@@ -406,6 +417,24 @@ fn pods(cri: &mut Cri) -> Result<()> {
         bail!("left behind: {left}");
     }
     Ok(())
+}
+
+/// What the descriptors of every pause process on the node name, one list for all.
+fn pause_descriptors() -> Result<Vec<PathBuf>> {
+    let mut targets = Vec::new();
+    let mut pauses = 0;
+    for process in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+        let cmdline = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
+        if cmdline != b"/pause\0" {
+            continue;
+        }
+        pauses += 1;
+        for fd in std::fs::read_dir(process.path().join("fd"))?.filter_map(Result::ok) {
+            targets.extend(std::fs::read_link(fd.path()));
+        }
+    }
+    ensure!(pauses > 0, "no pause process");
+    Ok(targets)
 }
 
 /// What the removed pods left on the node: shim processes of this containerd, or mounts

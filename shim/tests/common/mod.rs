@@ -26,8 +26,8 @@ pub struct Containerd {
 }
 
 impl Containerd {
-    /// Starts containerd with everything under a fresh temporary directory, the
-    /// shim's directory first on its PATH, and `plugins` (TOML: what to add to the
+    /// Starts containerd with everything under a fresh temporary directory (the
+    /// shim's compile cache too, `cache`), the shim's directory first on its PATH, and `plugins` (TOML: what to add to the
     /// configuration, `{dir}` standing for that directory), and waits for it to say it
     /// booted. `ctr` works in `namespace`.
     pub fn start(plugins: &str, namespace: &str) -> Result<Self> {
@@ -59,6 +59,8 @@ impl Containerd {
             .arg("--config")
             .arg(&config)
             .env("PATH", search)
+            // The shim's node-wide compile cache, in here rather than on the node.
+            .env("SOCKBOX_SHIM_CACHE_DIR", path.join("cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -87,6 +89,22 @@ impl Containerd {
             bail!("containerd did not boot:\n{}", containerd.log());
         }
         Ok(containerd)
+    }
+
+    /// The shim's compile cache's entries: names and inode numbers.
+    pub fn cache_entries(&self) -> Vec<(String, u64)> {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut entries: Vec<(String, u64)> = std::fs::read_dir(self.dir.path().join("cache"))
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let inode = entry.metadata().ok()?.ino();
+                Some((entry.file_name().to_string_lossy().into_owned(), inode))
+            })
+            .collect();
+        entries.sort();
+        entries
     }
 
     pub fn log(&self) -> String {
