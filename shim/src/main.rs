@@ -6,9 +6,10 @@
 //! The container lifecycle (create, start, kill, delete, the image's wasm layers or
 //! entrypoint file) is runwasi's `containerd-shim-wasm`.
 
+mod compiler;
 mod workload;
 
-use containerd_shim_wasm::shim::{Cli as _, Config, Shim, Version, version};
+use containerd_shim_wasm::shim::{Cli as _, Compiler, Config, Shim, Version, version};
 
 /// The shim: its name, and what runs a workload.
 struct SockboxShim;
@@ -22,6 +23,13 @@ impl Shim for SockboxShim {
 
     fn version() -> Version {
         version!()
+    }
+
+    /// Compiles an image's component layer once, into containerd's content store.
+    async fn compiler() -> Option<impl Compiler> {
+        compiler::SockboxCompiler::new()
+            .map_err(|err| log::warn!("no precompiling: {err:#}"))
+            .ok()
     }
 }
 

@@ -144,9 +144,18 @@ async fn run(ctx: &impl RuntimeContext, settings: &Settings) -> Result<i32> {
     );
     let bytes = entrypoint.source.as_bytes()?;
     let runner = Arc::new(Runner::new()?.with_cache(node_cache()));
-    let component = runner
-        .compile(&bytes)
-        .with_context(|| format!("compile component {program}"))?;
+    let component = if entrypoint.source.is_precompiled()? {
+        #[expect(unsafe_code, reason = "loading the precompile hook's output")]
+        // SAFETY: a precompiled layer is what this shim's compiler (`compiler.rs`) put in
+        // containerd's content store, which only root writes, under a label naming the
+        // engine's compatibility key; wasmtime refuses another engine's.
+        let loaded = unsafe { runner.load_precompiled(&bytes) };
+        loaded.with_context(|| format!("load precompiled component {program}"))?
+    } else {
+        runner
+            .compile(&bytes)
+            .with_context(|| format!("compile component {program}"))?
+    };
     let prepared = runner
         .prepare(&component)
         .with_context(|| format!("prepare component {program}"))?;

@@ -257,6 +257,65 @@ fn containerd_compiles_a_component_once_per_node() -> Result<()> {
     Ok(())
 }
 
+/// A benchmark, run by hand (`cargo test --release --features containerd-shim-sockbox/shim
+/// --test containerd -- --ignored --nocapture`; needs `hyperfine`): `ctr run --rm` of a
+/// container that looks up `127.0.0.1` and exits, with the node's compile cache empty
+/// before each run (cold) and kept (warm), then one warm run's timeline from
+/// containerd's log.
+#[test]
+#[ignore = "a benchmark, run by hand: docs/kubernetes.md's start-up figures"]
+fn start_up_cold_and_warm() -> Result<()> {
+    let containerd = Containerd::start(NO_CRI, "sockbox-test")?;
+    let image = &IMAGES[0];
+    containerd.import(&image.archive(containerd.dir.path())?)?;
+    let command = run(
+        &containerd,
+        image,
+        "bench",
+        &["sockbox.io/allow=tcp://localhost:*"],
+        &["lookup", "127.0.0.1"],
+    );
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| format!("'{}'", part.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cache = containerd.dir.path().join("cache");
+    let export = containerd.dir.path().join("start.json");
+    let status = Command::new("hyperfine")
+        .args(["--warmup", "3", "--runs", "30", "--export-json"])
+        .arg(&export)
+        .args(["--command-name", "cold", "--prepare"])
+        .arg(format!("rm -f {}/*", cache.display()))
+        .arg(&line)
+        .args(["--command-name", "warm", "--prepare", "true"])
+        .arg(&line)
+        .status()
+        .context("hyperfine (Debian's `hyperfine`)")?;
+    ensure!(status.success(), "hyperfine: {status}");
+    println!("{}", std::fs::read_to_string(&export)?);
+    // One more warm run, and where its time went, as containerd logged it.
+    let before = containerd.log().lines().count();
+    let started = Instant::now();
+    let (code, output) = Running::spawn(run(
+        &containerd,
+        image,
+        "timeline",
+        &["sockbox.io/allow=tcp://localhost:*"],
+        &["lookup", "127.0.0.1"],
+    ))?
+    .finish()?;
+    ensure!(code == 0, "{output}");
+    println!(
+        "one warm run: {:?}; containerd's log of it:",
+        started.elapsed()
+    );
+    for line in containerd.log().lines().skip(before) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// A command exporting both `wasi:cli/run@0.2` (std's `main`) and `@0.3.0`, as Rust's
 /// toolchain builds WASI 0.3 programs today, runs its 0.3 entry under the shim, as under
 /// `sockbox run` and the harness.

@@ -419,6 +419,161 @@ fn pods(cri: &mut Cri) -> Result<()> {
     Ok(())
 }
 
+/// A benchmark, run by hand (`cargo test --release --features
+/// containerd-shim-sockbox/shim --test cri -- --ignored --nocapture`): 100 pods of one
+/// echo container each, started one after another through CRI and each echoed through;
+/// their start-up (`RunPodSandbox` to `listening on`), the memory of their processes,
+/// and the node's; then all stopped and removed, and nothing left.
+#[test]
+#[ignore = "a benchmark, run by hand: docs/kubernetes.md's sizing figures"]
+fn a_hundred_pods() -> Result<()> {
+    const PODS: usize = 100;
+    let containerd = Containerd::start(CRI, "k8s.io")?;
+    let dir = containerd.dir.path();
+    containerd.import(&pause_archive(dir)?)?;
+    let guest = Content::Files(vec![(
+        "sockbox-guest.wasm",
+        sockbox_host::GUEST_WASM,
+        0o644,
+    )]);
+    containerd.import(&common::image_archive(
+        dir,
+        GUEST_IMAGE,
+        &guest,
+        &["/sockbox-guest.wasm"],
+    )?)?;
+    let mut cri = Cri::connect(&containerd)?;
+    let available_before = mem_available()?;
+    let mut pods = Vec::new();
+    let mut start_ups = Vec::new();
+    for n in 0..PODS {
+        let started = Instant::now();
+        let pod = cri.run_pod(
+            &format!("echo-{n}"),
+            &[("sockbox.io/allow-listen", "tcp://127.0.0.1:*")],
+        )?;
+        cri.start_container(&pod, "echo", &["echo", "127.0.0.1:0"])?;
+        let addr = listening_addr(&pod, "echo")?;
+        start_ups.push(started.elapsed());
+        ensure!(echo(addr, b"pod")? == b"pod", "pod {n}");
+        pods.push((pod, addr));
+    }
+    // Every pod still serves once all are up.
+    for (pod, addr) in &pods {
+        ensure!(echo(*addr, b"again")? == b"again", "{}", pod.id);
+    }
+    let available_after = mem_available()?;
+    let memory = processes_memory(dir)?;
+    start_ups.sort();
+    let percentile = |p: usize| start_ups[(start_ups.len() * p / 100).min(start_ups.len() - 1)];
+    println!(
+        "{PODS} pods: start-up p50 {:?}, p99 {:?}, max {:?}",
+        percentile(50),
+        percentile(99),
+        start_ups[start_ups.len() - 1]
+    );
+    for (kind, (count, rss, pss)) in &memory {
+        println!(
+            "{kind}: {count} processes, RSS {:.1} MiB each, PSS {:.1} MiB each",
+            *rss as f64 / f64::from(*count) / 1024.0,
+            *pss as f64 / f64::from(*count) / 1024.0
+        );
+    }
+    let (pss, processes) = memory.iter().fold((0, 0), |(pss, count), (_, kind)| {
+        (pss + kind.2, count + kind.0)
+    });
+    println!(
+        "a pod: {} processes, PSS {:.1} MiB together",
+        processes as usize / PODS,
+        pss as f64 / 1024.0 / PODS as f64
+    );
+    println!(
+        "node: MemAvailable down {:.0} MiB for {PODS} pods ({:.1} MiB a pod)",
+        (available_before - available_after) as f64 / 1024.0,
+        (available_before - available_after) as f64 / 1024.0 / PODS as f64
+    );
+    let stopping = Instant::now();
+    for (pod, _) in &pods {
+        cri.remove_pod(pod)?;
+    }
+    println!(
+        "stopped and removed {PODS} pods in {:?}",
+        stopping.elapsed()
+    );
+    let counts = cri.counts()?;
+    ensure!(counts == (0, 0), "pods and containers left: {counts:?}");
+    if let Some(left) = leftovers(&cri)? {
+        bail!("left behind: {left}");
+    }
+    Ok(())
+}
+
+/// The node's `MemAvailable`, in KiB.
+fn mem_available() -> Result<i64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("MemAvailable")
+}
+
+/// Processes, their total RSS and total PSS in KiB.
+type Memory = (u32, i64, i64);
+
+/// The memory of the shims of the containerd in `dir`, the processes forked from them
+/// (runwasi's zygote, and each container's process, the component's running sockbox)
+/// and the pods' pauses: by kind, how many, total RSS and total PSS in KiB.
+fn processes_memory(dir: &Path) -> Result<Vec<(&'static str, Memory)>> {
+    let dir = dir.display().to_string();
+    let mut kinds: Vec<(&'static str, Memory)> = vec![
+        ("shim", (0, 0, 0)),
+        (
+            "forked from a shim (its zygote, each container's process)",
+            (0, 0, 0),
+        ),
+        ("pause", (0, 0, 0)),
+    ];
+    for process in std::fs::read_dir("/proc")?.filter_map(Result::ok) {
+        let cmdline = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let is_shim = |path: &Path| {
+            std::fs::read_link(path.join("exe"))
+                .is_ok_and(|exe| exe.ends_with("containerd-shim-sockbox-v1"))
+        };
+        // A component's container is forked from its shim (no exec): the shim's
+        // program, its parent a shim too.
+        let parent = std::fs::read_to_string(process.path().join("stat"))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(") ")?.1.split(' ').nth(1)?.to_owned()))
+            .map(|ppid| PathBuf::from("/proc").join(ppid));
+        let kind = if cmdline == "/pause " {
+            2
+        } else if is_shim(&process.path()) && cmdline.contains(&dir) {
+            if parent.as_deref().is_some_and(is_shim) {
+                1
+            } else {
+                0
+            }
+        } else {
+            continue;
+        };
+        let rollup = std::fs::read_to_string(process.path().join("smaps_rollup"))?;
+        let field = |name: &str| -> i64 {
+            rollup
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let entry = &mut kinds[kind].1;
+        entry.0 += 1;
+        entry.1 += field("Rss:");
+        entry.2 += field("Pss:");
+    }
+    Ok(kinds)
+}
+
 /// What the descriptors of every pause process on the node name, one list for all.
 fn pause_descriptors() -> Result<Vec<PathBuf>> {
     let mut targets = Vec::new();

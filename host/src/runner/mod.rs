@@ -131,6 +131,38 @@ impl Runner {
         }
     }
 
+    /// Compiles a component ahead of time, into the engine's serialized form, for
+    /// [`Runner::load_precompiled`] of a runner with the same settings to load later
+    /// (containerd's shim keeps it in containerd's content store).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.engine.precompile_component(bytes)?)
+    }
+
+    /// A key naming everything that makes [`Runner::precompile`]'s output usable by
+    /// this runner: wasmtime's version and every engine setting that changes compiled
+    /// code.
+    pub fn precompile_key(&self) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// Loads a component [`Runner::precompile`] made. wasmtime refuses output of
+    /// another version or other settings.
+    ///
+    /// # Safety
+    ///
+    /// The bytes are run as native code: they must be what `precompile` returned, kept
+    /// where only whoever runs this process could change them.
+    #[expect(unsafe_code, reason = "loading precompiled code: the caller's promise")]
+    pub unsafe fn load_precompiled(&self, bytes: &[u8]) -> Result<Component> {
+        // SAFETY: the caller promises the bytes are `precompile`'s, kept safe.
+        Ok(unsafe { Component::deserialize(&self.engine, bytes) }?)
+    }
+
     /// Compiles the guest component built into this crate (or loads it from the cache).
     pub fn builtin_guest(&self) -> Result<Component> {
         self.compile(crate::GUEST_WASM)
