@@ -592,20 +592,35 @@ fn pause_descriptors() -> Result<Vec<PathBuf>> {
     Ok(targets)
 }
 
-/// What the removed pods left on the node: shim processes of this containerd, or mounts
-/// under its directory.
+/// What the removed pods left on the node: shim processes of this containerd, mounts
+/// under its directory, or state directories of tasks and sandboxes.
 fn leftovers(cri: &Cri) -> Result<Option<String>> {
     let dir = cri.logs.parent().context("the test's directory")?;
-    let dir = dir.display().to_string();
+    let state = dir.join("state");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     let mounted: Vec<&str> = mounts
         .lines()
-        .filter(|line| line.contains(&format!("{dir}/state")))
+        .filter(|line| line.contains(&state.display().to_string()))
         .collect();
     let shims = Command::new("pgrep")
-        .args(["-f", &format!("containerd-shim-sockbox-v1 .*{dir}")])
+        .args([
+            "-f",
+            &format!("containerd-shim-sockbox-v1 .*{}", dir.display()),
+        ])
         .output()?;
     let shims = String::from_utf8_lossy(&shims.stdout).trim().to_owned();
-    Ok((!mounted.is_empty() || !shims.is_empty())
-        .then(|| format!("mounts {mounted:?}; shim processes {shims:?}")))
+    let directories: Vec<PathBuf> = [
+        "io.containerd.runtime.v2.task/k8s.io",
+        "io.containerd.grpc.v1.cri/sandboxes",
+        "io.containerd.grpc.v1.cri/containers",
+    ]
+    .iter()
+    .flat_map(|kind| std::fs::read_dir(state.join(kind)).into_iter().flatten())
+    .filter_map(|entry| Some(entry.ok()?.path()))
+    .collect();
+    Ok(
+        (!mounted.is_empty() || !shims.is_empty() || !directories.is_empty()).then(|| {
+            format!("mounts {mounted:?}; shim processes {shims:?}; state {directories:?}")
+        }),
+    )
 }
