@@ -303,12 +303,8 @@ fn pause_archive(dir: &Path) -> Result<PathBuf> {
     )
 }
 
-/// Pods as kubelet runs them: one whose annotations let its echo listen and serve,
-/// and refuse its second container's dial; one with no annotations, whose container
-/// has no network; one whose malformed annotation fails its container in one line.
-/// Then every pod is stopped and removed, and nothing of them is left.
-#[test]
-fn kubelet_s_calls_run_pods_under_their_annotations() -> Result<()> {
+/// A node: containerd with its CRI plugin, the pause image and the guest's imported.
+fn node() -> Result<Containerd> {
     let containerd = Containerd::start(CRI, "k8s.io")?;
     let dir = containerd.dir.path();
     containerd.import(&pause_archive(dir)?)?;
@@ -323,6 +319,16 @@ fn kubelet_s_calls_run_pods_under_their_annotations() -> Result<()> {
         &guest,
         &["/sockbox-guest.wasm"],
     )?)?;
+    Ok(containerd)
+}
+
+/// Pods as kubelet runs them: one whose annotations let its echo listen and serve,
+/// and refuse its second container's dial; one with no annotations, whose container
+/// has no network; one whose malformed annotation fails its container in one line.
+/// Then every pod is stopped and removed, and nothing of them is left.
+#[test]
+fn kubelet_s_calls_run_pods_under_their_annotations() -> Result<()> {
+    let containerd = node()?;
     let mut cri = Cri::connect(&containerd)?;
     let result = pods(&mut cri);
     result.with_context(|| format!("--- containerd ---\n{}", containerd.log()))
@@ -428,20 +434,7 @@ fn pods(cri: &mut Cri) -> Result<()> {
 #[ignore = "a benchmark, run by hand: docs/kubernetes.md's sizing figures"]
 fn a_hundred_pods() -> Result<()> {
     const PODS: usize = 100;
-    let containerd = Containerd::start(CRI, "k8s.io")?;
-    let dir = containerd.dir.path();
-    containerd.import(&pause_archive(dir)?)?;
-    let guest = Content::Files(vec![(
-        "sockbox-guest.wasm",
-        sockbox_host::GUEST_WASM,
-        0o644,
-    )]);
-    containerd.import(&common::image_archive(
-        dir,
-        GUEST_IMAGE,
-        &guest,
-        &["/sockbox-guest.wasm"],
-    )?)?;
+    let containerd = node()?;
     let mut cri = Cri::connect(&containerd)?;
     let available_before = mem_available()?;
     let mut pods = Vec::new();
@@ -463,7 +456,7 @@ fn a_hundred_pods() -> Result<()> {
         ensure!(echo(*addr, b"again")? == b"again", "{}", pod.id);
     }
     let available_after = mem_available()?;
-    let memory = processes_memory(dir)?;
+    let memory = processes_memory(containerd.dir.path())?;
     start_ups.sort();
     let percentile = |p: usize| start_ups[(start_ups.len() * p / 100).min(start_ups.len() - 1)];
     println!(
