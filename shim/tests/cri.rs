@@ -37,6 +37,20 @@ use common::{Containerd, Content, TIMEOUT, echo};
 const PAUSE_IMAGE: &str = "sockbox.test/pause:1";
 /// The built-in guest, its entrypoint a file of the image.
 const GUEST_IMAGE: &str = "sockbox.test/guest:latest";
+/// Two components of the examples' zoo, which sockbox did not write: WASI 0.2 with
+/// `wstd`, and WASI 0.3.
+const ZOO: [(&str, &str, &[u8]); 2] = [
+    (
+        "sockbox.test/wstd-echo:1",
+        "wstd-echo.wasm",
+        include_bytes!(env!("WSTD_ECHO_WASM")),
+    ),
+    (
+        "sockbox.test/p3-echo:1",
+        "p3-echo.wasm",
+        include_bytes!(env!("P3_ECHO_WASM")),
+    ),
+];
 
 /// containerd's CRI plugin, the runtime registered as docs/kubernetes.md says (and
 /// runc, which the plugin wants as its default). No CNI: every pod here is on the
@@ -142,19 +156,32 @@ impl Cri {
         Ok(Pod { id, config })
     }
 
-    /// `CreateContainer` and `StartContainer` of the guest, `args` its arguments, in
-    /// `pod`; returns its id, or the error `StartContainer` gave.
+    /// `CreateContainer` and `StartContainer` of the built-in guest, `args` its
+    /// arguments, in `pod`; returns its id, or the error `StartContainer` gave.
     fn start_container(&mut self, pod: &Pod, name: &str, args: &[&str]) -> Result<String> {
+        self.start_image(pod, name, GUEST_IMAGE, "/sockbox-guest.wasm", args)
+    }
+
+    /// `CreateContainer` and `StartContainer` of `image`, running `command` with
+    /// `args`, in `pod`.
+    fn start_image(
+        &mut self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        command: &str,
+        args: &[&str],
+    ) -> Result<String> {
         let config = ContainerConfig {
             metadata: Some(ContainerMetadata {
                 name: name.into(),
                 attempt: 0,
             }),
             image: Some(ImageSpec {
-                image: GUEST_IMAGE.into(),
+                image: image.into(),
                 ..ImageSpec::default()
             }),
-            command: vec!["/sockbox-guest.wasm".into()],
+            command: vec![command.into()],
             args: args.iter().map(|&arg| arg.to_owned()).collect(),
             log_path: format!("{name}.log"),
             ..ContainerConfig::default()
@@ -319,12 +346,23 @@ fn node() -> Result<Containerd> {
         &guest,
         &["/sockbox-guest.wasm"],
     )?)?;
+    for (image, file, wasm) in ZOO {
+        let content = Content::Files(vec![(file, wasm, 0o644)]);
+        let entrypoint = format!("/{file}");
+        containerd.import(&common::image_archive(
+            dir,
+            image,
+            &content,
+            &[&entrypoint],
+        )?)?;
+    }
     Ok(containerd)
 }
 
 /// Pods as kubelet runs them: one whose annotations let its echo listen and serve,
 /// and refuse its second container's dial; one with no annotations, whose container
-/// has no network; one whose malformed annotation fails its container in one line.
+/// has no network; one whose malformed annotation fails its container in one line; one
+/// of two components of the examples' zoo, each serving.
 /// Then every pod is stopped and removed, and nothing of them is left.
 #[test]
 fn kubelet_s_calls_run_pods_under_their_annotations() -> Result<()> {
@@ -409,8 +447,21 @@ fn pods(cri: &mut Cri) -> Result<()> {
         "{failed}: {lines:?}"
     );
 
+    // Components sockbox did not write, in one pod: a WASI 0.2 one with `wstd`, and a
+    // WASI 0.3 one; each serves.
+    let zoo = cri.run_pod("zoo", &[("sockbox.io/allow-listen", "tcp://127.0.0.1:*")])?;
+    for ((image, file, _), args) in ZOO
+        .iter()
+        .zip([&["127.0.0.1:0"][..], &["tcp", "127.0.0.1:0"]])
+    {
+        let name = file.trim_end_matches(".wasm");
+        cri.start_image(&zoo, name, image, &format!("/{file}"), args)?;
+        let addr = listening_addr(&zoo, name)?;
+        ensure!(echo(addr, b"zoo")? == b"zoo", "{name}");
+    }
+
     // Stop and remove every pod: nothing of them is left.
-    for pod in [&pod, &bare, &broken] {
+    for pod in [&pod, &bare, &broken, &zoo] {
         cri.remove_pod(pod)?;
     }
     let counts = cri.counts()?;
