@@ -13,11 +13,15 @@
 //!   descriptor of it is closed and its close handshake is over.
 //!
 //! Each connection costs two address look-ups and one map entry; the watch reads every
-//! TCP socket's end in the network namespace, a few hundred bytes each.
+//! TCP socket's end in the network namespace, a few hundred bytes each. A message the
+//! kernel drops (its buffer full) leaves its connection uncounted; such an entry is let
+//! go after [`STALE`] once many wait.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_sock_diag::SockDiagMessage;
@@ -32,6 +36,23 @@ const TCP_DESTROY_GROUPS: [u32; 2] = [1, 3];
 
 /// A connection, by its local and remote addresses.
 type Ends = (SocketAddr, SocketAddr);
+
+/// A connection's addresses as the kernel and wasmtime-wasi may both spell them: an
+/// IPv4-mapped IPv6 address as IPv4.
+fn ends_of(local: SocketAddr, remote: SocketAddr) -> Ends {
+    let canonical = |addr: SocketAddr| SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    (canonical(local), canonical(remote))
+}
+
+/// How many connections may wait before those waiting longer than [`STALE`] are let
+/// go: the kernel's message of a connection can be lost (a full buffer), and its
+/// entry would wait for ever.
+const PRUNE_AT: usize = 1 << 16;
+
+/// How long a connection waits for its message before it may be let go uncounted: a
+/// guest that closed first waits for its peer to close too, or for the kernel's
+/// `tcp_fin_timeout` (60 s by default).
+const STALE: Duration = Duration::from_secs(600);
 
 /// One instance's WASI 0.3 TCP connections, while the guest holds them.
 #[derive(Debug)]
@@ -56,7 +77,7 @@ impl Connections {
     /// The guest reads or writes the connection with handle `socket`, `local` to
     /// `remote`.
     pub(crate) fn seen(&mut self, socket: u32, local: SocketAddr, remote: SocketAddr) {
-        self.held.insert(socket, (local, remote));
+        self.held.insert(socket, ends_of(local, remote));
     }
 
     /// The guest drops the socket with handle `socket`: if a connection, its bytes are
@@ -77,9 +98,17 @@ impl Drop for Connections {
     }
 }
 
-/// The process's watch: connections waiting for the kernel to let them go, each with
-/// the counters its bytes go to. `None` if the kernel's messages cannot be read.
-static WATCH: OnceLock<Option<Mutex<HashMap<Ends, ByteCounters>>>> = OnceLock::new();
+/// The process's watch, made at the first connection to wait for; `None` if the
+/// kernel's messages cannot be read.
+static WATCH: OnceLock<Option<Watch>> = OnceLock::new();
+
+/// Connections waiting for the kernel to let them go, each with the counters its bytes
+/// go to and when it began to wait.
+struct Watch {
+    waiting: Mutex<HashMap<Ends, (ByteCounters, Instant)>>,
+    /// The reading thread runs (it stops at an error other than lost messages).
+    reading: AtomicBool,
+}
 
 /// Counts the bytes of the connection `ends` into `counters` once the kernel lets it go.
 fn watch_for(ends: Ends, counters: &ByteCounters) {
@@ -89,7 +118,10 @@ fn watch_for(ends: Ends, counters: &ByteCounters) {
             .spawn(move || read_ends(&socket))
             .map_err(|err| tracing::warn!("cannot watch TCP connections end: {err}"))
             .ok()
-            .map(|_| Mutex::new(HashMap::new())),
+            .map(|_| Watch {
+                waiting: Mutex::new(HashMap::new()),
+                reading: AtomicBool::new(true),
+            }),
         Err(err) => {
             tracing::warn!(
                 "cannot read the kernel's byte counts of TCP connections (sock_diag: {err}): \
@@ -98,9 +130,17 @@ fn watch_for(ends: Ends, counters: &ByteCounters) {
             None
         }
     });
-    if let Some(waiting) = watch {
-        lock(waiting).insert(ends, counters.clone());
+    let Some(watch) = watch else {
+        return;
+    };
+    if !watch.reading.load(Ordering::Relaxed) {
+        return;
     }
+    let mut waiting = lock(&watch.waiting);
+    if waiting.len() >= PRUNE_AT {
+        waiting.retain(|_, (_, since)| since.elapsed() < STALE);
+    }
+    waiting.insert(ends, (counters.clone(), Instant::now()));
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,17 +159,26 @@ fn listen() -> std::io::Result<Socket> {
     Ok(socket)
 }
 
-/// Reads the kernel's messages for ever, counting those of connections waited for.
+/// Reads the kernel's messages, counting those of connections waited for, until an
+/// error other than lost messages.
 fn read_ends(socket: &Socket) {
     let mut buffer = vec![0; 64 << 10];
     loop {
         let size = match socket.recv(&mut &mut buffer[..], 0) {
             Ok(size) => size,
-            // ENOBUFS: messages were lost; those of connections waited for among them
-            // are not counted.
-            Err(err) => {
+            // Messages were lost: the connections waited for among them are not
+            // counted.
+            Err(err) if err.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) => {
                 tracing::debug!("TCP ends: {err}");
                 continue;
+            }
+            Err(err) => {
+                tracing::warn!("stopped reading TCP connections' ends: {err}");
+                if let Some(Some(watch)) = WATCH.get() {
+                    watch.reading.store(false, Ordering::Relaxed);
+                    lock(&watch.waiting).clear();
+                }
+                return;
             }
         };
         let mut rest = buffer.get(..size).unwrap_or_default();
@@ -151,14 +200,14 @@ fn read_ends(socket: &Socket) {
 /// Counts the bytes of a connection that ended, if it was waited for.
 fn count(ended: &InetResponse) {
     let id = &ended.header.socket_id;
-    let ends = (
+    let ends = ends_of(
         SocketAddr::new(id.source_address, id.source_port),
         SocketAddr::new(id.destination_address, id.destination_port),
     );
-    let Some(Some(waiting)) = WATCH.get() else {
+    let Some(Some(watch)) = WATCH.get() else {
         return;
     };
-    let Some(counters) = lock(waiting).remove(&ends) else {
+    let Some((counters, _)) = lock(&watch.waiting).remove(&ends) else {
         return;
     };
     let info = ended.nlas.iter().find_map(|nla| match nla {
