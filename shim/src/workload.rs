@@ -27,11 +27,11 @@ pub const NODE_CACHE_ENV: &str = "SOCKBOX_SHIM_CACHE_DIR";
 /// through this descriptor, as `/proc/self/fd/N`. The descriptor is close-on-exec, so a
 /// Linux container the shim runs (a pod's pause) never has it: only sockbox's own code
 /// in a component's container does.
-static NODE_CACHE: OnceLock<Option<OwnedFd>> = OnceLock::new();
+static NODE_CACHE: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
 
 /// Opens the node's compile cache (`$SOCKBOX_SHIM_CACHE_DIR`, or [`NODE_CACHE_DIR`]),
-/// creating it private to root if missing; without it, containers compile their
-/// component every time (a warning in containerd's log).
+/// creating it private to root if missing. This runs before containerd's log is set
+/// up: a failure is told when a container starts ([`node_cache`]).
 pub fn open_node_cache() {
     let dir = std::env::var_os(NODE_CACHE_ENV)
         .filter(|dir| !dir.is_empty())
@@ -41,27 +41,24 @@ pub fn open_node_cache() {
         .mode(0o700)
         .create(&dir)
         .and_then(|()| std::fs::File::open(&dir))
-        .map(OwnedFd::from);
-    let opened = match opened {
-        Ok(fd) => Some(fd),
-        Err(err) => {
-            log::warn!(
-                "no compile cache at {}: {err}; containers compile their component each time",
-                dir.display()
-            );
-            None
-        }
-    };
+        .map(OwnedFd::from)
+        .map_err(|err| format!("no compile cache at {}: {err}", dir.display()));
     let _ = NODE_CACHE.set(opened);
 }
 
-/// The node's compile cache, as a container's process reaches it.
+/// The node's compile cache, as a container's process reaches it; without it, the
+/// container compiles its component (a warning in containerd's log).
 fn node_cache() -> Option<CompileCache> {
-    let fd = NODE_CACHE.get()?.as_ref()?;
-    Some(CompileCache::new(format!(
-        "/proc/self/fd/{}",
-        fd.as_raw_fd()
-    )))
+    match NODE_CACHE.get()? {
+        Ok(fd) => Some(CompileCache::new(format!(
+            "/proc/self/fd/{}",
+            fd.as_raw_fd()
+        ))),
+        Err(message) => {
+            log::warn!("{message}; the component is compiled for this container");
+            None
+        }
+    }
 }
 
 /// The annotations of the bundle the shim was started in, read once, before any
