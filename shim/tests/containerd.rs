@@ -257,6 +257,34 @@ fn containerd_compiles_a_component_once_per_node() -> Result<()> {
     Ok(())
 }
 
+/// A compile cache the shim cannot use (here a file where its directory should be):
+/// containers still run, compiling their component, and containerd's log says why.
+#[test]
+fn containerd_runs_without_a_usable_compile_cache() -> Result<()> {
+    let containerd = Containerd::start_with_cache(NO_CRI, "sockbox-test", "not-a-directory")?;
+    std::fs::write(containerd.dir.path().join("not-a-directory"), b"a file")?;
+    let image = &IMAGES[0];
+    containerd.import(&image.archive(containerd.dir.path())?)?;
+    let (code, output) = Running::spawn(run(
+        &containerd,
+        image,
+        "uncached",
+        &["sockbox.io/allow=tcp://localhost:*"],
+        &["lookup", "127.0.0.1"],
+    ))?
+    .finish()?;
+    ensure!(code == 0, "exit {code}\n{output}");
+    ensure!(
+        containerd.log().contains("no compile cache at ")
+            && containerd
+                .log()
+                .contains("the component is compiled for this container"),
+        "{}",
+        containerd.log()
+    );
+    Ok(())
+}
+
 /// A benchmark, run by hand (`cargo test --release --features containerd-shim-sockbox/shim
 /// --test containerd -- --ignored --nocapture`; needs `hyperfine`): `ctr run --rm` of a
 /// container that looks up `127.0.0.1` and exits, with the node's compile cache empty

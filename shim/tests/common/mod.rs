@@ -27,10 +27,15 @@ pub struct Containerd {
 
 impl Containerd {
     /// Starts containerd with everything under a fresh temporary directory (the
-    /// shim's compile cache too, `cache`), the shim's directory first on its PATH, and `plugins` (TOML: what to add to the
-    /// configuration, `{dir}` standing for that directory), and waits for it to say it
-    /// booted. `ctr` works in `namespace`.
+    /// shim's compile cache too, `cache`), the shim's directory first on its PATH, and
+    /// `plugins` (TOML: what to add to the configuration, `{dir}` standing for that
+    /// directory), and waits for it to say it booted. `ctr` works in `namespace`.
     pub fn start(plugins: &str, namespace: &str) -> Result<Self> {
+        Self::start_with_cache(plugins, namespace, "cache")
+    }
+
+    /// [`Containerd::start`], the shim's compile cache at `cache` in the directory.
+    pub fn start_with_cache(plugins: &str, namespace: &str, cache: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let path = dir.path();
         let config = path.join("config.toml");
@@ -60,7 +65,7 @@ impl Containerd {
             .arg(&config)
             .env("PATH", search)
             // The shim's node-wide compile cache, in here rather than on the node.
-            .env("SOCKBOX_SHIM_CACHE_DIR", path.join("cache"))
+            .env("SOCKBOX_SHIM_CACHE_DIR", path.join(cache))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
