@@ -187,14 +187,17 @@ pub fn sockbox() -> Command {
         bin
     });
     let mut command = Command::new(&*BIN);
-    // Compiled components go to this test binary's own cache, not the user's.
-    command.env(sockbox_host::runner::CACHE_DIR_ENV, CACHE_DIR.path());
+    // Compiled components go to the tests' own cache, not the user's.
+    command.env(sockbox_host::runner::CACHE_DIR_ENV, cache_dir());
     command
 }
 
-/// The compile cache every `sockbox` process of this test binary shares.
-pub static CACHE_DIR: LazyLock<tempfile::TempDir> =
-    LazyLock::new(|| tempfile::tempdir().expect("create a compile cache directory"));
+/// The compile cache every `sockbox` process of the tests shares, kept in cargo's
+/// target directory between runs (a temporary directory would outlive the test
+/// binary's statics and stay behind, one per run).
+pub fn cache_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
 
 /// A child process whose stdout is read line by line as it runs; killed when dropped.
 pub struct Process {
