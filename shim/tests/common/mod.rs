@@ -168,12 +168,22 @@ impl Drop for Containerd {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        // Snapshots containerd left mounted would keep the directory from going.
-        let _ = Command::new("umount")
-            .args(["--recursive", "--lazy"])
-            .arg(self.dir.path().join("root"))
-            .stderr(Stdio::null())
-            .status();
+        // What a failed test left mounted (snapshots, a pod's shm) would keep the
+        // directory from going: every mount under it goes, the deepest first.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|point| Path::new(point).starts_with(self.dir.path()))
+            .collect();
+        under.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in under {
+            let _ = Command::new("umount")
+                .arg("--lazy")
+                .arg(point)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
