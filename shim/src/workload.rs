@@ -24,9 +24,11 @@ pub const NODE_CACHE_ENV: &str = "SOCKBOX_SHIM_CACHE_DIR";
 
 /// The node's compile cache, opened by the shim itself, in the node's file system: a
 /// container's process (forked from the shim, in the container's own root) reaches it
-/// through this descriptor, as `/proc/self/fd/N`. The descriptor is close-on-exec, so a
-/// Linux container the shim runs (a pod's pause) never has it: only sockbox's own code
-/// in a component's container does.
+/// through this descriptor, as `/proc/self/fd/N`. The descriptor is close-on-exec (and
+/// youki marks every descriptor so, `close_range`, before a container's process goes
+/// on), so a Linux container the shim runs (a pod's pause), which execs its program,
+/// never has it: only sockbox's own code in a component's container, which does not
+/// exec, does.
 static NODE_CACHE: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
 
 /// Opens the node's compile cache (`$SOCKBOX_SHIM_CACHE_DIR`, or [`NODE_CACHE_DIR`]),
