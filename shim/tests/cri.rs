@@ -641,11 +641,7 @@ fn pause_descriptors() -> Result<Vec<PathBuf>> {
 fn leftovers(cri: &Cri) -> Result<Option<String>> {
     let dir = cri.logs.parent().context("the test's directory")?;
     let state = dir.join("state");
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mounted: Vec<&str> = mounts
-        .lines()
-        .filter(|line| line.contains(&state.display().to_string()))
-        .collect();
+    let mounted = common::mounts_under(&state);
     let shims = Command::new("pgrep")
         .args([
             "-f",

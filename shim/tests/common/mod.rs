@@ -170,12 +170,7 @@ impl Drop for Containerd {
         }
         // What a failed test left mounted (snapshots, a pod's shm) would keep the
         // directory from going: every mount under it goes, the deepest first.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut under: Vec<&str> = mounts
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| Path::new(point).starts_with(self.dir.path()))
-            .collect();
+        let mut under = mounts_under(self.dir.path());
         under.sort_by_key(|point| std::cmp::Reverse(point.len()));
         for point in under {
             let _ = Command::new("umount")
@@ -185,6 +180,17 @@ impl Drop for Containerd {
                 .status();
         }
     }
+}
+
+/// The mount points under `dir`, from this process's mount table.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A file in an OCI image archive: its digest and size.
