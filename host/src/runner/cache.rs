@@ -102,14 +102,10 @@ impl CompileCache {
 
     /// The entry's path: `<sha256 of bytes>-<engine compatibility hash>.cwasm`.
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
-        let mut compatibility = DefaultHasher::new();
-        engine
-            .precompile_compatibility_hash()
-            .hash(&mut compatibility);
         let digest = Sha256::digest(bytes);
         let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
         self.dir
-            .join(format!("{hex}-{:016x}.cwasm", compatibility.finish()))
+            .join(format!("{hex}-{:016x}.cwasm", compatibility_key(engine)))
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> Result<()> {
@@ -167,6 +163,15 @@ fn trust(path: &Path) -> Result<(), Untrusted> {
         return Err(Untrusted::Writable(meta.mode() & 0o7777));
     }
     Ok(())
+}
+
+/// `engine`'s compatibility hash (wasmtime's version and every setting that changes
+/// compiled code) as a number: what names its compiled output, here and in the shim's
+/// precompiled layers.
+pub(super) fn compatibility_key(engine: &Engine) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }
 
 fn load(engine: &Engine, path: &Path) -> Result<Component> {

@@ -142,12 +142,7 @@ impl Runner {
     /// this runner: wasmtime's version and every engine setting that changes compiled
     /// code.
     pub fn precompile_key(&self) -> u64 {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.engine
-            .precompile_compatibility_hash()
-            .hash(&mut hasher);
-        hasher.finish()
+        cache::compatibility_key(&self.engine)
     }
 
     /// Loads a component [`Runner::precompile`] made. wasmtime refuses output of
